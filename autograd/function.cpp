@@ -1,0 +1,73 @@
+#include <hopgrad/autograd/function.h>
+
+#include <hopgrad/autograd/meta.h>
+#include <hopgrad/ops/ops.h>
+
+namespace hg {
+
+bool any_requires_grad(std::initializer_list<const Tensor*> inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor* t : inputs)
+    if (t->defined() && t->requires_grad()) return true;
+  return false;
+}
+
+bool any_requires_grad(const Tensors& inputs) {
+  if (!GradMode::is_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined()) return {};
+  AutogradMeta* meta = autograd_meta_or_null(t);
+  if (!meta) return {};
+  if (meta->grad_fn) return Edge{meta->grad_fn, meta->output_nr};
+  if (!meta->requires_grad) return {};
+  std::shared_ptr<Node> acc = meta->grad_accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(t);
+    meta->grad_accumulator = acc;
+  }
+  return Edge{acc, 0};
+}
+
+std::shared_ptr<Node> record_op(const char* name, const Tensors& inputs, const Tensors& outputs,
+                                FunctionNode::Backward backward) {
+  std::vector<Edge> edges;
+  std::vector<InputMeta> metas;
+  edges.reserve(inputs.size());
+  metas.reserve(inputs.size());
+  for (const Tensor& t : inputs) {
+    edges.push_back(gradient_edge(t));
+    if (t.defined())
+      metas.push_back(InputMeta{t.sizes(), t.dtype(), t.device()});
+    else
+      metas.push_back(InputMeta{Shape{}, kFloat32, kCPU});
+  }
+  auto node = std::make_shared<FunctionNode>(name, std::move(edges), std::move(metas), std::move(backward));
+  node->set_num_outputs(static_cast<uint32_t>(outputs.size()));
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    auto& meta = autograd_meta(outputs[i]);
+    meta.grad_fn = node;
+    meta.output_nr = static_cast<uint32_t>(i);
+  }
+  return node;
+}
+
+void check_inplace(const Tensor& self, const char* op) {
+  if (!GradMode::is_enabled()) return;
+  AutogradMeta* meta = autograd_meta_or_null(self);
+  if (!meta) return;
+  HG_CHECK(!(meta->requires_grad && !meta->grad_fn),
+           "{}: a leaf tensor that requires grad ({}) is being modified in place; wrap the update in "
+           "hg::NoGradGuard (as optimizers do) or use the out-of-place op",
+           op, self.desc());
+  HG_CHECK(!(meta->is_view && meta->grad_fn),
+           "{}: in-place write into a view ({}) of a tensor that is part of the autograd graph is not "
+           "supported; use the out-of-place op",
+           op, self.desc());
+}
+
+}  // namespace hg

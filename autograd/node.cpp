@@ -1,0 +1,144 @@
+#include <hopgrad/autograd/node.h>
+
+#include <hopgrad/autograd/grad_mode.h>
+#include <hopgrad/autograd/meta.h>
+#include <hopgrad/ops/ops.h>
+
+namespace hg {
+
+namespace {
+std::atomic<uint64_t> next_sequence_nr{0};
+}
+
+Node::Node(const char* name, std::vector<Edge> next_edges, std::vector<InputMeta> input_meta)
+    : name_(name),
+      next_edges_(std::move(next_edges)),
+      input_meta_(std::move(input_meta)),
+      sequence_nr_(next_sequence_nr.fetch_add(1, std::memory_order_relaxed)) {}
+
+// A long chain of nodes would be destroyed recursively (node → edge → node → ...) and overflow the stack.
+// Instead the first destructor on a thread drains a worklist: nested destructors only hand their edges over.
+Node::~Node() {
+  thread_local std::vector<std::shared_ptr<Node>> pending;
+  thread_local bool draining = false;
+  for (auto& e : next_edges_)
+    if (e.node) pending.push_back(std::move(e.node));
+  if (draining) return;
+  draining = true;
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    n.reset();  // may run ~Node of n, which appends its own edges to `pending`
+  }
+  draining = false;
+}
+
+bool BackwardContext::needs_input_grad(size_t i) const {
+  return i < node->next_edges().size() && node->next_edges()[i].valid();
+}
+
+void Node::add_pre_hook(uint32_t output_nr, std::function<Tensor(const Tensor&)> hook) {
+  pre_hooks_.emplace_back(output_nr, std::move(hook));
+}
+
+void Node::add_retain_grad_hook(uint32_t output_nr, std::function<Tensor(const Tensor&)> hook) {
+  retain_grad_hooks_.emplace_back(output_nr, std::move(hook));
+}
+
+void Node::run_pre_hooks(Tensors& grad_outputs) const {
+  for (const auto* hooks : {&pre_hooks_, &retain_grad_hooks_}) {
+    for (const auto& [nr, hook] : *hooks) {
+      if (nr >= grad_outputs.size() || !grad_outputs[nr].defined()) continue;
+      Tensor replaced = hook(grad_outputs[nr]);
+      if (replaced.defined()) grad_outputs[nr] = std::move(replaced);
+    }
+  }
+}
+
+// ---- SavedTensor --------------------------------------------------------------------------------
+
+SavedTensor::SavedTensor(const Tensor& t, bool is_output) : is_output_(is_output) {
+  if (!t.defined()) return;
+  saved_version_ = t.version();
+  if (is_output) {
+    // Keep the data without grad_fn: the node owns this SavedTensor, so a strong grad_fn would be a cycle.
+    data_ = t.detach();
+    if (auto* meta = autograd_meta_or_null(t)) output_nr_ = meta->output_nr;
+  } else {
+    data_ = t;
+  }
+}
+
+Tensor SavedTensor::unpack(const BackwardContext& ctx) const {
+  if (!data_.defined()) return data_;
+  HG_CHECK(data_.version() == saved_version_,
+           "backward of '{}': a tensor it saved ({}) was modified by an in-place operation after it was saved "
+           "(version {} then, {} now); use the out-of-place op or clone() before modifying",
+           ctx.node->name(), data_.desc(), saved_version_, data_.version());
+  if (!is_output_ || !GradMode::is_enabled()) return data_;
+  // Double backward: the output must appear as the node's output so its own gradient flows back through it.
+  Tensor linked = data_.detach();
+  auto& meta = autograd_meta(linked);
+  meta.grad_fn = std::const_pointer_cast<Node>(ctx.node->shared_from_this());
+  meta.output_nr = output_nr_;
+  return linked;
+}
+
+// ---- FunctionNode -------------------------------------------------------------------------------
+
+FunctionNode::FunctionNode(const char* name, std::vector<Edge> next_edges, std::vector<InputMeta> input_meta,
+                           Backward fn)
+    : Node(name, std::move(next_edges), std::move(input_meta)), fn_(std::move(fn)) {}
+
+Tensors FunctionNode::apply(Tensors&& grad_outputs) {
+  HG_CHECK(!released_,
+           "backward through the graph a second time: the node of '{}' already freed what it saved; pass "
+           "retain_graph=true to the first backward() if you need to call it twice",
+           name_);
+  return fn_(grad_outputs, BackwardContext{this});
+}
+
+void FunctionNode::release() {
+  fn_ = nullptr;  // drops the saved tensors captured by the closure
+  released_ = true;
+}
+
+// ---- AccumulateGrad -----------------------------------------------------------------------------
+
+AccumulateGrad::AccumulateGrad(const Tensor& leaf)
+    : Node("AccumulateGrad", {}, {InputMeta{leaf.sizes(), leaf.dtype(), leaf.device()}}),
+      leaf_(leaf.impl_ptr()) {}
+
+Tensor AccumulateGrad::leaf() const {
+  auto impl = leaf_.lock();
+  return impl ? Tensor(std::move(impl)) : Tensor();
+}
+
+Tensors AccumulateGrad::apply(Tensors&& grad_outputs) {
+  Tensor leaf_tensor = leaf();
+  if (!leaf_tensor.defined() || grad_outputs.empty() || !grad_outputs[0].defined()) return {};
+  Tensor g = std::move(grad_outputs[0]);
+  auto& meta = autograd_meta(leaf_tensor);
+  for (const auto& hook : meta.hooks) {
+    Tensor replaced = hook(g);
+    if (replaced.defined()) g = std::move(replaced);
+  }
+  HG_CHECK(g.sizes() == leaf_tensor.sizes() && g.dtype() == leaf_tensor.dtype(),
+           "gradient accumulation: the gradient {} does not match the leaf {} it is accumulated into", g.desc(),
+           leaf_tensor.desc());
+  if (GradMode::is_enabled()) {  // create_graph: keep the gradient differentiable
+    meta.grad = meta.grad.defined() ? add(meta.grad, g) : g;
+    return {};
+  }
+  if (!meta.grad.defined()) {
+    // Steal the buffer when nobody else can see it; otherwise copy so that later in-place accumulation
+    // cannot write into another tensor.
+    bool exclusive = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous();
+    meta.grad = exclusive ? g.detach() : g.detach().clone();
+  } else {
+    meta.grad.add_(g);
+  }
+  return {};
+}
+
+}  // namespace hg

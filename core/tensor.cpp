@@ -1,0 +1,147 @@
+#include <hopgrad/core/tensor.h>
+
+#include <hopgrad/autograd/meta.h>
+#include <hopgrad/autograd/node.h>
+#include <hopgrad/ops/ops.h>
+
+namespace hg {
+
+namespace detail {
+void throw_too_many_dims(size_t n) {
+  HG_FAIL("hopgrad tensors have at most {} dimensions; got {}", kMaxDims, n);
+}
+}  // namespace detail
+
+TensorImpl::TensorImpl(std::shared_ptr<Storage> s, Shape sz, Shape st, int64_t off, DType dt)
+    : storage(std::move(s)), sizes(sz), strides(st), offset(off), dtype(dt) {}
+TensorImpl::~TensorImpl() = default;
+
+void Tensor::throw_undefined() { HG_FAIL("operation on an undefined tensor (a default-constructed hg::Tensor)"); }
+
+int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
+  int64_t lo = ndim == 0 ? -1 : -ndim, hi = ndim == 0 ? 0 : ndim - 1;
+  HG_CHECK(dim >= lo && dim <= hi, "{}: dimension {} out of range for a {}-D tensor (expected {} to {})", op, dim,
+           ndim, lo, hi);
+  return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
+}
+
+int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
+int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+
+bool Tensor::is_contiguous() const {
+  const auto& sz = sizes();
+  const auto& st = strides();
+  int64_t expected = 1;
+  for (size_t i = sz.size(); i-- > 0;) {
+    if (sz[i] == 1) continue;
+    if (st[i] != expected) return false;
+    expected *= sz[i];
+  }
+  return true;
+}
+
+void* Tensor::data_ptr() const {
+  const auto& im = impl();
+  return static_cast<char*>(im.storage->data) + im.offset * static_cast<int64_t>(hg::element_size(im.dtype));
+}
+
+std::string Tensor::desc() const {
+  if (!defined()) return "undefined";
+  return fmt::format("{}{} {}", dtype(), sizes(), device());
+}
+
+Tensor make_tensor(std::shared_ptr<Storage> storage, const Shape& sizes, const Shape& strides, int64_t offset,
+                   DType dtype) {
+  return Tensor(std::make_shared<TensorImpl>(std::move(storage), sizes, strides, offset, dtype));
+}
+
+Tensor empty(IntArrayRef sizes, DType dtype, Device device) {
+  Shape shape(sizes);
+  for (int64_t s : shape) HG_CHECK(s >= 0, "empty: negative size in shape {}", shape);
+  auto storage = allocate_storage(static_cast<size_t>(shape.numel()) * hg::element_size(dtype), device);
+  return make_tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
+}
+
+// ---- autograd accessors -----------------------------------------------------------------------------
+
+AutogradMeta& autograd_meta(const Tensor& t) {
+  auto& slot = t.unsafe_impl()->autograd;
+  if (!slot) slot = std::make_unique<AutogradMeta>();
+  return *slot;
+}
+
+bool Tensor::requires_grad() const {
+  const AutogradMeta* m = impl().autograd.get();
+  return m && (m->requires_grad || m->grad_fn);
+}
+
+const Tensor& Tensor::requires_grad_(bool value) const {
+  HG_CHECK(is_leaf(),
+           "requires_grad_: only leaf tensors can change requires_grad; {} was computed by '{}' (use detach())",
+           desc(), grad_fn()->name());
+  HG_CHECK(!value || is_floating(dtype()), "requires_grad_: only floating-point tensors can require grad, got {}",
+           dtype());
+  if (value || impl().autograd) autograd_meta(*this).requires_grad = value;
+  return *this;
+}
+
+const Tensor& Tensor::grad() const {
+  static const Tensor undefined;
+  const AutogradMeta* m = impl().autograd.get();
+  return m ? m->grad : undefined;
+}
+
+void Tensor::set_grad(const Tensor& g) const {
+  if (g.defined())
+    HG_CHECK(g.sizes() == sizes() && g.dtype() == dtype() && g.device() == device(),
+             "set_grad: gradient {} does not match tensor {}", g.desc(), desc());
+  autograd_meta(*this).grad = g;
+}
+
+Tensor Tensor::detach() const {
+  const auto& im = impl();
+  return make_tensor(im.storage, im.sizes, im.strides, im.offset, im.dtype);
+}
+
+bool Tensor::is_leaf() const {
+  const AutogradMeta* m = impl().autograd.get();
+  return !m || !m->grad_fn;
+}
+
+const std::shared_ptr<Node>& Tensor::grad_fn() const {
+  static const std::shared_ptr<Node> none;
+  const AutogradMeta* m = impl().autograd.get();
+  return m ? m->grad_fn : none;
+}
+
+uint32_t Tensor::output_nr() const {
+  const AutogradMeta* m = impl().autograd.get();
+  return m ? m->output_nr : 0;
+}
+
+void Tensor::register_hook(std::function<Tensor(const Tensor&)> hook) const {
+  HG_CHECK(requires_grad(), "register_hook: {} does not require grad, so no gradient will reach the hook",
+           desc());
+  auto& meta = autograd_meta(*this);
+  if (meta.grad_fn)
+    meta.grad_fn->add_pre_hook(meta.output_nr, std::move(hook));
+  else
+    meta.hooks.push_back(std::move(hook));
+}
+
+void Tensor::retain_grad() const {
+  HG_CHECK(requires_grad(), "retain_grad: {} does not require grad", desc());
+  auto& meta = autograd_meta(*this);
+  if (!meta.grad_fn || meta.retains_grad) return;  // leaves keep their gradient anyway
+  meta.retains_grad = true;
+  std::weak_ptr<TensorImpl> weak = impl_;
+  meta.grad_fn->add_retain_grad_hook(meta.output_nr, [weak](const Tensor& g) {
+    if (auto impl = weak.lock()) {
+      auto& m = *impl->autograd;
+      m.grad = m.grad.defined() ? m.grad + g.detach() : g.detach().clone();
+    }
+    return Tensor();
+  });
+}
+
+}  // namespace hg

@@ -1,0 +1,19 @@
+#pragma once
+// hopgrad: tensors, reverse-mode autograd, CPU (oneDNN) and CUDA (cuBLAS) backends, and Hopfield layers.
+//
+//   #include <hopgrad/hopgrad.h>
+//   auto w = hg::randn({3, 1}).requires_grad_();
+//   auto loss = hg::mse_loss(hg::matmul(x, w), y);
+//   loss.backward();
+#include <hopgrad/core/device.h>
+#include <hopgrad/core/dtype.h>
+#include <hopgrad/core/error.h>
+#include <hopgrad/core/generator.h>
+#include <hopgrad/core/print.h>
+#include <hopgrad/core/shape.h>
+#include <hopgrad/core/tensor.h>
+
+#include <hopgrad/autograd/engine.h>
+#include <hopgrad/autograd/grad_mode.h>
+
+#include <hopgrad/ops/ops.h>

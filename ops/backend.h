@@ -1,0 +1,146 @@
+#pragma once
+// The backend interface: one virtual per primitive kernel. A backend computes into outputs that the op
+// frontend (ops/*.cpp) has already checked and allocated; it never sees autograd. Each backend implements
+// these in one file per op family (ops/cpu/<family>.cpp, ops/cuda/<family>.cu).
+//
+// Conventions for every method:
+//  - all tensors are on this backend's device (copy() is the exception: one side may be on the host);
+//  - inputs may have any strides, including 0 (broadcast), unless a comment says "contiguous";
+//  - outputs are freshly allocated contiguous tensors unless a comment says otherwise;
+//  - dtypes: the frontend converts inputs to the computing dtype first; a backend throws hg::Error naming the
+//    kernel for a dtype it does not support.
+#include <cstdint>
+#include <memory>
+
+#include <hopgrad/core/tensor.h>
+
+namespace hg {
+
+enum class UnaryOp : uint8_t {
+  Neg, Abs, Sign, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Square,
+  Relu, Gelu, GeluTanh, Selu, Elu, Softplus, Clamp, LogicalNot,
+};
+/// Extra parameters of some unary ops: Elu (a = alpha), Softplus (a = beta, b = threshold),
+/// Clamp (a = min, b = max; ±inf for a missing bound).
+struct UnaryParams {
+  double a = 0.0, b = 0.0;
+};
+
+enum class BinaryOp : uint8_t {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum, Eq, Ne, Lt, Le, Gt, Ge, Heaviside, LogicalAnd, LogicalOr,
+};
+constexpr bool is_comparison(BinaryOp op) {
+  return op == BinaryOp::Eq || op == BinaryOp::Ne || op == BinaryOp::Lt || op == BinaryOp::Le ||
+         op == BinaryOp::Gt || op == BinaryOp::Ge || op == BinaryOp::LogicalAnd || op == BinaryOp::LogicalOr;
+}
+
+enum class ReduceOp : uint8_t { Sum, Mean, Max, Min, Prod };
+
+/// 2-D convolution geometry (1-D convolutions run as 2-D with H = 1).
+struct ConvParams {
+  int64_t stride[2] = {1, 1};
+  int64_t padding[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
+  int64_t groups = 1;
+};
+
+/// 2-D max-pooling geometry (padding counts as -inf).
+struct PoolParams {
+  int64_t kernel[2] = {1, 1};
+  int64_t stride[2] = {1, 1};
+  int64_t padding[2] = {0, 0};
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual DeviceType type() const = 0;
+  virtual const char* name() const = 0;
+
+  // ---- memory and data movement ---------------------------------------------------------------
+  virtual std::shared_ptr<Storage> allocate(size_t nbytes, Device device) = 0;
+  /// out = src elementwise: same shape (src may broadcast with 0 strides), any dtypes (converted), out may be
+  /// strided. One of src/out may live on the host (host↔device copies go through the device's backend).
+  virtual void copy(const Tensor& src, Tensor& out) = 0;
+  /// Every element of out (any strides) = value.
+  virtual void fill(Tensor& out, double value) = 0;
+  /// out[i] = start + i·step for contiguous 1-D out.
+  virtual void arange(Tensor& out, double start, double step) = 0;
+  /// Random fills of contiguous out; element i uses Philox counter `offset + i` with key `seed`.
+  virtual void uniform(Tensor& out, double low, double high, uint64_t seed, uint64_t offset) = 0;
+  virtual void normal(Tensor& out, double mean, double std, uint64_t seed, uint64_t offset) = 0;
+  virtual void randint(Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset) = 0;
+  /// Waits until all queued work on the device is done (no-op on the CPU).
+  virtual void synchronize() {}
+
+  // ---- elementwise ----------------------------------------------------------------------------
+  /// out = op(x); x has out's shape and dtype (LogicalNot: out is bool). out may be strided (in-place).
+  virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams params) = 0;
+  /// out = a op b; a and b are broadcast views of out's shape with one common dtype; comparisons and logical
+  /// ops write bool. out may be strided and may alias a (in-place).
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  /// out = a op s (or s op a when scalar_first).
+  virtual void binary_scalar(BinaryOp op, const Tensor& a, double s, bool scalar_first, Tensor& out) = 0;
+  /// out = cond ? a : b; cond bool, all broadcast views of out's shape; a, b, out one dtype.
+  virtual void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) = 0;
+
+  // ---- reductions and scans -------------------------------------------------------------------
+  /// out has x's rank; out.size(d) is x.size(d) (kept) or 1 (reduced). Mean of an empty set is NaN; Max/Min
+  /// of an empty set throw. NaNs propagate through Max/Min.
+  virtual void reduce(ReduceOp op, const Tensor& x, Tensor& out) = 0;
+  /// Max (or min) along dim with the index of the first extremum: values/indices have x's shape with size 1
+  /// at dim; indices are int64.
+  virtual void arg_reduce(bool is_max, const Tensor& x, int64_t dim, Tensor& values, Tensor& indices) = 0;
+  /// out = inclusive prefix sum of x along dim (out has x's shape).
+  virtual void cumsum(const Tensor& x, int64_t dim, Tensor& out) = 0;
+  /// Stable sort along dim (NaN sorts as larger than everything): values and int64 indices with x's shape.
+  virtual void sort(const Tensor& x, int64_t dim, bool descending, Tensor& values, Tensor& indices) = 0;
+  /// The k largest (or smallest) along dim, sorted, ties resolved by lower index first: values/indices have
+  /// x's shape with size k at dim.
+  virtual void topk(const Tensor& x, int64_t k, int64_t dim, bool largest, Tensor& values, Tensor& indices) = 0;
+
+  // ---- linear algebra -------------------------------------------------------------------------
+  /// out[b] = a[b] · b[b] for a [B, M, K], b [B, K, N] (either may have batch stride 0 or transposed inner
+  /// strides), out contiguous [B, M, N]. float32/float64.
+  virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+
+  // ---- neural-net kernels ---------------------------------------------------------------------
+  /// softmax (or log_softmax) of contiguous x along dim; all -inf rows give 0.
+  virtual void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) = 0;
+  /// Layer norm of contiguous x over its trailing `normalized_numel` elements: out = (x - mean)·rstd·w + b.
+  /// weight/bias may be null. mean and rstd are float [rows] (rows = x.numel() / normalized_numel).
+  virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, int64_t normalized_numel,
+                          double eps, Tensor& out, Tensor& mean, Tensor& rstd) = 0;
+  /// x [N, Cin, H, W], w [Cout, Cin/groups, KH, KW], bias [Cout] or null → out [N, Cout, OH, OW]; all contiguous.
+  virtual void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvParams& p, Tensor& out) = 0;
+  /// grad_x [N, Cin, H, W] (overwritten) from grad_out and w.
+  virtual void conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const ConvParams& p,
+                                     Tensor& grad_x) = 0;
+  /// grad_w [Cout, Cin/groups, KH, KW] (overwritten) from x and grad_out.
+  virtual void conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const ConvParams& p,
+                                      Tensor& grad_w) = 0;
+  /// x [N, C, H, W] contiguous → out [N, C, OH, OW] and int64 indices (flat position h·W + w within the plane).
+  virtual void max_pool2d(const Tensor& x, const PoolParams& p, Tensor& out, Tensor& indices) = 0;
+  /// grad_x (zero-filled by the caller, [N, C, H, W]) += grad_out scattered through indices.
+  virtual void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const PoolParams& p,
+                                   Tensor& grad_x) = 0;
+
+  // ---- indexing (int64 indices, checked in range by the frontend) -------------------------------
+  /// out = x.index_select(dim, index) for 1-D index; out contiguous.
+  virtual void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) = 0;
+  /// out.index_add_(dim, index, src): out (contiguous) accumulates src's slices at index along dim.
+  virtual void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
+  /// out[..i..] = x[..index[..i..]..] along dim; index and out have the same shape.
+  virtual void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) = 0;
+  /// out (contiguous) [..index[..i..]..] += src[..i..] along dim; index and src have the same shape.
+  virtual void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = 0;
+};
+
+/// The backend that runs tensors on `device`; throws hg::Error when that backend is not built or has no device.
+Backend& backend_for(Device device);
+Backend& cpu_backend();
+#ifdef HG_WITH_CUDA
+Backend& cuda_backend();
+#endif
+
+}  // namespace hg

@@ -1,0 +1,56 @@
+#pragma once
+// The CPU backend: oneDNN 2.6 primitives where oneDNN has one (matmul, softmax, layer norm, convolution,
+// pooling, large eltwise), OpenMP loops (ops/cpu/loops.h) for the rest. Each op family is one file in ops/cpu/.
+#include <hopgrad/ops/backend.h>
+
+namespace hg::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  DeviceType type() const override { return DeviceType::CPU; }
+  const char* name() const override { return "cpu"; }
+
+  // memory.cpp
+  std::shared_ptr<Storage> allocate(size_t nbytes, Device device) override;
+  void copy(const Tensor& src, Tensor& out) override;
+  void fill(Tensor& out, double value) override;
+  void arange(Tensor& out, double start, double step) override;
+  // random.cpp
+  void uniform(Tensor& out, double low, double high, uint64_t seed, uint64_t offset) override;
+  void normal(Tensor& out, double mean, double std, uint64_t seed, uint64_t offset) override;
+  void randint(Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset) override;
+  // unary.cpp
+  void unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams params) override;
+  // binary.cpp
+  void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
+  void binary_scalar(BinaryOp op, const Tensor& a, double s, bool scalar_first, Tensor& out) override;
+  void where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) override;
+  // reduce.cpp
+  void reduce(ReduceOp op, const Tensor& x, Tensor& out) override;
+  void arg_reduce(bool is_max, const Tensor& x, int64_t dim, Tensor& values, Tensor& indices) override;
+  // sort.cpp
+  void cumsum(const Tensor& x, int64_t dim, Tensor& out) override;
+  void sort(const Tensor& x, int64_t dim, bool descending, Tensor& values, Tensor& indices) override;
+  void topk(const Tensor& x, int64_t k, int64_t dim, bool largest, Tensor& values, Tensor& indices) override;
+  // matmul.cpp
+  void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
+  // softmax.cpp, layer_norm.cpp
+  void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) override;
+  void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, int64_t normalized_numel, double eps,
+                  Tensor& out, Tensor& mean, Tensor& rstd) override;
+  // conv.cpp
+  void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvParams& p, Tensor& out) override;
+  void conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const ConvParams& p, Tensor& grad_x) override;
+  void conv2d_backward_weight(const Tensor& x, const Tensor& grad_out, const ConvParams& p, Tensor& grad_w) override;
+  // pool.cpp
+  void max_pool2d(const Tensor& x, const PoolParams& p, Tensor& out, Tensor& indices) override;
+  void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const PoolParams& p,
+                           Tensor& grad_x) override;
+  // index.cpp
+  void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
+  void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+  void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
+  void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
+};
+
+}  // namespace hg::cpu

@@ -1,0 +1,169 @@
+// CPU reductions. Two fast layouts cover almost every use: reduced dims trailing (each output reduces one
+// contiguous run: softmax-like rows, losses) and reduced dims leading (each output is a column: bias
+// gradients, sum_to). Any other pattern is permuted to "trailing" and copied once.
+#include <cmath>
+#include <limits>
+
+#include <hopgrad/ops/cpu/cpu_backend.h>
+#include <hopgrad/ops/cpu/dispatch.h>
+#include <hopgrad/ops/cpu/loops.h>
+
+namespace hg::cpu {
+
+namespace {
+
+template <typename T> struct Reducer {
+  ReduceOp op;
+  // float32 sums accumulate in float32 across SIMD lanes (as PyTorch's vectorised sum): the loop stays at
+  // memory speed, and the lanes act as partial sums that limit rounding growth.
+  T identity() const {
+    switch (op) {
+      case ReduceOp::Sum:
+      case ReduceOp::Mean: return T(0);
+      case ReduceOp::Prod: return T(1);
+      case ReduceOp::Max:
+        return std::numeric_limits<T>::has_infinity ? -std::numeric_limits<T>::infinity()
+                                                    : std::numeric_limits<T>::lowest();
+      case ReduceOp::Min:
+        return std::numeric_limits<T>::has_infinity ? std::numeric_limits<T>::infinity()
+                                                    : std::numeric_limits<T>::max();
+    }
+    return T(0);
+  }
+};
+
+template <typename T> inline T take_max(T acc, T v) { return (v > acc || v != v) ? v : acc; }  // NaN sticks
+template <typename T> inline T take_min(T acc, T v) { return (v < acc || v != v) ? v : acc; }
+
+// One contiguous run of n values.
+template <typename T> T reduce_run(ReduceOp op, const T* p, int64_t n, T init) {
+  T acc = init;
+  switch (op) {
+    case ReduceOp::Sum:
+    case ReduceOp::Mean:
+#pragma omp simd reduction(+ : acc)
+      for (int64_t i = 0; i < n; ++i) acc += p[i];
+      return acc;
+    case ReduceOp::Prod:
+      for (int64_t i = 0; i < n; ++i) acc *= p[i];
+      return acc;
+    case ReduceOp::Max:
+      for (int64_t i = 0; i < n; ++i) acc = take_max(acc, p[i]);
+      return acc;
+    case ReduceOp::Min:
+      for (int64_t i = 0; i < n; ++i) acc = take_min(acc, p[i]);
+      return acc;
+  }
+  return acc;
+}
+
+template <typename T> void combine_row(ReduceOp op, T* acc, const T* p, int64_t n) {
+  switch (op) {
+    case ReduceOp::Sum:
+    case ReduceOp::Mean:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) acc[i] += p[i];
+      return;
+    case ReduceOp::Prod:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) acc[i] *= p[i];
+      return;
+    case ReduceOp::Max:
+      for (int64_t i = 0; i < n; ++i) acc[i] = take_max(acc[i], p[i]);
+      return;
+    case ReduceOp::Min:
+      for (int64_t i = 0; i < n; ++i) acc[i] = take_min(acc[i], p[i]);
+      return;
+  }
+}
+
+template <typename T> void reduce_contiguous(ReduceOp op, const T* x, int64_t outer, int64_t inner, int64_t tail,
+                                             T* out) {
+  // x viewed as [outer, inner, tail]; reduce the middle dim. tail == 1: rows; outer == 1: columns.
+  const T init = Reducer<T>{op}.identity();
+  if (tail == 1) {
+    if (outer == 1 && inner >= kParallelGrain && omp_get_max_threads() > 1 && op != ReduceOp::Prod) {
+      // One long run: per-thread partial results, combined in thread order (deterministic for a fixed count).
+      int nt = omp_get_max_threads();
+      std::vector<T> partial(static_cast<size_t>(nt), init);
+#pragma omp parallel num_threads(nt)
+      {
+        int t = omp_get_thread_num(), n = omp_get_num_threads();
+        int64_t chunk = (inner + n - 1) / n, b = t * chunk, e = std::min(inner, b + chunk);
+        if (b < e) partial[static_cast<size_t>(t)] = reduce_run(op, x + b, e - b, init);
+      }
+      out[0] = reduce_run(op, partial.data(), nt, init);
+      return;
+    }
+    parallel_for(outer, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)), [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) out[o] = reduce_run(op, x + o * inner, inner, init);
+    });
+    return;
+  }
+  // Columns: split the kept (outer, tail) positions between threads so that no two write the same output.
+  parallel_for(outer * tail, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)),
+               [&](int64_t b, int64_t e) {
+                 while (b < e) {
+                   int64_t o = b / tail, t0 = b % tail, t1 = std::min(tail, t0 + (e - b));
+                   T* acc = out + o * tail + t0;
+                   std::fill(acc, acc + (t1 - t0), init);
+                   for (int64_t r = 0; r < inner; ++r) combine_row(op, acc, x + (o * inner + r) * tail + t0, t1 - t0);
+                   b += t1 - t0;
+                 }
+               });
+}
+
+}  // namespace
+
+void CpuBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out) {
+  HG_CHECK(out.dim() == x.dim(), "reduce: output rank {} differs from input rank {}", out.dim(), x.dim());
+  std::vector<int> reduced, kept;
+  for (int d = 0; d < x.dim(); ++d) (out.sizes()[d] == 1 && x.sizes()[d] != 1 ? reduced : kept).push_back(d);
+  int64_t count = 1;
+  for (int d : reduced) count *= x.sizes()[d];
+  if (count == 0) {
+    HG_CHECK(op != ReduceOp::Max && op != ReduceOp::Min,
+             "max/min: cannot reduce over an empty dimension (input shape {}); there is no identity", x.sizes());
+  }
+  HG_DISPATCH_NUMERIC(x.dtype(), "reduce", [&] {
+    using T = scalar_t;
+    Tensor src = x;
+    int64_t outer = 1, inner = count, tail = 1;
+    // Is the reduced block a contiguous middle slab of a contiguous tensor?
+    bool ok = x.is_contiguous();
+    if (ok && !reduced.empty()) {
+      for (size_t i = 1; i < reduced.size(); ++i)
+        if (reduced[i] != reduced[i - 1] + 1) ok = false;
+      for (int d = 0; d < reduced.front(); ++d) outer *= x.sizes()[d];
+      for (int d = reduced.back() + 1; d < x.dim(); ++d) tail *= x.sizes()[d];
+      // a slab with dims on both sides is fine too: [outer, inner, tail]
+    } else if (ok) {
+      outer = x.numel();  // nothing reduced: a copy
+    }
+    if (!ok) {
+      // Permute kept dims first, reduced dims last, and copy once.
+      Shape sizes, strides;
+      for (int d : kept) sizes.push_back(x.sizes()[d]), strides.push_back(x.strides()[d]);
+      for (int d : reduced) sizes.push_back(x.sizes()[d]), strides.push_back(x.strides()[d]);
+      Tensor view = make_tensor(x.storage(), sizes, strides, x.offset(), x.dtype());
+      src = empty(sizes, x.dtype(), kCPU);
+      copy(view, src);
+      outer = count == 0 ? 0 : x.numel() / count;
+      tail = 1;
+    }
+    Tensor dst = out.is_contiguous() ? out : empty(out.sizes(), out.dtype(), kCPU);
+    reduce_contiguous<T>(op, src.data_ptr<T>(), outer, inner, tail, dst.data_ptr<T>());
+    if (op == ReduceOp::Mean) {
+      if constexpr (std::is_floating_point_v<T>) {
+        T* p = dst.data_ptr<T>();
+        T scale = count == 0 ? std::numeric_limits<T>::quiet_NaN() : T(1) / static_cast<T>(count);
+        for (int64_t i = 0; i < dst.numel(); ++i) p[i] = count == 0 ? scale : p[i] * scale;
+      } else {
+        HG_FAIL("mean: integer input (dtype {}) is not supported; convert to float first", x.dtype());
+      }
+    }
+    if (!dst.is_same(out)) copy(dst, out);
+  });
+}
+
+}  // namespace hg::cpu

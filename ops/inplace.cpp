@@ -1,0 +1,115 @@
+// In-place arithmetic. Each bumps the storage's version counter; under grad mode the tensor's history is
+// rebased onto a new node (leaves that require grad and views in a graph are refused by check_inplace).
+#include <hopgrad/autograd/function.h>
+#include <hopgrad/ops/backend.h>
+#include <hopgrad/ops/ops.h>
+
+namespace hg {
+
+namespace {
+// other converted to self's dtype/device and broadcast to self's shape.
+Tensor operand_for(const Tensor& self, const Tensor& other, const char* op) {
+  HG_CHECK(self.defined() && other.defined(), "{}: got an undefined tensor", op);
+  HG_CHECK(self.device() == other.device(), "{}: tensors are on different devices ({} and {})", op, self.desc(),
+           other.desc());
+  Shape shape = broadcast_shapes(self.sizes(), other.sizes(), op);
+  HG_CHECK(shape == self.sizes(), "{}: the operand of shape {} does not broadcast to the destination's shape {}", op,
+           other.sizes(), self.sizes());
+  Tensor o = other.detach().to(self.dtype());
+  return o.sizes() == self.sizes() ? o : o.expand(self.sizes());
+}
+}  // namespace
+
+// self ← self + alpha·other
+const Tensor& add_(const Tensor& self, const Tensor& other, double alpha) {
+  check_inplace(self, "add_");
+  bool track = any_requires_grad(self, other);
+  Tensor o = operand_for(self, other, "add_");
+  Backend& be = backend_for(self.device());
+  if (alpha != 1.0) {
+    Tensor scaled = empty(self.sizes(), self.dtype(), self.device());
+    be.binary_scalar(BinaryOp::Mul, o, alpha, false, scaled);
+    o = scaled;
+  }
+  Tensor dst = self;
+  be.binary(BinaryOp::Add, self, o, dst);
+  self.bump_version();
+  if (track)
+    record_op("add_", {self, other}, self, [alpha](const Tensors& g, const BackwardContext&) {
+      return Tensors{g[0], alpha == 1.0 ? g[0] : mul(g[0], alpha)};
+    });
+  return self;
+}
+
+const Tensor& add_(const Tensor& self, double value) {
+  check_inplace(self, "add_");
+  Tensor dst = self;
+  backend_for(self.device()).binary_scalar(BinaryOp::Add, self, value, false, dst);
+  self.bump_version();
+  if (any_requires_grad(self))
+    record_op("add_", {self}, self, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0]}; });
+  return self;
+}
+
+// self ← self·other ;  ∂/∂self_old = other, ∂/∂other = self_old
+const Tensor& mul_(const Tensor& self, const Tensor& other) {
+  check_inplace(self, "mul_");
+  bool track = any_requires_grad(self, other);
+  Tensor old_self = track && any_requires_grad(other) ? self.detach().clone() : Tensor();
+  Tensor o = operand_for(self, other, "mul_");
+  Tensor dst = self;
+  backend_for(self.device()).binary(BinaryOp::Mul, self, o, dst);
+  self.bump_version();
+  if (track)
+    record_op("mul_", {self, other}, self,
+              [so = SavedTensor(other), old = SavedTensor(old_self)](const Tensors& g, const BackwardContext& c) {
+                Tensors r(2);
+                if (c.needs_input_grad(0)) r[0] = mul(g[0], so.unpack(c));
+                if (c.needs_input_grad(1)) r[1] = mul(g[0], old.unpack(c));
+                return r;
+              });
+  return self;
+}
+
+const Tensor& mul_(const Tensor& self, double value) {
+  check_inplace(self, "mul_");
+  Tensor dst = self;
+  backend_for(self.device()).binary_scalar(BinaryOp::Mul, self, value, false, dst);
+  self.bump_version();
+  if (any_requires_grad(self))
+    record_op("mul_", {self}, self, [value](const Tensors& g, const BackwardContext&) {
+      return Tensors{mul(g[0], value)};
+    });
+  return self;
+}
+
+namespace {
+// self ← self + alpha·(a op b), for optimizer updates; refuses to run where autograd would need to follow it.
+const Tensor& add_product_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha, BinaryOp op, const char* name) {
+  HG_CHECK(!any_requires_grad({&self, &a, &b}),
+           "{}: not differentiable; call it under hg::NoGradGuard (as optimizers do)", name);
+  Tensor ao = operand_for(self, a, name), bo = operand_for(self, b, name);
+  Backend& be = backend_for(self.device());
+  Tensor t = empty(self.sizes(), self.dtype(), self.device());
+  be.binary(op, ao, bo, t);
+  if (alpha != 1.0) be.binary_scalar(BinaryOp::Mul, t, alpha, false, t);
+  Tensor dst = self;
+  be.binary(BinaryOp::Add, self, t, dst);
+  self.bump_version();
+  return self;
+}
+}  // namespace
+
+const Tensor& addcmul_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha) {
+  return add_product_(self, a, b, alpha, BinaryOp::Mul, "addcmul_");
+}
+const Tensor& addcdiv_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha) {
+  return add_product_(self, a, b, alpha, BinaryOp::Div, "addcdiv_");
+}
+
+const Tensor& Tensor::add_(const Tensor& other, double alpha) const { return hg::add_(*this, other, alpha); }
+const Tensor& Tensor::add_(double value) const { return hg::add_(*this, value); }
+const Tensor& Tensor::mul_(const Tensor& other) const { return hg::mul_(*this, other); }
+const Tensor& Tensor::mul_(double value) const { return hg::mul_(*this, value); }
+
+}  // namespace hg

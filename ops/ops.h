@@ -1,0 +1,290 @@
+#pragma once
+// The op list: every differentiable operation a user can call, in one header.
+// Each op checks its inputs (naming itself, the shapes/dtypes/devices it got and what it expected), runs the
+// forward on the inputs' backend, and records a backward formula written with these same ops, so gradients
+// run on any backend and can themselves be differentiated (create_graph=true).
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <hopgrad/core/generator.h>
+#include <hopgrad/core/tensor.h>
+
+namespace hg {
+
+// ---- factories (ops/factory.cpp) ---------------------------------------------------------------
+/// Options for factories: `hg::zeros({2, 3}, hg::TensorOptions().dtype(hg::kFloat64).requires_grad(true))`.
+struct TensorOptions {
+  DType dtype_ = kFloat32;
+  Device device_ = kCPU;
+  bool requires_grad_ = false;
+  TensorOptions() = default;
+  TensorOptions(DType d) : dtype_(d) {}
+  TensorOptions(Device d) : device_(d) {}
+  TensorOptions& dtype(DType d) { dtype_ = d; return *this; }
+  TensorOptions& device(Device d) { device_ = d; return *this; }
+  TensorOptions& requires_grad(bool r = true) { requires_grad_ = r; return *this; }
+};
+
+Tensor empty(IntArrayRef sizes, TensorOptions options);
+Tensor zeros(IntArrayRef sizes, TensorOptions options = {});
+Tensor ones(IntArrayRef sizes, TensorOptions options = {});
+Tensor full(IntArrayRef sizes, double value, TensorOptions options = {});
+/// Values start, start+step, ... below end (float32 unless options give another dtype, e.g. kInt64).
+Tensor arange(double end, TensorOptions options = {});
+Tensor arange(double start, double end, double step = 1.0, TensorOptions options = {});
+Tensor eye(int64_t n, TensorOptions options = {});
+Tensor eye(int64_t n, int64_t m, TensorOptions options);
+/// Uniform in [0, 1), from `gen` or the device's default generator.
+Tensor rand(IntArrayRef sizes, TensorOptions options = {}, Generator* gen = nullptr);
+/// Standard normal.
+Tensor randn(IntArrayRef sizes, TensorOptions options = {}, Generator* gen = nullptr);
+/// Integers uniform in [low, high); int64 unless options say otherwise.
+Tensor randint(int64_t low, int64_t high, IntArrayRef sizes, TensorOptions options = TensorOptions(kInt64),
+               Generator* gen = nullptr);
+/// Copies host values into a new tensor of `sizes` (numel must match).
+template <typename T> Tensor from_vector(const std::vector<T>& values, IntArrayRef sizes, TensorOptions options = {});
+/// Wraps existing host memory without copying; `deleter` (may be empty) runs when the last view dies.
+Tensor from_blob(void* data, IntArrayRef sizes, DType dtype, std::function<void(void*)> deleter = {},
+                 Device device = kCPU);
+/// A 0-dim tensor holding `value`.
+Tensor scalar_tensor(double value, TensorOptions options = {});
+Tensor empty_like(const Tensor& t);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+Tensor rand_like(const Tensor& t, Generator* gen = nullptr);
+Tensor randn_like(const Tensor& t, Generator* gen = nullptr);
+
+// ---- elementwise binary with NumPy broadcasting (ops/binary.cpp) -------------------------------
+Tensor add(const Tensor& a, const Tensor& b, double alpha = 1.0);  ///< a + alpha * b
+Tensor sub(const Tensor& a, const Tensor& b, double alpha = 1.0);  ///< a - alpha * b
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor sub(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor div(const Tensor& a, double b);
+Tensor pow(const Tensor& a, double exponent);
+Tensor pow(double base, const Tensor& exponent);
+Tensor rsub(const Tensor& a, double b);  ///< b - a
+Tensor rdiv(const Tensor& a, double b);  ///< b / a
+// comparisons give bool tensors and are not differentiable
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, double b);
+Tensor ne(const Tensor& a, double b);
+Tensor lt(const Tensor& a, double b);
+Tensor le(const Tensor& a, double b);
+Tensor gt(const Tensor& a, double b);
+Tensor ge(const Tensor& a, double b);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& a);
+/// heaviside(x, values): 0 for x < 0, values for x == 0, 1 for x > 0 (gradient zero, as in PyTorch).
+Tensor heaviside(const Tensor& x, const Tensor& values);
+/// cond ? a : b, broadcasting all three.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& cond, const Tensor& a, double b);
+Tensor where(const Tensor& cond, double a, const Tensor& b);
+/// Replaces elements where `mask` is true by `value` (mask broadcasts to x).
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+Tensor clamp(const Tensor& x, std::optional<double> min, std::optional<double> max);
+Tensor clamp_min(const Tensor& x, double min);
+Tensor clamp_max(const Tensor& x, double max);
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+Tensor operator==(const Tensor& a, const Tensor& b);
+Tensor operator!=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator==(const Tensor& a, double b);
+Tensor operator!=(const Tensor& a, double b);
+Tensor operator<(const Tensor& a, double b);
+Tensor operator<=(const Tensor& a, double b);
+Tensor operator>(const Tensor& a, double b);
+Tensor operator>=(const Tensor& a, double b);
+Tensor operator&&(const Tensor& a, const Tensor& b);
+Tensor operator||(const Tensor& a, const Tensor& b);
+Tensor operator!(const Tensor& a);
+
+// ---- in-place (bump the version counter; see ops/inplace.cpp) ----------------------------------
+const Tensor& add_(const Tensor& self, const Tensor& other, double alpha = 1.0);
+const Tensor& add_(const Tensor& self, double value);
+const Tensor& mul_(const Tensor& self, const Tensor& other);
+const Tensor& mul_(const Tensor& self, double value);
+const Tensor& fill_(const Tensor& self, double value);
+const Tensor& zero_(const Tensor& self);
+/// self = self + alpha * (a * b); self = self + alpha * (a / b) — optimizer helpers (no autograd).
+const Tensor& addcmul_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha = 1.0);
+const Tensor& addcdiv_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha = 1.0);
+
+// ---- elementwise unary (ops/unary.cpp) ---------------------------------------------------------
+Tensor neg(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor expm1(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor reciprocal(const Tensor& x);
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor erf(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor relu(const Tensor& x);
+/// GELU; `approximate` = "none" (exact, x·Φ(x)) or "tanh".
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+Tensor selu(const Tensor& x);
+Tensor elu(const Tensor& x, double alpha = 1.0);
+/// softplus(x) = log(1 + exp(beta x)) / beta, linear above `threshold` (as PyTorch).
+Tensor softplus(const Tensor& x, double beta = 1.0, double threshold = 20.0);
+
+// ---- reductions (ops/reduce.cpp, ops/sort.cpp) -------------------------------------------------
+// `dims` empty = all dims. Negative dims count from the end.
+Tensor sum(const Tensor& x, IntArrayRef dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, IntArrayRef dims = {}, bool keepdim = false);
+Tensor prod(const Tensor& x, IntArrayRef dims = {}, bool keepdim = false);
+/// Variance; unbiased = divide by N-1 (Bessel), as torch.var's default.
+Tensor var(const Tensor& x, IntArrayRef dims = {}, bool unbiased = true, bool keepdim = false);
+Tensor std(const Tensor& x, IntArrayRef dims = {}, bool unbiased = true, bool keepdim = false);
+/// Max / min over all elements.
+Tensor max(const Tensor& x);
+Tensor min(const Tensor& x);
+/// Max / min along `dim`: (values, indices).
+std::tuple<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim = false);
+std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim = false);
+/// Max / min over several dims (values only).
+Tensor amax(const Tensor& x, IntArrayRef dims, bool keepdim = false);
+Tensor amin(const Tensor& x, IntArrayRef dims, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
+/// log(sum(exp(x))) computed stably (max-shifted).
+Tensor logsumexp(const Tensor& x, IntArrayRef dims, bool keepdim = false);
+/// p-norm over dims (p = 2 by default; p = inf for max-abs).
+Tensor norm(const Tensor& x, double p = 2.0, IntArrayRef dims = {}, bool keepdim = false);
+/// k largest (or smallest) along dim, sorted: (values, indices).
+std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true,
+                                bool sorted = true);
+/// Stable sort along dim: (values, indices).
+std::tuple<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);
+Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);
+/// k-th smallest (1-based k) along dim: (values, indices).
+std::tuple<Tensor, Tensor> kthvalue(const Tensor& x, int64_t k, int64_t dim = -1, bool keepdim = false);
+/// Lower median along dim (element (n-1)/2 of the sorted values, as torch.median): (values, indices).
+std::tuple<Tensor, Tensor> median(const Tensor& x, int64_t dim, bool keepdim = false);
+/// Lower median of all elements.
+Tensor median(const Tensor& x);
+Tensor cumsum(const Tensor& x, int64_t dim);
+
+// ---- linear algebra (ops/linalg.cpp) -----------------------------------------------------------
+/// torch.matmul semantics: 1-D·1-D dot, matrix·matrix, and batched with broadcasting of batch dims.
+Tensor matmul(const Tensor& a, const Tensor& b);
+/// Batched matrix multiply of [B, M, K] and [B, K, N].
+Tensor bmm(const Tensor& a, const Tensor& b);
+/// y = x Wᵀ + b with W [out, in]; x [..., in].
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// ---- neural-net ops (ops/nn_*.cpp) -------------------------------------------------------------
+/// softmax along dim; rows that are entirely -inf give zeros (not NaN).
+Tensor softmax(const Tensor& x, int64_t dim);
+/// log_softmax along dim; rows that are entirely -inf give zeros (not NaN).
+Tensor log_softmax(const Tensor& x, int64_t dim);
+/// Layer norm over the trailing dims `normalized_shape`; weight/bias optional.
+Tensor layer_norm(const Tensor& x, IntArrayRef normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+/// Inverted dropout: zeroes with probability p and scales kept elements by 1/(1-p) when `train`.
+Tensor dropout(const Tensor& x, double p, bool train, Generator* gen = nullptr);
+/// Rows of `weight` [num, dim] picked by int64 `indices` of any shape: [..., dim].
+Tensor embedding(const Tensor& weight, const Tensor& indices);
+
+/// x [N, Cin, L], w [Cout, Cin/groups, K], bias [Cout] or undefined.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+              int64_t padding = 0, int64_t dilation = 1, int64_t groups = 1);
+/// x [N, Cin, H, W], w [Cout, Cin/groups, KH, KW].
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), IntArrayRef stride = {1, 1},
+              IntArrayRef padding = {0, 0}, IntArrayRef dilation = {1, 1}, int64_t groups = 1);
+/// x [N, C, L]; stride defaults to kernel_size (pass 0).
+Tensor max_pool1d(const Tensor& x, int64_t kernel_size, int64_t stride = 0, int64_t padding = 0);
+/// x [N, C, H, W]; empty stride defaults to kernel_size.
+Tensor max_pool2d(const Tensor& x, IntArrayRef kernel_size, IntArrayRef stride = {}, IntArrayRef padding = {0, 0});
+
+enum class Reduction { None, Mean, Sum };
+/// Cross entropy from logits [N, C] (or [N, C, d...]) and int64 class targets [N] (or [N, d...]).
+/// Targets equal to `ignore_index` contribute nothing; Mean divides by the number of non-ignored targets.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction = Reduction::Mean,
+                     int64_t ignore_index = -100, double label_smoothing = 0.0);
+/// Negative log-likelihood from log-probabilities [N, C].
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction = Reduction::Mean,
+                int64_t ignore_index = -100);
+/// max(x,0) - x·y + log(1 + exp(-|x|)), with optional pos_weight (broadcast over the last dim).
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
+                                        Reduction reduction = Reduction::Mean, const Tensor& pos_weight = Tensor());
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+
+// ---- shape ops (ops/shape.cpp, ops/index.cpp) --------------------------------------------------
+Tensor cat(const Tensors& tensors, int64_t dim = 0);
+Tensor stack(const Tensors& tensors, int64_t dim = 0);
+/// Pieces of `split_size` along dim (the last may be smaller).
+Tensors split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+Tensors split_with_sizes(const Tensor& x, IntArrayRef sizes, int64_t dim = 0);
+Tensors chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+Tensors unbind(const Tensor& x, int64_t dim = 0);
+/// Rows of x along dim picked by a 1-D int64 index.
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+/// out[i][j] = x[i][index[i][j]] (dim = 1), as torch.gather.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+/// Copy of `self` with `src` added at `index` along dim, as torch.scatter_add.
+Tensor scatter_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src);
+/// Copy of `self` with `src` rows added at `index` along dim, as torch.index_add.
+Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Tensor& src);
+/// Constant padding; `pad` lists (before, after) pairs starting from the LAST dim, as torch.nn.functional.pad.
+Tensor pad(const Tensor& x, IntArrayRef pad, double value = 0.0);
+/// Tiles x `repeats` times along each dim (torch.Tensor.repeat).
+Tensor repeat(const Tensor& x, IntArrayRef repeats);
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor reshape(const Tensor& x, IntArrayRef shape);
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+Tensor permute(const Tensor& x, IntArrayRef dims);
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+/// Broadcast x to `shape`, then materialise: the inverse of sum_to.
+Tensor broadcast_to(const Tensor& x, IntArrayRef shape);
+/// Sums x down to `shape` (the reduction that undoes broadcasting; used by backward formulas).
+Tensor sum_to(const Tensor& x, IntArrayRef shape);
+/// Result shape of broadcasting a and b; throws naming `op` when incompatible.
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+
+// ---- comparisons of whole tensors (ops/compare.cpp) --------------------------------------------
+/// |a - b| <= atol + rtol·|b| everywhere (same shapes after broadcasting); NaNs compare unequal.
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8);
+/// Largest |a - b|, as a double.
+double max_abs_diff(const Tensor& a, const Tensor& b);
+
+}  // namespace hg

@@ -1,0 +1,116 @@
+// Tensor core: factories, views (no copies), conversions, printing, generators.
+#include "testing.h"
+
+using hg::Tensor;
+
+TEST_CASE("tensor: factories give the requested shape, dtype and values") {
+  Tensor z = hg::zeros({2, 3});
+  CHECK(z.sizes() == hg::Shape{2, 3});
+  CHECK(z.dtype() == hg::kFloat32);
+  CHECK(z.is_contiguous());
+  CHECK(hg::ones({4}, hg::kInt64).to_vector<int64_t>() == std::vector<int64_t>{1, 1, 1, 1});
+  CHECK(hg::full({2}, 2.5, hg::kFloat64).to_vector<double>() == std::vector<double>{2.5, 2.5});
+  CHECK(hg::arange(5, hg::kInt64).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3, 4});
+  CHECK(hg::arange(1, 2, 0.25, hg::kFloat64).to_vector<double>() == std::vector<double>{1, 1.25, 1.5, 1.75});
+  CHECK(hg::eye(3, hg::kFloat64).to_vector<double>() == std::vector<double>{1, 0, 0, 0, 1, 0, 0, 0, 1});
+  CHECK(hg::eye(2, 3, hg::kFloat64).to_vector<double>() == std::vector<double>{1, 0, 0, 0, 1, 0});
+  CHECK(hg::scalar_tensor(3.0).dim() == 0);
+  CHECK(hg::scalar_tensor(3.0).item<float>() == 3.0f);
+  Tensor b = hg::from_vector<bool>({true, false}, {2});
+  CHECK(b.dtype() == hg::kBool);
+  CHECK(b.to_vector<bool>() == std::vector<bool>{true, false});
+  CHECK(hg::zeros_like(b).dtype() == hg::kBool);
+}
+
+TEST_CASE("tensor: from_blob wraps memory without copying and runs the deleter") {
+  static int deleted = 0;
+  float* data = new float[6]{1, 2, 3, 4, 5, 6};
+  {
+    Tensor t = hg::from_blob(data, {2, 3}, hg::kFloat32, [](void* p) {
+      delete[] static_cast<float*>(p);
+      ++deleted;
+    });
+    CHECK(t.data_ptr<float>() == data);
+    Tensor v = t.select(1, 2);
+    CHECK(v.to_vector<float>() == std::vector<float>{3, 6});
+  }
+  CHECK(deleted == 1);
+}
+
+TEST_CASE("tensor: views share storage and see writes") {
+  Tensor x = hg::arange(12, hg::kFloat64).view({3, 4});
+  Tensor t = x.t();
+  CHECK(t.sizes() == hg::Shape{4, 3});
+  CHECK_FALSE(t.is_contiguous());
+  CHECK(t.storage() == x.storage());
+  Tensor row = x.select(0, 1);
+  row.fill_(-1);
+  CHECK(x.to_vector<double>() == std::vector<double>{0, 1, 2, 3, -1, -1, -1, -1, 8, 9, 10, 11});
+  Tensor s = x.slice(1, 1, 4, 2);
+  CHECK(s.sizes() == hg::Shape{3, 2});
+  CHECK(s.to_vector<double>() == std::vector<double>{1, 3, -1, -1, 9, 11});
+  Tensor e = hg::arange(3, hg::kFloat64).unsqueeze(0).expand({2, 3});
+  CHECK(e.strides() == hg::Shape{0, 1});
+  CHECK(e.contiguous().to_vector<double>() == std::vector<double>{0, 1, 2, 0, 1, 2});
+  CHECK(x.permute({1, 0}).contiguous().view({-1}).to_vector<double>()[1] == -1.0);
+  CHECK(x.unsqueeze(-1).sizes() == hg::Shape{3, 4, 1});
+  CHECK(x.unsqueeze(-1).squeeze().sizes() == hg::Shape{3, 4});
+  CHECK(x.flatten().sizes() == hg::Shape{12});
+  CHECK(x.unflatten(1, {2, -1}).sizes() == hg::Shape{3, 2, 2});
+  CHECK(x.narrow(0, 1, 2).offset() == 4);
+  // reshape copies only when a view is impossible
+  CHECK(x.reshape({4, 3}).storage() == x.storage());
+  CHECK(t.reshape({12}).storage() != x.storage());
+}
+
+TEST_CASE("tensor: copy_ broadcasts and converts; to() converts dtype") {
+  Tensor dst = hg::zeros({2, 3}, hg::kFloat64);
+  dst.copy_(hg::from_vector<int64_t>({1, 2, 3}, {3}));
+  CHECK(dst.to_vector<double>() == std::vector<double>{1, 2, 3, 1, 2, 3});
+  CHECK(dst.to(hg::kInt64).dtype() == hg::kInt64);
+  CHECK(hg::from_vector<double>({0.0, 2.0}, {2}).to(hg::kBool).to_vector<bool>() == std::vector<bool>{false, true});
+  uint64_t v0 = dst.version();
+  dst.fill_(1);
+  CHECK(dst.version() == v0 + 1);
+  Tensor c = dst.clone();
+  CHECK(c.storage() != dst.storage());
+}
+
+TEST_CASE("tensor: the same seed gives the same numbers; generators are independent") {
+  hg::manual_seed(42);
+  Tensor a = hg::randn({100});
+  hg::manual_seed(42);
+  Tensor b = hg::randn({100});
+  CHECK(hg::max_abs_diff(a, b) == 0.0);
+  hg::Generator g1(7), g2(7);
+  CHECK(hg::rand({10}, {}, &g1).to_vector<float>() == hg::rand({10}, {}, &g2).to_vector<float>());
+  Tensor u = hg::rand({20000}, hg::kFloat64);
+  double mean = hg::mean(u).item<double>();
+  CHECK(mean == doctest::Approx(0.5).epsilon(0.02));
+  Tensor n = hg::randn({20000}, hg::kFloat64);
+  CHECK(hg::mean(n).item<double>() == doctest::Approx(0.0).epsilon(0.03));
+  CHECK(hg::std(n).item<double>() == doctest::Approx(1.0).epsilon(0.03));
+  Tensor r = hg::randint(3, 7, {1000});
+  CHECK(hg::amin(r, {0}).item<int64_t>() == 3);
+  CHECK(hg::amax(r, {0}).item<int64_t>() == 6);
+}
+
+TEST_CASE("tensor: printing shows values, shape, dtype and device like PyTorch") {
+  Tensor t = hg::from_vector<float>({1, 2.5f, -3, 4}, {2, 2});
+  std::string s = fmt::format("{}", t);
+  CHECK(s == "tensor([[ 1.0000,  2.5000],\n        [-3.0000,  4.0000]], shape=[2, 2], dtype=float32, device=cpu)");
+  CHECK(fmt::format("{}", hg::arange(3, hg::kInt64)) == "tensor([0, 1, 2], shape=[3], dtype=int64, device=cpu)");
+  CHECK(fmt::format("{}", hg::scalar_tensor(2)) == "tensor(2.0000, shape=[], dtype=float32, device=cpu)");
+  std::string big = fmt::format("{}", hg::zeros({2000}));
+  CHECK(big.find("...") != std::string::npos);
+  Tensor w = hg::ones({2}).requires_grad_();
+  CHECK(fmt::format("{}", w * 2.0).find("grad_fn=<mul>") != std::string::npos);
+}
+
+TEST_CASE("tensor: devices parse and print") {
+  CHECK(hg::Device("cpu") == hg::kCPU);
+  CHECK(hg::Device("cuda:1") == hg::Device::cuda(1));
+  CHECK(hg::Device("cuda").str() == "cuda:0");
+  CHECK_THROWS_WITH_AS(hg::Device("gpu"), doctest::Contains("cannot parse 'gpu'"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::Device("cuda:x"), doctest::Contains("cannot parse"), hg::Error);
+}

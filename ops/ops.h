@@ -274,7 +274,8 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
 Tensor permute(const Tensor& x, IntArrayRef dims);
 Tensor squeeze(const Tensor& x, int64_t dim);
 Tensor unsqueeze(const Tensor& x, int64_t dim);
-/// Broadcast x to `shape`, then materialise: the inverse of sum_to.
+/// Broadcast x to `shape` (-1 keeps a size): a view with stride 0 along broadcast dims, as torch.broadcast_to;
+/// the inverse of sum_to. Call .contiguous() for a materialised copy.
 Tensor broadcast_to(const Tensor& x, IntArrayRef shape);
 /// Sums x down to `shape` (the reduction that undoes broadcasting; used by backward formulas).
 Tensor sum_to(const Tensor& x, IntArrayRef shape);

@@ -135,6 +135,7 @@ inline void run_inner(F& f, std::array<char*, 1 + sizeof...(In)>& p, const std::
 /// and element types In...; out may be strided.
 template <typename Out, typename... In, typename F>
 void cpu_kernel(Tensor& out, const std::array<const Tensor*, sizeof...(In)>& inputs, F f) {
+  if (out.numel() == 0) return;  // nothing to do, and a size-0 dim would divide by zero in for_each_run
   constexpr int N = 1 + sizeof...(In);
   std::array<const Tensor*, N> ops;
   ops[0] = &out;

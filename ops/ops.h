@@ -44,7 +44,9 @@ Tensor randn(IntArrayRef sizes, TensorOptions options = {}, Generator* gen = nul
 Tensor randint(int64_t low, int64_t high, IntArrayRef sizes, TensorOptions options = TensorOptions(kInt64),
                Generator* gen = nullptr);
 /// Copies host values into a new tensor of `sizes` (numel must match).
-template <typename T> Tensor from_vector(const std::vector<T>& values, IntArrayRef sizes, TensorOptions options = {});
+/// The dtype defaults to T's (float → float32, double → float64, int64_t → int64, bool → bool).
+template <typename T>
+Tensor from_vector(const std::vector<T>& values, IntArrayRef sizes, TensorOptions options = TensorOptions(dtype_of_v<T>));
 /// Wraps existing host memory without copying; `deleter` (may be empty) runs when the last view dies.
 Tensor from_blob(void* data, IntArrayRef sizes, DType dtype, std::function<void(void*)> deleter = {},
                  Device device = kCPU);

@@ -1,0 +1,502 @@
+// Elementwise unary ops and whole-tensor comparisons: values against PyTorch (float64 references printed by
+// torch 1.13), gradients against finite differences, both CPU kernel paths (vectorised loops with libmvec,
+// oneDNN sqrt above its size threshold) against float64, strided and in-place outputs, dtype rules, errors.
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include <hopgrad/ops/backend.h>
+
+#include "testing.h"
+
+using hg::Tensor;
+using hg::Tensors;
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+Tensor f64(const std::vector<double>& v) {
+  return hg::from_vector<double>(v, {static_cast<int64_t>(v.size())}, hg::kFloat64);
+}
+Tensor i64(const std::vector<int64_t>& v) {
+  return hg::from_vector<int64_t>(v, {static_cast<int64_t>(v.size())}, hg::kInt64);
+}
+
+// One differentiable op with the input range where its gradient is smooth (kinks are hit with probability ~0).
+struct OpCase {
+  const char* name;
+  std::function<Tensor(const Tensor&)> f;
+  double lo, hi;
+};
+
+std::vector<OpCase> differentiable_ops() {
+  return {
+      {"neg", [](const Tensor& x) { return hg::neg(x); }, -2, 2},
+      {"abs", [](const Tensor& x) { return hg::abs(x); }, -2, 2},
+      {"exp", [](const Tensor& x) { return hg::exp(x); }, -2, 2},
+      {"log", [](const Tensor& x) { return hg::log(x); }, 0.5, 3},
+      {"log1p", [](const Tensor& x) { return hg::log1p(x); }, -0.5, 3},
+      {"expm1", [](const Tensor& x) { return hg::expm1(x); }, -2, 2},
+      {"sqrt", [](const Tensor& x) { return hg::sqrt(x); }, 0.5, 3},
+      {"rsqrt", [](const Tensor& x) { return hg::rsqrt(x); }, 0.5, 3},
+      {"reciprocal", [](const Tensor& x) { return hg::reciprocal(x); }, 0.5, 3},
+      {"sin", [](const Tensor& x) { return hg::sin(x); }, -3, 3},
+      {"cos", [](const Tensor& x) { return hg::cos(x); }, -3, 3},
+      {"tanh", [](const Tensor& x) { return hg::tanh(x); }, -2, 2},
+      {"sigmoid", [](const Tensor& x) { return hg::sigmoid(x); }, -3, 3},
+      {"erf", [](const Tensor& x) { return hg::erf(x); }, -2, 2},
+      {"square", [](const Tensor& x) { return hg::square(x); }, -2, 2},
+      {"relu", [](const Tensor& x) { return hg::relu(x); }, -2, 2},
+      {"gelu", [](const Tensor& x) { return hg::gelu(x); }, -3, 3},
+      {"gelu(tanh)", [](const Tensor& x) { return hg::gelu(x, "tanh"); }, -3, 3},
+      {"selu", [](const Tensor& x) { return hg::selu(x); }, -2, 2},
+      {"elu", [](const Tensor& x) { return hg::elu(x, 0.7); }, -2, 2},
+      {"softplus", [](const Tensor& x) { return hg::softplus(x); }, -3, 3},
+      // β = 2, threshold = 1: both branches (linear above x = 0.5) are exercised
+      {"softplus(β=2, threshold=1)", [](const Tensor& x) { return hg::softplus(x, 2.0, 1.0); }, -2, 2},
+      {"clamp", [](const Tensor& x) { return hg::clamp(x, -0.5, 0.7); }, -2, 2},
+      {"clamp_min", [](const Tensor& x) { return hg::clamp_min(x, 0.2); }, -2, 2},
+      {"clamp_max", [](const Tensor& x) { return hg::clamp_max(x, -0.3); }, -2, 2},
+  };
+}
+
+}  // namespace
+
+// ---- values ---------------------------------------------------------------------------------------
+
+HG_BACKEND_TEST(unary_values_match_pytorch) {
+  Tensor x = f64({-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0}).to(device);
+  Tensor pos = f64({0.25, 1.0, 2.0, 4.0}).to(device);
+  struct Expected {
+    const char* name;
+    Tensor got;
+    std::vector<double> want;
+  };
+  std::vector<Expected> cases = {
+      {"gelu", hg::gelu(x),
+       {-0.04550026389635842, -0.15865525393145702, -0.15426876936299344, 0.0, 0.34573123063700656,
+        0.841344746068543, 1.9544997361036416}},
+      {"gelu(tanh)", hg::gelu(x, "tanh"),
+       {-0.04540230591222494, -0.15880800939172324, -0.15428599017485606, 0.0, 0.34571400982514394,
+        0.8411919906082768, 1.954597694087775}},
+      {"selu", hg::selu(x),
+       {-1.5201664685956948, -1.1113307378125628, -0.6917581878028713, 0.0, 0.5253504936777402,
+        1.0507009873554805, 2.101401974710961}},
+      {"elu(0.5)", hg::elu(x, 0.5),
+       {-0.43233235838169365, -0.31606027941427883, -0.1967346701436833, 0.0, 0.5, 1.0, 2.0}},
+      {"softplus", hg::softplus(x),
+       {0.1269280110429725, 0.31326168751822286, 0.4740769841801067, 0.6931471805599453, 0.9740769841801067,
+        1.3132616875182228, 2.1269280110429727}},
+      {"softplus(β=2, threshold=1)", hg::softplus(x, 2.0, 1.0),
+       {0.009074963958904869, 0.06346400552148625, 0.15663084375911143, 0.34657359027997264, 0.6566308437591114,
+        1.0, 2.0}},
+      {"sigmoid", hg::sigmoid(x),
+       {0.11920292202211755, 0.2689414213699951, 0.3775406687981454, 0.5, 0.6224593312018546, 0.7310585786300049,
+        0.8807970779778823}},
+      {"tanh", hg::tanh(x),
+       {-0.9640275800758169, -0.7615941559557649, -0.46211715726000974, 0.0, 0.46211715726000974,
+        0.7615941559557649, 0.9640275800758169}},
+      {"erf", hg::erf(x),
+       {-0.9953222650189527, -0.8427007929497149, -0.5204998778130465, 0.0, 0.5204998778130465,
+        0.8427007929497149, 0.9953222650189527}},
+      {"expm1", hg::expm1(x),
+       {-0.8646647167633873, -0.6321205588285577, -0.3934693402873666, 0.0, 0.6487212707001282,
+        1.7182818284590453, 6.38905609893065}},
+      {"sin", hg::sin(x),
+       {-0.9092974268256817, -0.8414709848078965, -0.479425538604203, 0.0, 0.479425538604203, 0.8414709848078965,
+        0.9092974268256817}},
+      {"cos", hg::cos(x),
+       {-0.4161468365471424, 0.5403023058681398, 0.8775825618903728, 1.0, 0.8775825618903728, 0.5403023058681398,
+        -0.4161468365471424}},
+      {"exp", hg::exp(x),
+       {0.1353352832366127, 0.36787944117144233, 0.6065306597126334, 1.0, 1.6487212707001282, 2.718281828459045,
+        7.38905609893065}},
+      {"neg", hg::neg(x), {2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -2.0}},
+      {"abs", hg::abs(x), {2.0, 1.0, 0.5, 0.0, 0.5, 1.0, 2.0}},
+      {"sign", hg::sign(x), {-1, -1, -1, 0, 1, 1, 1}},
+      {"square", hg::square(x), {4.0, 1.0, 0.25, 0.0, 0.25, 1.0, 4.0}},
+      {"relu", hg::relu(x), {0, 0, 0, 0, 0.5, 1.0, 2.0}},
+      {"clamp", hg::clamp(x, -0.5, 1.0), {-0.5, -0.5, -0.5, 0.0, 0.5, 1.0, 1.0}},
+      {"log", hg::log(pos), {-1.3862943611198906, 0.0, 0.6931471805599453, 1.3862943611198906}},
+      {"log1p", hg::log1p(pos), {0.22314355131420976, 0.6931471805599453, 1.0986122886681098, 1.6094379124341003}},
+      {"sqrt", hg::sqrt(pos), {0.5, 1.0, 1.4142135623730951, 2.0}},
+      {"rsqrt", hg::rsqrt(pos), {2.0, 1.0, 0.7071067811865475, 0.5}},
+      {"reciprocal", hg::reciprocal(pos), {4.0, 1.0, 0.5, 0.25}},
+  };
+  Tensors results;
+  for (const auto& c : cases) {
+    hgtest::check_close(c.got, f64(c.want), 1e-13, 1e-15, std::string(c.name) + " float64");
+    results.push_back(c.got);
+  }
+  // The same in float32: within a few float32 ulp of the float64 references.
+  Tensor x32 = x.to(hg::kFloat32);
+  hgtest::check_close(hg::gelu(x32), hg::gelu(x), 1e-6, 1e-7, "gelu float32");
+  hgtest::check_close(hg::gelu(x32, "tanh"), hg::gelu(x, "tanh"), 1e-6, 1e-7, "gelu(tanh) float32");
+  hgtest::check_close(hg::selu(x32), hg::selu(x), 1e-6, 1e-7, "selu float32");
+  hgtest::check_close(hg::sigmoid(x32), hg::sigmoid(x), 1e-6, 1e-7, "sigmoid float32");
+  // The brief's anchors, and softplus far out on both sides (linear above the threshold, e^x below).
+  CHECK(hg::sigmoid(hg::zeros({1}, hg::TensorOptions(device))).item<float>() == 0.5f);
+  hgtest::check_close(hg::softplus(f64({30.0, -30.0}).to(device)), f64({30.0, 9.357622968839737e-14}), 1e-12, 0);
+  results.push_back(hg::gelu(x32));
+  results.push_back(hg::selu(x32));
+
+  // Gradients at the same points, against torch.autograd.
+  struct ExpectedGrad {
+    const char* name;
+    std::function<Tensor(const Tensor&)> f;
+    std::vector<double> want;
+  };
+  std::vector<ExpectedGrad> grads = {
+      {"gelu", [](const Tensor& t) { return hg::gelu(t); },
+       {-0.08523180107819692, -0.08331547058768635, 0.13250487534383712, 0.5, 0.8674951246561629, 1.0833154705876864,
+        1.085231801078197}},
+      {"gelu(tanh)", [](const Tensor& t) { return hg::gelu(t, "tanh"); },
+       {-0.0860992566236183, -0.08296408384578252, 0.13263009646535764, 0.5, 0.8673699035346424, 1.0829640838457826,
+        1.0860992566236183}},
+      {"selu", [](const Tensor& t) { return hg::selu(t); },
+       {0.2379328722516818, 0.646768603034814, 1.0663411530445053, 1.7580993408473766, 1.0507009873554805,
+        1.0507009873554805, 1.0507009873554805}},
+      {"softplus", [](const Tensor& t) { return hg::softplus(t); },
+       {0.11920292202211755, 0.2689414213699951, 0.37754066879814546, 0.5, 0.6224593312018546, 0.7310585786300049,
+        0.8807970779778824}},
+  };
+  for (const auto& c : grads) {
+    Tensor leaf = x.detach().clone().requires_grad_();
+    c.f(leaf).sum().backward();
+    hgtest::check_close(leaf.grad(), f64(c.want), 1e-12, 1e-15, std::string(c.name) + " gradient");
+    results.push_back(leaf.grad());
+  }
+  return results;
+}
+
+// Special inputs: the conventions PyTorch users rely on.
+HG_BACKEND_TEST(unary_special_values) {
+  Tensor special = f64({kNaN, -0.0, 0.0, kInf, -kInf, -3.0}).to(device);
+  Tensor relu = hg::relu(special), sign = hg::sign(special), clamped = hg::clamp(special, -1.0, 1.0);
+  hgtest::check_close(relu, f64({kNaN, 0.0, 0.0, kInf, 0.0, 0.0}), 0, 0, "relu keeps NaN");
+  hgtest::check_close(sign, f64({0.0, 0.0, 0.0, 1.0, -1.0, -1.0}), 0, 0, "sign(NaN) = 0, as torch.sign");
+  hgtest::check_close(clamped, f64({kNaN, -0.0, 0.0, 1.0, -1.0, -1.0}), 0, 0, "clamp keeps NaN");
+  CHECK_FALSE(std::signbit(hg::abs(special).to_vector<double>()[1]));  // |−0| = +0
+  // exp/sigmoid saturate without NaN; softplus and selu are finite at ±inf's neighbours.
+  Tensor big = f64({-1000.0, 1000.0}).to(device);
+  hgtest::check_close(hg::exp(big), f64({0.0, kInf}), 0, 0, "exp saturates");
+  hgtest::check_close(hg::sigmoid(big), f64({0.0, 1.0}), 0, 0, "sigmoid saturates");
+  hgtest::check_close(hg::softplus(big), f64({0.0, 1000.0}), 0, 0, "softplus saturates");
+  hgtest::check_close(hg::selu(f64({-kInf}).to(device)), f64({-1.0507009873554805 * 1.6732632423543772}), 1e-15, 0,
+                      "selu(−inf) = −scale·α");
+  // min > max gives max everywhere; a NaN bound makes everything NaN.
+  Tensor x = f64({0.0, 1.0, 2.0, 3.0}).to(device);
+  hgtest::check_close(hg::clamp(x, 2.0, 1.0), f64({1.0, 1.0, 1.0, 1.0}), 0, 0, "clamp with min > max");
+  hgtest::check_close(hg::clamp(x, kNaN, 1.0), f64({kNaN, kNaN, kNaN, kNaN}), 0, 0, "clamp with a NaN bound");
+  return {relu, sign, clamped};
+}
+
+// ---- dtypes -----------------------------------------------------------------------------------------
+
+HG_BACKEND_TEST(unary_dtype_rules) {
+  Tensor ints = i64({-3, 0, 5}).to(device);
+  Tensor flags = hg::ne(i64({1, 0}), 0.0).to(device);
+  // floating functions compute integer and bool inputs in float32
+  for (const Tensor& t : {hg::exp(ints), hg::sigmoid(ints), hg::sqrt(ints), hg::gelu(ints), hg::exp(flags)})
+    CHECK(t.dtype() == hg::kFloat32);
+  hgtest::check_close(hg::exp(ints), f64({std::exp(-3.0), 1.0, std::exp(5.0)}), 1e-6, 0, "exp(int64)");
+  hgtest::check_close(hg::reciprocal(ints), f64({-1.0 / 3.0, kInf, 0.2}), 1e-6, 0, "reciprocal(int64)");
+  // neg/abs/sign/square/relu/clamp keep int64
+  struct IntCase {
+    const char* name;
+    Tensor got;
+    std::vector<int64_t> want;
+  };
+  std::vector<IntCase> int_cases = {
+      {"neg", hg::neg(ints), {3, 0, -5}},       {"abs", hg::abs(ints), {3, 0, 5}},
+      {"sign", hg::sign(ints), {-1, 0, 1}},     {"square", hg::square(ints), {9, 0, 25}},
+      {"relu", hg::relu(ints), {0, 0, 5}},      {"clamp", hg::clamp(ints, -1.0, 4.0), {-1, 0, 4}},
+      {"clamp_min", hg::clamp_min(ints, 1.0), {1, 1, 5}},
+      {"square(bool)", hg::square(flags), {1, 0}},  // bool squares to int64, as torch.square
+      {"clamp(bool)", hg::clamp(flags, 0.0, 1.0), {1, 0}},
+  };
+  Tensors results;
+  for (const auto& c : int_cases) {
+    INFO(c.name);
+    CHECK(c.got.dtype() == hg::kInt64);
+    CHECK(c.got.to_vector<int64_t>() == c.want);
+    results.push_back(c.got);
+  }
+  // int64 overflow wraps like PyTorch's: −INT64_MIN and |INT64_MIN| are INT64_MIN.
+  constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+  CHECK(hg::neg(i64({kMin}).to(device)).item<int64_t>() == kMin);
+  CHECK(hg::abs(i64({kMin}).to(device)).item<int64_t>() == kMin);
+  // a fractional bound turns an integer clamp into float32
+  Tensor frac = hg::clamp_max(ints, 1.5);
+  CHECK(frac.dtype() == hg::kFloat32);
+  hgtest::check_close(frac, f64({-3.0, 0.0, 1.5}), 0, 0, "clamp_max(int64, 1.5)");
+  // sign keeps bool; logical_not gives bool from any dtype (NaN is true, so ¬NaN is false)
+  CHECK(hg::sign(flags).dtype() == hg::kBool);
+  CHECK(hg::sign(flags).to_vector<bool>() == std::vector<bool>{true, false});
+  Tensor not_float = hg::logical_not(f64({0.0, 1.5, kNaN, -0.0}).to(device));
+  CHECK(not_float.dtype() == hg::kBool);
+  CHECK(not_float.to_vector<bool>() == std::vector<bool>{true, false, false, true});
+  CHECK(hg::logical_not(ints).to_vector<bool>() == std::vector<bool>{false, true, false});
+  CHECK(hg::logical_not(flags).to_vector<bool>() == std::vector<bool>{false, true});
+  CHECK((!flags).to_vector<bool>() == std::vector<bool>{false, true});
+  results.push_back(frac);
+  results.push_back(not_float.to(hg::kInt64));
+  return results;
+}
+
+// ---- the two CPU paths against float64 ------------------------------------------------------------------
+
+namespace {
+
+// x (float32) with special values spliced in at the start, the middle (inside SIMD lanes and, for large n,
+// another thread's range) and the end (the loop tail).
+Tensor with_specials(int64_t n, double lo, double hi, uint64_t seed) {
+  std::vector<double> values = hgtest::uniform({n}, lo, hi, seed).to_vector<double>();
+  const std::vector<double> specials = {kNaN, kInf, -kInf, 0.0, -0.0, 1e-40, -1e-40, 1e30, -1e30, 88.8, -104.0};
+  for (size_t k = 0; k < specials.size() && values.size() >= 3 * specials.size(); ++k) {
+    values[k] = specials[k];
+    values[values.size() / 2 + k] = specials[k];
+    values[values.size() - 1 - k] = specials[k];
+  }
+  return f64(values).to(hg::kFloat32);
+}
+
+}  // namespace
+
+TEST_CASE("unary: float32 kernels (vectorised, scalar-strided and oneDNN paths) agree with float64") {
+  struct Case {
+    const char* name;
+    std::function<Tensor(const Tensor&)> f;
+    double lo, hi;
+    double atol;  // gelu's 1 + erf(x/√2) cancels for x ≪ 0 in float32, in PyTorch's formula as in ours
+  };
+  std::vector<Case> cases = {
+      {"exp", [](const Tensor& x) { return hg::exp(x); }, -20, 20, 0},
+      {"log", [](const Tensor& x) { return hg::log(x); }, 1e-3, 1e3, 0},
+      {"log1p", [](const Tensor& x) { return hg::log1p(x); }, -0.9, 10, 0},
+      {"expm1", [](const Tensor& x) { return hg::expm1(x); }, -5, 5, 0},
+      {"sqrt", [](const Tensor& x) { return hg::sqrt(x); }, 0, 100, 0},
+      {"rsqrt", [](const Tensor& x) { return hg::rsqrt(x); }, 1e-3, 100, 0},
+      {"reciprocal", [](const Tensor& x) { return hg::reciprocal(x); }, -10, 10, 0},
+      {"sin", [](const Tensor& x) { return hg::sin(x); }, -10, 10, 1e-7},
+      {"cos", [](const Tensor& x) { return hg::cos(x); }, -10, 10, 1e-7},
+      {"tanh", [](const Tensor& x) { return hg::tanh(x); }, -10, 10, 0},
+      {"sigmoid", [](const Tensor& x) { return hg::sigmoid(x); }, -20, 20, 0},
+      {"erf", [](const Tensor& x) { return hg::erf(x); }, -4, 4, 0},
+      {"gelu", [](const Tensor& x) { return hg::gelu(x); }, -10, 10, 1e-6},
+      {"gelu(tanh)", [](const Tensor& x) { return hg::gelu(x, "tanh"); }, -10, 10, 1e-6},
+      {"selu", [](const Tensor& x) { return hg::selu(x); }, -10, 10, 0},
+      {"elu", [](const Tensor& x) { return hg::elu(x, 0.5); }, -10, 10, 0},
+      {"softplus", [](const Tensor& x) { return hg::softplus(x); }, -30, 30, 0},
+      {"relu", [](const Tensor& x) { return hg::relu(x); }, -10, 10, 0},
+      {"clamp", [](const Tensor& x) { return hg::clamp(x, -2.0, 3.0); }, -10, 10, 0},
+      {"abs", [](const Tensor& x) { return hg::abs(x); }, -10, 10, 0},
+      {"square", [](const Tensor& x) { return hg::square(x); }, -10, 10, 0},
+  };
+  // 37: one thread, vector body + tail; 100003: above the OpenMP grain and oneDNN sqrt's threshold.
+  for (int64_t n : {int64_t{37}, int64_t{100003}}) {
+    for (const auto& c : cases) {
+      Tensor x32 = with_specials(n, c.lo, c.hi, 5);
+      Tensor reference = c.f(x32.to(hg::kFloat64)).to(hg::kFloat32);
+      std::string what = std::string(c.name) + " n=" + std::to_string(n);
+      hgtest::check_close(c.f(x32), reference, 1e-6, c.atol, what + " contiguous");
+      // A column of a [n, 2] tensor: the strided scalar loop.
+      Tensor wide = hg::empty({n, 2}, hg::kFloat32);
+      wide.select(1, 0).copy_(x32);
+      hgtest::check_close(c.f(wide.select(1, 0)), reference, 1e-6, c.atol, what + " strided input");
+    }
+  }
+}
+
+TEST_CASE("unary: the CPU kernel writes strided and aliased (in-place) outputs") {
+  hg::Backend& cpu = hg::backend_for(hg::kCPU);
+  // 64×70 = 4480 float32 elements: above oneDNN sqrt's threshold when contiguous.
+  Tensor x = hgtest::uniform({64, 70}, 0.5, 2.0, 3).to(hg::kFloat32);
+  Tensor sqrt_x = hg::sqrt(x.to(hg::kFloat64));
+  Tensor exp_x = hg::exp(x.to(hg::kFloat64));
+
+  Tensor buffer = hg::empty({70, 64}, hg::kFloat32);
+  Tensor transposed = buffer.t();  // a [64, 70] view with strides (1, 64)
+  cpu.unary(hg::UnaryOp::Sqrt, x, transposed, {});
+  hgtest::check_close(transposed, sqrt_x, 1e-6, 0, "sqrt into a transposed output");
+  hgtest::check_close(buffer, sqrt_x.t(), 1e-6, 0, "the buffer behind the transposed output");
+
+  Tensor in_place = x.clone();
+  cpu.unary(hg::UnaryOp::Sqrt, in_place, in_place, {});  // oneDNN path, aliased
+  hgtest::check_close(in_place, sqrt_x, 1e-6, 0, "in-place sqrt (oneDNN)");
+
+  Tensor small = x.narrow(0, 0, 2).clone();  // 140 elements: loop path, aliased
+  cpu.unary(hg::UnaryOp::Sqrt, small, small, {});
+  hgtest::check_close(small, sqrt_x.narrow(0, 0, 2), 1e-6, 0, "in-place sqrt (loop)");
+
+  Tensor strided_in_place = x.clone();
+  Tensor view = strided_in_place.t();
+  cpu.unary(hg::UnaryOp::Exp, view, view, {});
+  hgtest::check_close(strided_in_place, exp_x, 1e-6, 0, "in-place exp through a transposed view");
+
+  Tensor every_other = hg::zeros({64, 140}, hg::kFloat64);
+  Tensor columns = every_other.slice(1, 0, 140, 2);
+  Tensor x64 = x.to(hg::kFloat64);
+  cpu.unary(hg::UnaryOp::Clamp, x64, columns, hg::UnaryParams{0.75, 1.5});
+  hgtest::check_close(columns, hg::clamp(x64, 0.75, 1.5), 0, 0, "clamp into every other column");
+  hgtest::check_close(every_other.slice(1, 1, 140, 2), hg::zeros({64, 70}, hg::kFloat64), 0, 0,
+                      "the columns in between are untouched");
+}
+
+// ---- gradients ---------------------------------------------------------------------------------------------
+
+TEST_CASE("unary: gradcheck of every differentiable op (contiguous, transposed and broadcast inputs)") {
+  for (const auto& op : differentiable_ops()) {
+    INFO(op.name);
+    Tensor matrix = hgtest::uniform({3, 4}, op.lo, op.hi, 11);
+    Tensor row = hgtest::uniform({5}, op.lo, op.hi, 12);
+    Tensor cube = hgtest::uniform({2, 3, 2}, op.lo, op.hi, 13);
+    auto f = op.f;
+    hgtest::gradcheck([f](const Tensors& t) { return f(t[0]); }, {matrix});
+    hgtest::gradcheck([f](const Tensors& t) { return f(t[0].transpose(0, 1)); }, {matrix});
+    hgtest::gradcheck([f](const Tensors& t) { return f(t[0].expand({3, 5})); }, {row});  // 0-stride input
+    hgtest::gradcheck([f](const Tensors& t) { return f(t[0].permute({2, 0, 1})); }, {cube});
+  }
+}
+
+TEST_CASE("unary: gradgradcheck of the smooth ops") {
+  std::vector<OpCase> ops;
+  for (const auto& op : differentiable_ops()) {
+    std::string name = op.name;
+    for (const char* wanted : {"tanh", "sigmoid", "gelu", "gelu(tanh)", "softplus", "softplus(β=2, threshold=1)",
+                               "elu", "selu", "exp", "log", "erf", "sqrt", "rsqrt", "reciprocal", "sin"})
+      if (name == wanted) ops.push_back(op);
+  }
+  REQUIRE(ops.size() == 15);
+  for (const auto& op : ops) {
+    INFO(op.name);
+    Tensor x = hgtest::uniform({2, 3}, op.lo, op.hi, 21);
+    auto f = op.f;
+    hgtest::gradgradcheck([f](const Tensors& t) { return f(t[0].t()); }, {x});
+  }
+}
+
+TEST_CASE("unary: gradient conventions at kinks, boundaries and extremes (as PyTorch)") {
+  auto grad_of = [](const std::function<Tensor(const Tensor&)>& f, const std::vector<double>& at) {
+    Tensor x = f64(at).requires_grad_();
+    f(x).sum().backward();
+    return x.grad();
+  };
+  // relu'(0) = 0, |x|'(0) = 0, sign' = 0
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::relu(x); }, {-1, 0, 2}), f64({0, 0, 1}), 0, 0);
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::abs(x); }, {-1, 0, 2}), f64({-1, 0, 1}), 0, 0);
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::sign(x); }, {-1, 0, 2}), f64({0, 0, 0}), 0, 0);
+  // clamp passes the gradient on both boundaries and inside, blocks it outside
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::clamp(x, -1.0, 1.0); }, {-2, -1, 0, 1, 2}),
+                      f64({0, 1, 1, 1, 0}), 0, 0, "clamp");
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::clamp_min(x, 0.5); }, {0, 0.5, 1}), f64({0, 1, 1}), 0,
+                      0, "clamp_min");
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::clamp_max(x, 0.5); }, {0, 0.5, 1}), f64({1, 1, 0}), 0,
+                      0, "clamp_max");
+  // elu'(0) = α and selu'(0) = scale·α (the x ≤ 0 branch, as PyTorch)
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::elu(x, 0.5); }, {0}), f64({0.5}), 1e-15, 0, "elu'(0)");
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::selu(x); }, {0}), f64({1.7580993408473766}), 1e-15, 0,
+                      "selu'(0)");
+  // No overflow where a branch is not taken: selu/elu at x ≫ 0, softplus on both sides, sigmoid/tanh saturated.
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::selu(x); }, {800, -800}),
+                      f64({1.0507009873554805, 0.0}), 1e-15, 0, "selu' far out");
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::elu(x); }, {800, -800}), f64({1.0, 0.0}), 0, 0,
+                      "elu' far out");
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::softplus(x); }, {30, -800}), f64({1.0, 0.0}), 0, 0,
+                      "softplus' far out");
+  hgtest::check_close(grad_of([](const Tensor& x) { return hg::sigmoid(x) + hg::tanh(x); }, {800, -800}),
+                      f64({0.0, 0.0}), 0, 0, "saturated sigmoid/tanh");
+  // second derivative of selu at x ≫ 0 stays finite (0)
+  Tensor x = f64({800.0, -1.0}).requires_grad_();
+  Tensor first = hg::grad({hg::selu(x).sum()}, {x}, {}, true, true)[0];
+  Tensor second = hg::grad({first.sum()}, {x})[0];
+  hgtest::check_close(second, f64({0.0, 1.0507009873554805 * 1.6732632423543772 * std::exp(-1.0)}), 1e-14, 0,
+                      "selu''");
+  // A masked gradient does not leak inf/NaN from outside the mask (where, not a product).
+  Tensor r = f64({-1.0, 2.0}).requires_grad_();
+  hg::relu(r).backward(f64({kInf, 1.0}));
+  hgtest::check_close(r.grad(), f64({0.0, 1.0}), 0, 0, "relu with an infinite upstream gradient");
+}
+
+// ---- errors ---------------------------------------------------------------------------------------------
+
+TEST_CASE("unary: bad input is refused with the op's name") {
+  Tensor x = f64({1.0, 2.0});
+  Tensor flags = hg::gt(x, 1.5);
+  CHECK_THROWS_WITH_AS(hg::gelu(x, "foo"),
+                       doctest::Contains("gelu: approximate must be \"none\" or \"tanh\", got \"foo\""), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::clamp(x, std::nullopt, std::nullopt),
+                       doctest::Contains("clamp: at least one of min and max must be given"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::neg(flags), doctest::Contains("neg: not defined for bool tensors"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::neg(flags), doctest::Contains("logical_not"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::abs(flags), doctest::Contains("abs: not defined for bool tensors"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::relu(flags), doctest::Contains("relu: not defined for bool tensors"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::exp(Tensor()), doctest::Contains("exp: got an undefined tensor"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::clamp_min(Tensor(), 0.0), doctest::Contains("clamp_min: got an undefined tensor"),
+                       hg::Error);
+  // The kernel checks what the frontends guarantee.
+  hg::Backend& cpu = hg::backend_for(hg::kCPU);
+  Tensor out3 = hg::empty({3}, hg::kFloat64);
+  CHECK_THROWS_WITH_AS(cpu.unary(hg::UnaryOp::Exp, x, out3, {}),
+                       doctest::Contains("unary exp: input shape [2] differs from output shape [3]"), hg::Error);
+  Tensor ints = i64({1, 2}), int_out = hg::empty({2}, hg::kInt64);
+  CHECK_THROWS_WITH_AS(cpu.unary(hg::UnaryOp::Exp, ints, int_out, {}),
+                       doctest::Contains("exp is not defined for int64"), hg::Error);
+  Tensor float_out = hg::empty({2}, hg::kFloat32);
+  CHECK_THROWS_WITH_AS(cpu.unary(hg::UnaryOp::Exp, x, float_out, {}),
+                       doctest::Contains("input dtype float64 differs from output dtype float32"), hg::Error);
+}
+
+// ---- allclose and max_abs_diff ------------------------------------------------------------------------------
+
+HG_BACKEND_TEST(compare_allclose_and_max_abs_diff) {
+  auto on = [&](const std::vector<double>& v) { return f64(v).to(device); };
+  Tensor a = on({1.0, 2.0, 3.0});
+  CHECK(hg::allclose(a, on({1.0, 2.0, 3.0 + 1e-6})));
+  CHECK_FALSE(hg::allclose(a, on({1.0, 2.0, 3.0 + 1e-6}), 0.0, 1e-7));
+  // |a − b| ≤ atol + rtol·|b| is asymmetric in b, as torch.allclose
+  CHECK(hg::allclose(on({1.0}), on({1.1}), 0.095, 0.0));
+  CHECK_FALSE(hg::allclose(on({1.1}), on({1.0}), 0.095, 0.0));
+  // broadcasting, other dtypes, mixed dtypes
+  Tensor matrix = f64({1, 2, 3, 1, 2, 3}).reshape({2, 3}).to(device);
+  CHECK(hg::allclose(matrix, a));
+  CHECK_FALSE(hg::allclose(matrix, on({1.0, 2.0, 3.5})));
+  CHECK(hg::allclose(i64({1, 2, 3}).to(device), a.to(hg::kFloat32)));
+  CHECK(hg::allclose(hg::gt(a, 1.5), hg::gt(a, 1.9)));
+  CHECK_FALSE(hg::allclose(hg::gt(a, 1.5), hg::gt(a, 2.5)));
+  // NaN is never close; equal infinities are; a finite value is not close to an infinity
+  CHECK_FALSE(hg::allclose(on({kNaN}), on({kNaN})));
+  CHECK(hg::allclose(on({kInf, -kInf}), on({kInf, -kInf})));
+  CHECK_FALSE(hg::allclose(on({kInf}), on({-kInf})));
+  CHECK_FALSE(hg::allclose(on({1e300}), on({kInf}), 1.0, 1.0));
+  CHECK(hg::allclose(hg::zeros({0}, hg::TensorOptions(hg::kFloat64).device(device)), on({1.0})));
+
+  CHECK(hg::max_abs_diff(a, on({1.0, 2.5, 2.0})) == 1.0);
+  CHECK(hg::max_abs_diff(matrix, on({0.0, 2.0, 3.0})) == 1.0);
+  CHECK(hg::max_abs_diff(i64({5, -5}).to(device), i64({3, -1}).to(device)) == 4.0);
+  CHECK(std::isnan(hg::max_abs_diff(a, on({1.0, kNaN, 3.0}))));
+  CHECK(hg::max_abs_diff(hg::zeros({0}, hg::TensorOptions(hg::kFloat64).device(device)), on({1.0})) == 0.0);
+  // gradients are not tracked
+  Tensor leaf = a.detach().clone().requires_grad_();
+  CHECK(hg::allclose(leaf * 2.0, a * 2.0));
+  CHECK(hg::max_abs_diff(leaf, a) == 0.0);
+
+  CHECK_THROWS_WITH_AS(hg::allclose(a, on({1.0, 2.0})), doctest::Contains("allclose: shapes [3] and [2]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::max_abs_diff(a, on({1.0, 2.0})), doctest::Contains("max_abs_diff: shapes [3] and [2]"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::allclose(a, a, -1.0), doctest::Contains("allclose: rtol and atol must be non-negative"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::allclose(a, Tensor()), doctest::Contains("allclose: got an undefined tensor"), hg::Error);
+  return {};
+}
+
+TEST_CASE("compare: tensors on different devices are refused, naming both" * doctest::skip(!hgtest::has_cuda())) {
+  Tensor a = f64({1.0, 2.0});
+  Tensor b = a.to(hg::Device::cuda(0));
+  CHECK_THROWS_WITH_AS(hg::allclose(a, b), doctest::Contains("allclose: tensors are on different devices"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::max_abs_diff(b, a), doctest::Contains("cuda"), hg::Error);
+}

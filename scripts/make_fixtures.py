@@ -37,8 +37,8 @@ Fixtures:
   classification_losses  nll_loss(log_softmax) with ignore_index, cross_entropy with ignore_index and label
                          smoothing (mean over [N, C], and sum over [N, C, L] with targets [N, L]); each loss's
                          gradient of the logits, and nll with reduction none.
-  reductions_chain       cumsum → logsumexp and → 2-norm; unbiased var; topk values; lower median (even length);
-                         gradient of x for each result.
+  reductions_chain       cumsum → logsumexp and → 2-norm; unbiased var; topk values and indices; lower median
+                         (even length) and its indices; gradient of x for each result.
 
 Inputs are drawn so that float32 reruns take the same branches: relu inputs, max/topk/median candidates and
 mask patterns are kept away from kinks and ties (asserted below with a margin).
@@ -285,13 +285,14 @@ def reductions_chain():
 
     inputs = leaves(x=x)
     cumsum = torch.cumsum(inputs["x"], dim=1)
+    topk, median = torch.topk(inputs["x"], k, dim=1), torch.median(inputs["x"], dim=1)
     results = {
         "cumsum": cumsum,
         "logsumexp": torch.logsumexp(cumsum, dim=1),
         "norm": torch.linalg.vector_norm(cumsum),
         "var": torch.var(inputs["x"], dim=0, unbiased=True),
-        "topk": torch.topk(inputs["x"], k, dim=1).values,
-        "median": torch.median(inputs["x"], dim=1).values,  # lower of the two middle values (6 columns)
+        "topk": topk.values,
+        "median": median.values,  # the lower of the two middle values (6 columns)
     }
     upstream = {name: normal(gen, *r.shape) for name, r in results.items() if r.dim() > 0}
     grads = {}
@@ -299,9 +300,9 @@ def reductions_chain():
         grads.update(gradients(r, inputs, upstream=upstream.get(name), prefix=name))
 
     return ("reductions: cumsum = cumsum(x, 1); logsumexp = logsumexp(cumsum, [1]); norm = 2-norm of cumsum; "
-            "var = var(x, [0], unbiased); topk = topk(x, k, 1).values; median = median(x, 1).values",
+            "var = var(x, [0], unbiased); topk(_indices) = topk(x, k, 1); median(_indices) = median(x, 1)",
             {"x": x, "k": scalar(k), **{f"grad_{name}": g for name, g in upstream.items()},
-             **detached(results), **grads})
+             **detached(results), "topk_indices": topk.indices, "median_indices": median.indices, **grads})
 
 
 FIXTURES = [mlp_training_step, attention, layer_norm_chain, deeprc_chain, hopfield_retrieval,

@@ -1,6 +1,7 @@
 // CPU reductions. Two fast layouts cover almost every use: reduced dims trailing (each output reduces one
 // contiguous run: softmax-like rows, losses) and reduced dims leading (each output is a column: bias
-// gradients, sum_to). Any other pattern is permuted to "trailing" and copied once.
+// gradients, sum_to). Any other pattern is permuted to "trailing" and copied once. arg_reduce (max/min with
+// the index of the first extremum) uses the same two layouts for its one reduced dim.
 #include <cmath>
 #include <limits>
 
@@ -35,6 +36,24 @@ template <typename T> struct Reducer {
 template <typename T> inline T take_max(T acc, T v) { return (v > acc || v != v) ? v : acc; }  // NaN sticks
 template <typename T> inline T take_min(T acc, T v) { return (v < acc || v != v) ? v : acc; }
 
+// Max/min of one run. A single accumulator would chain every compare-and-select on the previous one; a cache
+// line of independent lanes lets the loop vectorise, and the lanes are folded at the end (NaN sticks in any
+// lane, so it still propagates).
+template <typename T, typename Take> T extremum_run(const T* p, int64_t n, T init, Take take) {
+  constexpr int64_t kLanes = 128 / sizeof(T);
+  T lane[kLanes];
+  std::fill(lane, lane + kLanes, init);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = take(lane[l], p[i + l]);
+  }
+  T acc = init;
+  for (int64_t l = 0; l < kLanes; ++l) acc = take(acc, lane[l]);
+  for (; i < n; ++i) acc = take(acc, p[i]);
+  return acc;
+}
+
 // One contiguous run of n values.
 template <typename T> T reduce_run(ReduceOp op, const T* p, int64_t n, T init) {
   T acc = init;
@@ -47,12 +66,8 @@ template <typename T> T reduce_run(ReduceOp op, const T* p, int64_t n, T init) {
     case ReduceOp::Prod:
       for (int64_t i = 0; i < n; ++i) acc *= p[i];
       return acc;
-    case ReduceOp::Max:
-      for (int64_t i = 0; i < n; ++i) acc = take_max(acc, p[i]);
-      return acc;
-    case ReduceOp::Min:
-      for (int64_t i = 0; i < n; ++i) acc = take_min(acc, p[i]);
-      return acc;
+    case ReduceOp::Max: return extremum_run(p, n, init, take_max<T>);
+    case ReduceOp::Min: return extremum_run(p, n, init, take_min<T>);
   }
   return acc;
 }
@@ -69,9 +84,11 @@ template <typename T> void combine_row(ReduceOp op, T* acc, const T* p, int64_t 
       for (int64_t i = 0; i < n; ++i) acc[i] *= p[i];
       return;
     case ReduceOp::Max:
+#pragma omp simd
       for (int64_t i = 0; i < n; ++i) acc[i] = take_max(acc[i], p[i]);
       return;
     case ReduceOp::Min:
+#pragma omp simd
       for (int64_t i = 0; i < n; ++i) acc[i] = take_min(acc[i], p[i]);
       return;
   }
@@ -113,7 +130,105 @@ template <typename T> void reduce_contiguous(ReduceOp op, const T* x, int64_t ou
                });
 }
 
+// Does v replace the running extremum `best`? Strict comparison keeps the first of equal values; a NaN
+// beats every number and the first NaN sticks (torch.max/argmax propagate NaN).
+template <bool IsMax, typename T> inline bool replaces(T v, T best) {
+  bool better = IsMax ? v > best : v < best;
+  if constexpr (std::is_floating_point_v<T>) better = better | ((v != v) & (best == best));  // branch-free: vectorises
+  return better;
+}
+
+// The first extremum of one contiguous run of n ≥ 1 values and its index. As in extremum_run, independent lanes
+// (each keeping the first extremum of its own elements) let the scan vectorise; folding them prefers the better
+// value and, between equal values (or NaNs), the lower index.
+template <bool IsMax, typename T> void arg_extremum_run(const T* row, int64_t n, T& value, int64_t& index) {
+  constexpr int64_t kLanes = 64 / sizeof(T);
+  T best = row[0];
+  int64_t at = 0, i = 1;
+  if (n >= 2 * kLanes) {
+    T lane[kLanes];
+    int64_t lane_at[kLanes];
+    for (int64_t l = 0; l < kLanes; ++l) lane[l] = row[l], lane_at[l] = l;
+    for (i = kLanes; i + kLanes <= n; i += kLanes) {
+#pragma omp simd
+      for (int64_t l = 0; l < kLanes; ++l) {
+        bool take = replaces<IsMax>(row[i + l], lane[l]);
+        lane[l] = take ? row[i + l] : lane[l];
+        lane_at[l] = take ? i + l : lane_at[l];
+      }
+    }
+    best = lane[0], at = lane_at[0];
+    for (int64_t l = 1; l < kLanes; ++l) {
+      bool tie = !replaces<IsMax>(best, lane[l]);
+      if (replaces<IsMax>(lane[l], best) || (tie && lane_at[l] < at)) best = lane[l], at = lane_at[l];
+    }
+  }
+  for (; i < n; ++i) {
+    if (replaces<IsMax>(row[i], best)) best = row[i], at = i;
+  }
+  value = best;
+  index = at;
+}
+
+// x viewed as contiguous [outer, n, inner] (n ≥ 1); values/indices as contiguous [outer, inner].
+template <bool IsMax, typename T>
+void arg_reduce_contiguous(const T* x, int64_t outer, int64_t n, int64_t inner, T* values, int64_t* indices) {
+  int64_t grain = std::max<int64_t>(1, kParallelGrain / n);
+  if (inner == 1) {
+    parallel_for(outer, grain, [&](int64_t b, int64_t e) {
+      for (int64_t o = b; o < e; ++o) arg_extremum_run<IsMax>(x + o * n, n, values[o], indices[o]);
+    });
+    return;
+  }
+  // Columns: walk the n rows of each [n, inner] slab in memory order, updating a run of inner outputs.
+  parallel_for(outer * inner, grain, [&](int64_t b, int64_t e) {
+    while (b < e) {
+      int64_t o = b / inner, t0 = b % inner, t1 = std::min(inner, t0 + (e - b));
+      T* best = values + o * inner;
+      int64_t* at = indices + o * inner;
+      const T* slab = x + o * n * inner;
+      for (int64_t t = t0; t < t1; ++t) best[t] = slab[t], at[t] = 0;
+      for (int64_t i = 1; i < n; ++i) {
+        const T* row = slab + i * inner;
+        for (int64_t t = t0; t < t1; ++t) {
+          if (replaces<IsMax>(row[t], best[t])) best[t] = row[t], at[t] = i;
+        }
+      }
+      b += t1 - t0;
+    }
+  });
+}
+
 }  // namespace
+
+void CpuBackend::arg_reduce(bool is_max, const Tensor& x, int64_t dim, Tensor& values, Tensor& indices) {
+  HG_CHECK(dim >= 0 && dim < x.dim(), "arg_reduce: dimension {} out of range for input shape {}", dim, x.sizes());
+  const int64_t n = x.sizes()[dim];
+  HG_CHECK(n > 0, "max/min: cannot reduce over dimension {} of size 0 (input shape {}); there is no identity", dim,
+           x.sizes());
+  HG_CHECK(values.is_contiguous() && indices.is_contiguous() && indices.dtype() == kInt64 &&
+               values.dtype() == x.dtype(),
+           "arg_reduce: expects contiguous outputs of dtype {} and int64, got {} and {}", x.dtype(), values.desc(),
+           indices.desc());
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.sizes()[d];
+  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.sizes()[d];
+  if (outer * inner == 0) return;
+  Tensor src = x;
+  if (!x.is_contiguous()) {
+    src = empty(x.sizes(), x.dtype(), kCPU);
+    copy(x, src);
+  }
+  HG_DISPATCH_NUMERIC(x.dtype(), "arg_reduce", [&] {
+    using T = scalar_t;
+    if (is_max)
+      arg_reduce_contiguous<true, T>(src.data_ptr<T>(), outer, n, inner, values.data_ptr<T>(),
+                                     indices.data_ptr<int64_t>());
+    else
+      arg_reduce_contiguous<false, T>(src.data_ptr<T>(), outer, n, inner, values.data_ptr<T>(),
+                                      indices.data_ptr<int64_t>());
+  });
+}
 
 void CpuBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out) {
   HG_CHECK(out.dim() == x.dim(), "reduce: output rank {} differs from input rank {}", out.dim(), x.dim());

@@ -136,6 +136,22 @@ TEST_CASE("reduce: gradcheck and gradgradcheck cumsum") {
   hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::cumsum(t[0] * t[0], 1); }, {x});
 }
 
+TEST_CASE("reduce: gradcheck through broadcast (stride-0) inputs") {
+  // x [4] expanded to [3, 4]: the engine sums the three copies' gradients back into x.
+  auto x = hgtest::uniform({4}, 0.5, 1.5, 14);
+  auto wide = [](const hg::Tensors& t) { return t[0].expand({3, 4}); };
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::prod(wide(t), {0}); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::var(wide(t), {1}); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::logsumexp(wide(t), {0, 1}); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::norm(wide(t), 3.0, {1}); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::cumsum(wide(t), 0); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return std::get<0>(hg::sort(wide(t), 1, true)); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return std::get<0>(hg::max(wide(t), 1)); }, {x});
+  // The three copies tie for the max over dim 0 and move together: the split gradients add back up to 1.
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::amax(wide(t), {0}); }, {x});
+  hgtest::gradcheck([&](const hg::Tensors& t) { return hg::median(wide(t)); }, {x});
+}
+
 // ---- values on every backend -----------------------------------------------------------------------
 
 HG_BACKEND_TEST(reduce_prod_values_and_zero_gradients) {
@@ -286,6 +302,11 @@ HG_BACKEND_TEST(reduce_sort_stable_with_nan) {
   hgtest::check_close(mi, i64({0, 1, 0, 1, 0, 1}, {3, 2}));
   hgtest::check_close(hg::argsort(m, 1), i64({1, 2, 0, 2, 1, 0}, {2, 3}));
   hgtest::check_close(hg::argsort(m, 0, true), i64({1, 1, 1, 0, 0, 0}, {2, 3}));
+  // −0 and +0 are equal (stable order kept); a 0-dim tensor sorts as itself.
+  hgtest::check_close(hg::argsort(f64({0.0, -0.0, -1.0}).to(device)), i64({2, 0, 1}));
+  auto [zv, zi] = hg::sort(f64({4.0}, {}).to(device));
+  CHECK(zv.dim() == 0);
+  CHECK(zi.item<int64_t>() == 0);
   Tensor ints = std::get<0>(hg::sort(i64({5, -1, 3}).to(device), 0, true));
   CHECK(ints.dtype() == hg::kInt64);
   hgtest::check_close(ints, i64({5, 3, -1}));

@@ -1,6 +1,7 @@
-// Losses, composed of ops so that their gradients (and second derivatives) come from the ops' own backward
-// formulas: nll_loss and cross_entropy (as PyTorch: ignore_index, label smoothing, Mean over the non-ignored
-// targets), binary_cross_entropy_with_logits (PyTorch's stable formula, with pos_weight), mse_loss, l1_loss.
+// Losses as PyTorch defines them: nll_loss and cross_entropy (ignore_index, label smoothing, Mean over the
+// non-ignored targets), binary_cross_entropy_with_logits (the stable formula, pos_weight), mse_loss, l1_loss.
+// They are composed of ops, so gradients and second derivatives come from the ops' backward formulas; only
+// binary_cross_entropy_with_logits records its own closed-form gradient (see there).
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/ops.h>
 

@@ -49,9 +49,9 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
       Tensor grad = sub(g[0], mul(p, sum(g[0], {d}, /*keepdim=*/true)));
       // The output alone tells the rows apart: a live row's probabilities sum to 1, an all -inf row's output
       // is 0, so its exp(y) sums to its length n. For n >= 2 the threshold 1.5 separates them; for n = 1 both
-      // kinds of row give g − 1·g = 0 anyway.
-      Tensor live_row = lt(sum(p.detach(), {d}, /*keepdim=*/true), 1.5);
-      return Tensors{where(live_row, grad, 0.0)};
+      // kinds of row give g − 1·g = 0 anyway. A NaN row's sum is NaN, not > 1.5: its gradient stays NaN.
+      Tensor dead_row = gt(sum(p.detach(), {d}, /*keepdim=*/true), 1.5);
+      return Tensors{where(dead_row, 0.0, grad)};
     });
   }
   return out;

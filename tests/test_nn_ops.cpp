@@ -163,6 +163,14 @@ HG_BACKEND_TEST(softmax_nan_and_inf_propagate_to_the_whole_row) {
         results.push_back(y);
       }
     }
+    // The gradient of a NaN row is NaN too (never silently zero); a constant row with g = 1 gets 0.
+    Tensor leaf = leaf_on(x, dtype, device);
+    for (bool log : {false, true}) {
+      Tensor y = log ? hg::log_softmax(leaf, 1) : hg::softmax(leaf, 1);
+      std::vector<double> dx = hg::grad({y}, {leaf}, {hg::ones_like(y)})[0].to(hg::kFloat64).to_vector<double>();
+      for (size_t i = 0; i < 3; ++i) CHECK_MESSAGE(std::isnan(dx[i]), "gradient element " << i << " is " << dx[i]);
+      for (size_t i = 9; i < 12; ++i) CHECK(dx[i] == doctest::Approx(0).epsilon(1e-6));
+    }
   }
   return results;
 }

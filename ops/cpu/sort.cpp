@@ -92,8 +92,8 @@ template <typename T> void cumsum_columns(const T* x, int64_t outer, int64_t n, 
 
 // Rows are sorted as plain unsigned integers whose order is exactly the (value, index) order we want: the value
 // mapped to an order-preserving unsigned integer in the high bits, the element's index in the low bits. Integer
-// compares are several times faster than a NaN-aware (value, index) comparator, and the index in the key makes
-// std::sort / std::nth_element give exactly the stable order (equal values by ascending index).
+// compares beat a NaN-aware (value, index) comparator (1.5x measured on 512 rows of 4096 float32), and the index
+// in the key makes std::sort / std::nth_element give exactly the stable order (equal values by ascending index).
 //   float32: 32 value bits + 32 index bits in a uint64; float64 and int64: 64 + 64 bits in an unsigned __int128.
 template <typename T> struct SortKey {
   using Bits = std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>;

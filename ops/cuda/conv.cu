@@ -1,0 +1,223 @@
+// CUDA 2-D convolution as im2col + cuBLAS GEMM (no cuDNN). CPU reference: ops/cpu/conv.cpp (its float64 loops
+// define the result; groups, stride, padding and dilation as PyTorch).
+//
+// Images are processed in chunks of nb, sized so that the column buffer stays below kColumnBytes. For a chunk,
+//   col [G, CK, nb·P]   col[g, ck, n·P + p] = x[n, g·Cin_g + c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw] (0 outside)
+// with CK = Cin_g·KH·KW (ck = (c·KH + kh)·KW + kw) and P = OH·OW (p = oh·OW + ow). Then, per group g:
+//   forward:          out[n, g] [Cout_g, P]  = w[g] [Cout_g, CK] · col[g, :, n·P : (n+1)·P]        (+ bias first)
+//   backward input:   col[g, :, n·P : ...]   = w[g]ᵀ [CK, Cout_g] · grad_out[n, g] [Cout_g, P],  then col2im
+//   backward weight:  grad_w[g] [Cout_g, CK] += grad_out[g] [Cout_g, nb·P] · col[g]ᵀ [nb·P, CK]   (one GEMM per
+//                     group over the whole chunk; grad_out's chunk is first permuted to [Cout, nb·P])
+// The per-image GEMMs run as one strided-batched cuBLAS call over images (or over groups, whichever is longer).
+// col2im gathers (each input pixel sums the columns that read it), so no atomics and a deterministic result.
+#include <hopgrad/ops/cuda/common.cuh>
+#include <hopgrad/ops/cuda/gemm.h>
+
+namespace hg::cuda {
+
+namespace {
+
+constexpr int64_t kColumnBytes = int64_t{256} << 20;
+
+// x [N, Cin, H, W], w [Cout, Cin_g, KH, KW], out [N, Cout, OH, OW].
+struct ConvGeometry {
+  int64_t N, Cin, H, W, Cout, KH, KW, OH, OW, G;
+  ConvParams p;
+  __host__ __device__ int64_t cin_g() const { return Cin / G; }
+  __host__ __device__ int64_t cout_g() const { return Cout / G; }
+  __host__ __device__ int64_t CK() const { return cin_g() * KH * KW; }
+  __host__ __device__ int64_t P() const { return OH * OW; }
+  // Images per chunk: as many as keep the column buffer of `element` bytes under kColumnBytes (at least one).
+  int64_t chunk(int64_t element) const {
+    int64_t per_image = std::max<int64_t>(G * CK() * P() * element, 1);
+    return std::clamp<int64_t>(kColumnBytes / per_image, 1, N);
+  }
+};
+
+ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& out, const ConvParams& p) {
+  return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], out[2], out[3], p.groups, p};
+}
+
+// col [G, CK, nb·P] of images [n0, n0 + nb) of contiguous x; one thread per column element.
+template <typename T> __global__ void im2col_kernel(const T* x, ConvGeometry g, int64_t n0, int64_t nb, T* col) {
+  const int64_t P = g.P(), L = nb * P, CK = g.CK();
+  HG_GRID_STRIDE_LOOP(i, g.G * CK * L) {
+    int64_t l = i % L, rest = i / L;
+    int64_t ck = rest % CK, group = rest / CK;
+    int64_t kw = ck % g.KW, kh = (ck / g.KW) % g.KH, c = ck / (g.KW * g.KH);
+    int64_t n = l / P, p = l % P, oh = p / g.OW, ow = p % g.OW;
+    int64_t h = oh * g.p.stride[0] - g.p.padding[0] + kh * g.p.dilation[0];
+    int64_t w = ow * g.p.stride[1] - g.p.padding[1] + kw * g.p.dilation[1];
+    T v = T(0);
+    if (h >= 0 && h < g.H && w >= 0 && w < g.W) v = x[(((n0 + n) * g.Cin + group * g.cin_g() + c) * g.H + h) * g.W + w];
+    col[i] = v;
+  }
+}
+
+// grad_x[n0 + n, ic, h, w] = Σ over taps (kh, kw) whose output position (oh, ow) reads (h, w) of
+// col[g, ck, n·P + oh·OW + ow]; one thread per input element of the chunk (grad_x overwritten there).
+template <typename T> __global__ void col2im_kernel(const T* col, ConvGeometry g, int64_t n0, int64_t nb, T* grad_x) {
+  const int64_t P = g.P(), L = nb * P, CK = g.CK(), HW = g.H * g.W;
+  const int64_t sh = g.p.stride[0], sw = g.p.stride[1], ph = g.p.padding[0], pw = g.p.padding[1];
+  const int64_t dh = g.p.dilation[0], dw = g.p.dilation[1];
+  HG_GRID_STRIDE_LOOP(i, nb * g.Cin * HW) {
+    int64_t w = i % g.W, h = (i / g.W) % g.H, ic = (i / HW) % g.Cin, n = i / (HW * g.Cin);
+    int64_t group = ic / g.cin_g(), c = ic % g.cin_g();
+    const T* col_g = col + group * CK * L + n * P;
+    T acc = T(0);
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      int64_t top = h + ph - kh * dh;  // = oh·sh
+      if (top < 0 || top % sh != 0 || top / sh >= g.OH) continue;
+      int64_t oh = top / sh;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        int64_t left = w + pw - kw * dw;  // = ow·sw
+        if (left < 0 || left % sw != 0 || left / sw >= g.OW) continue;
+        int64_t ck = (c * g.KH + kh) * g.KW + kw;
+        acc += col_g[ck * L + oh * g.OW + left / sw];
+      }
+    }
+    grad_x[n0 * g.Cin * HW + i] = acc;
+  }
+}
+
+template <typename T> void im2col(const T* x, const ConvGeometry& g, int64_t n0, int64_t nb, T* col, int device) {
+  im2col_kernel<T><<<grid_for(g.G * g.CK() * nb * g.P(), device), kBlockSize>>>(x, g, n0, nb, col);
+  HG_CUDA_CHECK_LAUNCH();
+}
+
+// For each group g and image n of a chunk: C[g, n] = alpha·A[g]·B[g, n] + beta·C[g, n], where each operand's
+// position is base + g·(group step) + n·(image step). One batched call over images per group, or over groups per
+// image, whichever batch is longer.
+struct GroupImageOperand {
+  GemmOperand base;
+  int64_t group_step, image_step;  // elements
+};
+template <typename T>
+void gemm_groups_images(const ConvGeometry& g, int64_t nb, int64_t M, int64_t N, int64_t K, GroupImageOperand a,
+                        GroupImageOperand b, T beta, T* c, int64_t ldc, int64_t c_group_step, int64_t c_image_step,
+                        int device) {
+  auto shifted = [](const GroupImageOperand& o, int64_t elements, int64_t batch_stride) {
+    GemmOperand r = o.base;
+    r.ptr = static_cast<const T*>(o.base.ptr) + elements;
+    r.batch_stride = batch_stride;
+    return r;
+  };
+  if (g.G <= nb) {
+    for (int64_t group = 0; group < g.G; ++group)
+      gemm<T>(device, nb, M, N, K, T(1), shifted(a, group * a.group_step, a.image_step),
+              shifted(b, group * b.group_step, b.image_step), beta, c + group * c_group_step, ldc, c_image_step);
+  } else {
+    for (int64_t n = 0; n < nb; ++n)
+      gemm<T>(device, g.G, M, N, K, T(1), shifted(a, n * a.image_step, a.group_step),
+              shifted(b, n * b.image_step, b.group_step), beta, c + n * c_image_step, ldc, c_group_step);
+  }
+}
+
+void check_conv(const char* kernel, Device device, std::initializer_list<const Tensor*> tensors) {
+  check_on_device(kernel, device, tensors);
+  DType dtype = (*tensors.begin())->dtype();
+  for (const Tensor* t : tensors)
+    HG_CHECK(!t || t->dtype() == dtype, "{} (cuda): operands must share one dtype, got {} and {}", kernel, dtype,
+             t->dtype());
+  HG_CHECK(dtype == kFloat32 || dtype == kFloat64, "{} (cuda): dtype {} is not supported (expected float32 or float64)",
+           kernel, dtype);
+}
+
+}  // namespace
+
+void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in, const ConvParams& p,
+                         Tensor& out) {
+  check_conv("conv2d", out.device(), {&out, &x_in, &w_in, bias_in});
+  HG_CHECK(out.is_contiguous(), "conv2d (cuda): output must be contiguous, got {}", out.desc());
+  if (out.numel() == 0) return;
+  DeviceGuard guard(out.device());
+  // The bias goes in first (beta = 1 below adds the products to it); without one, out starts at 0.
+  if (bias_in) {
+    HG_CHECK(bias_in->numel() == out.size(1), "conv2d (cuda): bias {} does not match {} output channels",
+             bias_in->desc(), out.size(1));
+    HG_CHECK(bias_in->dim() == 1, "conv2d (cuda): bias must be 1-D, got {}", bias_in->desc());
+    Tensor bias = make_tensor(bias_in->storage(), out.sizes(), Shape{0, bias_in->stride(0), 0, 0}, bias_in->offset(),
+                              bias_in->dtype());  // bias[c] at every (n, c, h, w)
+    device_copy(bias, out);
+  } else {
+    fill(out, 0.0);
+  }
+  if (x_in.numel() == 0 || w_in.numel() == 0) return;  // nothing to sum: the bias alone (or 0)
+  Tensor x = as_contiguous(x_in), w = as_contiguous(w_in);
+  ConvGeometry g = conv_geometry(x.sizes(), w.sizes(), out.sizes(), p);
+  const int device = out.device().index;
+  HG_CUDA_DISPATCH_FLOATING(out.dtype(), "conv2d", [&] {
+    using T = scalar_t;
+    const int64_t nb_max = g.chunk(sizeof(T)), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    Tensor col = empty({g.G * CK * nb_max * P}, out.dtype(), out.device());
+    for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
+      im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
+      // out[n, g] [Cout_g, P] += w[g] [Cout_g, CK] · col[g, :, n·P ...] [CK, P]
+      GroupImageOperand a{{w.data_ptr<T>(), CK, false, 0}, cout_g * CK, 0};
+      GroupImageOperand b{{col.data_ptr<T>(), L, false, 0}, CK * L, P};
+      gemm_groups_images<T>(g, nb, cout_g, P, CK, a, b, T(1), out.data_ptr<T>() + n0 * g.Cout * P, P, cout_g * P,
+                            g.Cout * P, device);
+    }
+  });
+}
+
+void CudaBackend::conv2d_backward_input(const Tensor& grad_out_in, const Tensor& w_in, const ConvParams& p,
+                                        Tensor& grad_x) {
+  check_conv("conv2d_backward_input", grad_x.device(), {&grad_x, &grad_out_in, &w_in});
+  HG_CHECK(grad_x.is_contiguous(), "conv2d_backward_input (cuda): grad_x must be contiguous, got {}", grad_x.desc());
+  if (grad_x.numel() == 0) return;
+  DeviceGuard guard(grad_x.device());
+  if (grad_out_in.numel() == 0 || w_in.numel() == 0) return fill(grad_x, 0.0);
+  Tensor grad_out = as_contiguous(grad_out_in), w = as_contiguous(w_in);
+  ConvGeometry g = conv_geometry(grad_x.sizes(), w.sizes(), grad_out.sizes(), p);
+  const int device = grad_x.device().index;
+  HG_CUDA_DISPATCH_FLOATING(grad_x.dtype(), "conv2d_backward_input", [&] {
+    using T = scalar_t;
+    const int64_t nb_max = g.chunk(sizeof(T)), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    Tensor col = empty({g.G * CK * nb_max * P}, grad_x.dtype(), grad_x.device());
+    for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
+      // col[g, :, n·P ...] [CK, P] = w[g]ᵀ [CK, Cout_g] · grad_out[n, g] [Cout_g, P]
+      GroupImageOperand a{{w.data_ptr<T>(), CK, true, 0}, cout_g * CK, 0};
+      GroupImageOperand b{{grad_out.data_ptr<T>() + n0 * g.Cout * P, P, false, 0}, cout_g * P, g.Cout * P};
+      gemm_groups_images<T>(g, nb, CK, P, cout_g, a, b, T(0), col.data_ptr<T>(), L, CK * L, P, device);
+      col2im_kernel<T><<<grid_for(nb * g.Cin * g.H * g.W, device), kBlockSize>>>(col.data_ptr<T>(), g, n0, nb,
+                                                                                 grad_x.data_ptr<T>());
+      HG_CUDA_CHECK_LAUNCH();
+    }
+  });
+}
+
+void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_out_in, const ConvParams& p,
+                                         Tensor& grad_w) {
+  check_conv("conv2d_backward_weight", grad_w.device(), {&grad_w, &x_in, &grad_out_in});
+  HG_CHECK(grad_w.is_contiguous(), "conv2d_backward_weight (cuda): grad_w must be contiguous, got {}", grad_w.desc());
+  if (grad_w.numel() == 0) return;
+  DeviceGuard guard(grad_w.device());
+  if (x_in.numel() == 0 || grad_out_in.numel() == 0) return fill(grad_w, 0.0);
+  Tensor x = as_contiguous(x_in), grad_out = as_contiguous(grad_out_in);
+  ConvGeometry g = conv_geometry(x.sizes(), grad_w.sizes(), grad_out.sizes(), p);
+  const int device = grad_w.device().index;
+  HG_CUDA_DISPATCH_FLOATING(grad_w.dtype(), "conv2d_backward_weight", [&] {
+    using T = scalar_t;
+    const int64_t nb_max = g.chunk(sizeof(T)), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    Tensor col = empty({g.G * CK * nb_max * P}, x.dtype(), x.device());
+    Tensor grad_rows = empty({g.Cout * nb_max * P}, x.dtype(), x.device());  // [Cout, nb·P]
+    for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
+      const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
+      im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
+      // grad_out[n0 : n0 + nb] [nb, Cout, P] seen as [Cout, nb, P], copied to grad_rows [Cout, nb·P]
+      Tensor chunk = make_tensor(grad_out.storage(), Shape{g.Cout, nb, P}, Shape{P, g.Cout * P, 1},
+                                 grad_out.offset() + n0 * g.Cout * P, x.dtype());
+      Tensor rows = make_tensor(grad_rows.storage(), Shape{g.Cout, nb, P}, Shape{L, P, 1}, 0, x.dtype());
+      device_copy(chunk, rows);
+      // grad_w[g] [Cout_g, CK] (+)= grad_rows[g] [Cout_g, L] · col[g]ᵀ [L, CK], batched over groups
+      gemm<T>(device, g.G, cout_g, CK, L, T(1), GemmOperand{grad_rows.data_ptr<T>(), L, false, cout_g * L},
+              GemmOperand{col.data_ptr<T>(), L, true, CK * L}, n0 == 0 ? T(0) : T(1), grad_w.data_ptr<T>(), CK,
+              cout_g * CK);
+    }
+  });
+}
+
+}  // namespace hg::cuda

@@ -11,8 +11,8 @@ namespace {
 
 //   x, y: [rows, N] contiguous;  weight, bias: [N] or null;  mean, rstd: [rows]
 template <typename T>
-__global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, int64_t rows, int64_t N, T eps, T* y,
-                                  T* mean, T* rstd) {
+__global__ void __launch_bounds__(1024) layer_norm_kernel(const T* x, const T* weight, const T* bias, int64_t rows,
+                                                          int64_t N, T eps, T* y, T* mean, T* rstd) {
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * N;
     T* yr = y + r * N;

@@ -40,6 +40,8 @@ template <typename T> struct MinOp {
 constexpr int64_t kMinElementsPerThread = 16;
 // Reductions this short run one thread per output whatever the layout.
 constexpr int64_t kShortReduction = 16;
+// Most threads of a block that reduces rows (also the kernels' launch bound).
+constexpr int kMaxRowThreads = 512;
 
 // ---- kernels ---------------------------------------------------------------------------------------------------
 
@@ -47,8 +49,9 @@ constexpr int64_t kShortReduction = 16;
 //   x:   element at byte offset outer(o) + r·sizeof(T), r ∈ [0, count)
 //   out: [outputs, splits] partial results (splits = 1: the final [outputs]), times `scale` when apply_scale
 template <typename T, typename Op>
-__global__ void reduce_rows_kernel(const char* x, OffsetCalculator<1> outer, int64_t outputs, int64_t count,
-                                   int64_t splits, int64_t chunk, Op op, T scale, bool apply_scale, T* out) {
+__global__ void __launch_bounds__(kMaxRowThreads)
+    reduce_rows_kernel(const char* x, OffsetCalculator<1> outer, int64_t outputs, int64_t count, int64_t splits,
+                       int64_t chunk, Op op, T scale, bool apply_scale, T* out) {
   for (int64_t task = blockIdx.x; task < outputs * splits; task += gridDim.x) {
     int64_t o = task / splits, split = task % splits;
     int64_t base[1];
@@ -97,7 +100,7 @@ OffsetCalculator<1> calculator(const Shape& sizes, const Shape& strides, int64_t
 template <typename T, typename Op>
 void reduce_rows(const char* x, const OffsetCalculator<1>& outer, int64_t outputs, int64_t count, Op op, T scale,
                  bool apply_scale, T* out, Device device) {
-  int threads = std::min(block_for_row(count), 512);
+  int threads = std::min(block_for_row(count), kMaxRowThreads);
   int64_t splits = 1;
   if (outputs < target_blocks(device.index))
     splits = std::clamp<int64_t>(count / (threads * kMinElementsPerThread), 1,
@@ -263,8 +266,9 @@ template <bool IsMax, typename T> __device__ __forceinline__ bool beats(T va, in
 // One block per output: each thread scans a strided share of the row, then the block keeps the best candidate.
 //   x: row o starts at byte offset outer(o); element j at + j·sizeof(T) (contiguous rows of n)
 template <bool IsMax, typename T>
-__global__ void arg_reduce_rows_kernel(const char* x, OffsetCalculator<1> outer, int64_t outputs, int64_t n, T* values,
-                                       int64_t* indices) {
+__global__ void __launch_bounds__(kMaxRowThreads)
+    arg_reduce_rows_kernel(const char* x, OffsetCalculator<1> outer, int64_t outputs, int64_t n, T* values,
+                           int64_t* indices) {
   __shared__ T warp_values[32];
   __shared__ int64_t warp_indices[32];
   const T identity = IsMax ? lowest_value<T>() : highest_value<T>();
@@ -334,7 +338,7 @@ template <bool IsMax, typename T> void arg_reduce_impl(const Tensor& x, int64_t 
   bool columns_coalesced = outer.strides[0][0] == element;
   if (rows && n > kShortReduction) {
     unsigned blocks = static_cast<unsigned>(std::min<int64_t>(outputs, 1 << 30));
-    arg_reduce_rows_kernel<IsMax, T><<<blocks, std::min(block_for_row(n), 512)>>>(
+    arg_reduce_rows_kernel<IsMax, T><<<blocks, std::min(block_for_row(n), kMaxRowThreads)>>>(
         static_cast<const char*>(x.data_ptr()), outer, outputs, n, values, indices);
     HG_CUDA_CHECK_LAUNCH();
     return;

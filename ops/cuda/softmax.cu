@@ -1,7 +1,10 @@
 // CUDA softmax / log_softmax along one dim of a contiguous tensor viewed as [outer, n, inner]. CPU reference:
-// ops/cpu/softmax.cpp (its float64 loops):
-//   m = max(x) (a NaN sticks);  softmax y = exp(x − m) / Σ exp(x − m);  log_softmax y = (x − m) − log Σ exp(x − m);
-//   a row whose entries are all −inf gives zeros in both.
+// ops/cpu/softmax.cpp, the same formulas per row with max m:
+//   softmax:      y = exp(x − m) / Σ exp(x − m)
+//   log_softmax:  y = (x − m) − log Σ exp(x − m)
+// A row with no finite max (all −inf) is shifted by 0 instead, so its exps are exp(−inf) = 0 and its sum is exactly
+// 0, which marks it for zeros; a live row's sum is ≥ 1. NaN anywhere in a row makes the sum NaN and the whole row
+// NaN, as in PyTorch; +inf gives exp(inf − inf) = NaN likewise.
 // inner == 1: one block per row (block reductions for the max and the sum). inner > 1: one thread per column,
 // neighbouring threads on neighbouring columns so every pass over the n rows is coalesced.
 #include <hopgrad/ops/cuda/common.cuh>
@@ -10,31 +13,30 @@ namespace hg::cuda {
 
 namespace {
 
-template <typename T> struct NanMax {
-  __device__ T operator()(T acc, T v) const { return (v > acc || v != v) ? v : acc; }
+// The CPU's running max `v > m ? v : m`: a NaN never becomes the max (it poisons the sum instead).
+template <typename T> struct Max {
+  __device__ T operator()(T m, T v) const { return v > m ? v : m; }
 };
 
 //   x, y: [rows, n] contiguous; one block per row
-template <typename T> __global__ void softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t n, bool log) {
+template <typename T>
+__global__ void __launch_bounds__(1024) softmax_rows_kernel(const T* x, T* y, int64_t rows, int64_t n, bool log) {
   const T neg_inf = -std::numeric_limits<T>::infinity();
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const T* xr = x + r * n;
     T* yr = y + r * n;
     T m = neg_inf;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = NanMax<T>{}(m, xr[i]);
-    m = block_allreduce(m, NanMax<T>{}, neg_inf);
-    if (m == neg_inf) {  // no finite entry: zeros
-      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = T(0);
-      continue;  // uniform across the block: m is the same in every thread
-    }
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) m = Max<T>{}(m, xr[i]);
+    m = block_allreduce(m, Max<T>{}, neg_inf);
+    if (m == neg_inf) m = 0;
     T sum = 0;
     for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += math::exp(xr[i] - m);
     sum = block_allreduce(sum, Plus<T>{}, T(0));
     if (log) {
-      T log_sum = math::log(sum);
-      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = (xr[i] - m) - log_sum;
+      const T log_sum = math::log(sum);
+      for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = sum == T(0) ? T(0) : (xr[i] - m) - log_sum;
     } else {
-      T inv = T(1) / sum;
+      const T inv = sum == T(0) ? T(0) : T(1) / sum;
       for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = math::exp(xr[i] - m) * inv;
     }
   }
@@ -49,15 +51,15 @@ __global__ void softmax_columns_kernel(const T* x, T* y, int64_t columns, int64_
     const T* xs = x + o * n * inner + c;
     T* ys = y + o * n * inner + c;
     T m = neg_inf;
-    for (int64_t i = 0; i < n; ++i) m = NanMax<T>{}(m, xs[i * inner]);
-    if (m == neg_inf) m = 0;  // an all −inf column: its exps are exp(−inf) = 0 and its sum stays 0
+    for (int64_t i = 0; i < n; ++i) m = Max<T>{}(m, xs[i * inner]);
+    if (m == neg_inf) m = 0;
     T sum = 0;
     for (int64_t i = 0; i < n; ++i) sum += math::exp(xs[i * inner] - m);
     if (log) {
-      T log_sum = math::log(sum);
-      for (int64_t i = 0; i < n; ++i) ys[i * inner] = log_sum == neg_inf ? T(0) : (xs[i * inner] - m) - log_sum;
+      const T log_sum = math::log(sum);
+      for (int64_t i = 0; i < n; ++i) ys[i * inner] = sum == T(0) ? T(0) : (xs[i * inner] - m) - log_sum;
     } else {
-      T inv = sum == T(0) ? T(0) : T(1) / sum;
+      const T inv = sum == T(0) ? T(0) : T(1) / sum;
       for (int64_t i = 0; i < n; ++i) ys[i * inner] = math::exp(xs[i * inner] - m) * inv;
     }
   }

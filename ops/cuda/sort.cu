@@ -56,8 +56,8 @@ constexpr int kScanItems = 4;
 // running total of the tiles before it.
 //   x: row r at byte offset x_rows(r), element i at + i·x_step (bytes);  y: [rows, n] contiguous
 template <typename T>
-__global__ void cumsum_rows_kernel(const char* x, OffsetCalculator<1> x_rows, int64_t x_step, T* y, int64_t rows,
-                                   int64_t n) {
+__global__ void __launch_bounds__(kScanThreads)
+    cumsum_rows_kernel(const char* x, OffsetCalculator<1> x_rows, int64_t x_step, T* y, int64_t rows, int64_t n) {
   using Acc = scan_acc_t<T>;
   using BlockScan = cub::BlockScan<Acc, kScanThreads>;
   __shared__ typename BlockScan::TempStorage scan_storage;

@@ -17,3 +17,9 @@
 #include <hopgrad/autograd/grad_mode.h>
 
 #include <hopgrad/ops/ops.h>
+
+#include <hopgrad/nn/data/cifar10.h>
+#include <hopgrad/nn/data/deeprc.h>
+#include <hopgrad/nn/data/matlab.h>
+#include <hopgrad/nn/data/mil.h>
+#include <hopgrad/nn/data/mnist.h>

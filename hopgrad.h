@@ -18,8 +18,9 @@
 
 #include <hopgrad/ops/ops.h>
 
-#include <hopgrad/nn/data/cifar10.h>
-#include <hopgrad/nn/data/deeprc.h>
-#include <hopgrad/nn/data/matlab.h>
-#include <hopgrad/nn/data/mil.h>
-#include <hopgrad/nn/data/mnist.h>
+#include <hopgrad/nn/optim/adam.h>
+#include <hopgrad/nn/optim/adamw.h>
+#include <hopgrad/nn/optim/clip_grad.h>
+#include <hopgrad/nn/optim/lr_scheduler.h>
+#include <hopgrad/nn/optim/optimizer.h>
+#include <hopgrad/nn/optim/sgd.h>

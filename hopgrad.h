@@ -18,6 +18,12 @@
 
 #include <hopgrad/ops/ops.h>
 
+#include <hopgrad/nn/data/cifar10.h>
+#include <hopgrad/nn/data/deeprc.h>
+#include <hopgrad/nn/data/matlab.h>
+#include <hopgrad/nn/data/mil.h>
+#include <hopgrad/nn/data/mnist.h>
+
 #include <hopgrad/nn/optim/adam.h>
 #include <hopgrad/nn/optim/adamw.h>
 #include <hopgrad/nn/optim/clip_grad.h>

@@ -22,7 +22,12 @@ class IntArrayRef {
  public:
   constexpr IntArrayRef() = default;
   constexpr IntArrayRef(const int64_t* data, size_t size) : data_(data), size_(size) {}
+  // Viewing a braced list is safe for the duration of the call it is passed to, which is how op signatures use
+  // IntArrayRef (as c10::ArrayRef does); g++ warns about the pattern in general.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winit-list-lifetime"
   constexpr IntArrayRef(std::initializer_list<int64_t> list) : data_(list.begin()), size_(list.size()) {}
+#pragma GCC diagnostic pop
   IntArrayRef(const std::vector<int64_t>& v) : data_(v.data()), size_(v.size()) {}
   constexpr IntArrayRef(const int64_t& single) : data_(&single), size_(1) {}
 

@@ -110,7 +110,7 @@ template <typename Out, typename... In, typename F, size_t... I>
 inline void run_inner(F& f, std::array<char*, 1 + sizeof...(In)>& p, const std::array<int64_t, 1 + sizeof...(In)>& s,
                       int64_t n, std::index_sequence<I...>) {
   Out* out = reinterpret_cast<Out*>(p[0]);
-  auto in = std::make_tuple(reinterpret_cast<const In*>(p[I + 1])...);
+  [[maybe_unused]] auto in = std::make_tuple(reinterpret_cast<const In*>(p[I + 1])...);
   bool contiguous = s[0] == sizeof(Out) && ((s[I + 1] == static_cast<int64_t>(sizeof(In))) && ...);
   if (contiguous) {
 #pragma omp simd
@@ -120,7 +120,7 @@ inline void run_inner(F& f, std::array<char*, 1 + sizeof...(In)>& p, const std::
   bool broadcast_inputs = s[0] == sizeof(Out) && ((s[I + 1] == 0 || s[I + 1] == static_cast<int64_t>(sizeof(In))) && ...);
   if (broadcast_inputs) {
     // Unit or zero input strides: index with a 0/1 multiplier so the loop still vectorises.
-    std::array<int64_t, sizeof...(In)> m{(s[I + 1] == 0 ? 0 : 1)...};
+    [[maybe_unused]] std::array<int64_t, sizeof...(In)> m{(s[I + 1] == 0 ? 0 : 1)...};
 #pragma omp simd
     for (int64_t i = 0; i < n; ++i) out[i] = f(std::get<I>(in)[i * m[I]]...);
     return;

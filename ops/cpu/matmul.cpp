@@ -22,10 +22,18 @@ MatrixLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t
   return {};
 }
 
+// Below this many multiply-adds a GEMM runs on the calling thread: waking the OpenMP team costs more than the
+// product (a [32, 2]·[2, 64] layer in an MLP otherwise spends its time in barrier spin-waits).
+constexpr int64_t kSingleThreadMacs = 64 * 64 * 64;
+
 void sgemm_one(const float* a, MatrixLayout la, const float* b, MatrixLayout lb, float* c, int64_t M, int64_t N,
                int64_t K) {
+  int threads = omp_get_max_threads();
+  bool small = M * N * K < kSingleThreadMacs;
+  if (small) omp_set_num_threads(1);
   dnnl_status_t st = dnnl_sgemm(la.transposed ? 'T' : 'N', lb.transposed ? 'T' : 'N', M, N, K, 1.0f, a, la.ld, b,
                                 lb.ld, 0.0f, c, N);
+  if (small) omp_set_num_threads(threads);
   HG_CHECK(st == dnnl_success, "matmul: dnnl_sgemm failed with status {} for M={} N={} K={}", static_cast<int>(st), M,
            N, K);
 }

@@ -1,6 +1,9 @@
 // CPU memory: allocation, strided copies with dtype conversion, fills.
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
 
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/dispatch.h>
@@ -15,12 +18,76 @@ Backend& cpu_backend() {
 
 namespace cpu {
 
+namespace {
+
+// A small caching allocator for host buffers. Freshly malloc'ed large blocks come from mmap (or a trimmed heap),
+// so every op output would pay page faults on first touch and glibc would give the pages back on free; reusing
+// blocks of the same rounded size keeps them mapped. Blocks below 64 KiB go straight to malloc (its bins are
+// already fast), and at most kMaxCached bytes are kept.
+class HostBlockCache {
+ public:
+  static constexpr size_t kMinCached = 64 << 10;
+  static constexpr size_t kMaxCached = size_t{1} << 30;
+
+  // Sizes round up to a multiple of 1/8 of their power of two: at most 12.5 % waste, few distinct classes.
+  static size_t round(size_t n) {
+    n = std::max<size_t>(n, 64);
+    size_t p = size_t{1} << (63 - __builtin_clzll(n));
+    size_t step = std::max<size_t>(p / 8, 64);
+    return (n + step - 1) / step * step;
+  }
+
+  void* take(size_t rounded) {
+    if (rounded >= kMinCached) {
+      std::lock_guard lock(mutex_);
+      auto it = free_.find(rounded);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_bytes_ -= rounded;
+        return p;
+      }
+    }
+    return std::aligned_alloc(64, rounded);
+  }
+
+  void give_back(void* p, size_t rounded) {
+    if (rounded >= kMinCached) {
+      std::lock_guard lock(mutex_);
+      if (cached_bytes_ + rounded <= kMaxCached) {
+        free_[rounded].push_back(p);
+        cached_bytes_ += rounded;
+        return;
+      }
+    }
+    std::free(p);
+  }
+
+  ~HostBlockCache() {
+    for (auto& [size, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  size_t cached_bytes_ = 0;
+};
+
+HostBlockCache& host_cache() {
+  // Leaked on purpose: storages freed during static destruction must still find the cache.
+  static auto* cache = new HostBlockCache();
+  return *cache;
+}
+
+}  // namespace
+
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes, Device device) {
-  // 64-byte alignment suits AVX-512 loads and oneDNN; aligned_alloc needs a multiple of the alignment.
-  size_t rounded = (std::max<size_t>(nbytes, 1) + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, rounded);
+  // 64-byte alignment suits AVX-512 loads and oneDNN.
+  size_t rounded = HostBlockCache::round(nbytes);
+  void* p = host_cache().take(rounded);
   HG_CHECK(p != nullptr, "out of host memory allocating {} bytes", nbytes);
-  return std::make_shared<Storage>(p, nbytes, device, [](void* q) { std::free(q); });
+  return std::make_shared<Storage>(p, nbytes, device, [rounded](void* q) { host_cache().give_back(q, rounded); });
 }
 
 void CpuBackend::copy(const Tensor& src, Tensor& out) {

@@ -10,7 +10,9 @@
 #include <map>
 #include <numeric>
 #include <optional>
+#include <random>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -760,4 +762,69 @@ TEST_CASE("data deeprc: the real example dataset matches the data README") {
   CHECK(min_count == 1);
   CHECK(max_count == 9);
   CHECK(hg::data::encode_repertoire(d.repertoires[0]).size(2) == 23);
+}
+
+// ================================================================================================
+// Random corruption: a small, always-on version of the fuzz targets in tests/fuzz
+// ================================================================================================
+
+namespace {
+// Runs `read` on `count` corrupted copies of `good` (1–3 bytes overwritten, a random cut, or a byte inserted):
+// each must either succeed or throw hg::Error; any other exception fails the test.
+template <typename F> void corrupt_and_read(const Bytes& good, int count, uint32_t seed, F&& read) {
+  std::mt19937 rng(seed);
+  int errors = 0;
+  for (int t = 0; t < count; ++t) {
+    Bytes b = good;
+    switch (rng() % 3) {
+      case 0:
+        for (uint32_t k = 0, n = 1 + rng() % 3; k < n; ++k) b[rng() % b.size()] = static_cast<uint8_t>(rng());
+        break;
+      case 1: b.resize(rng() % b.size()); break;
+      case 2: b.insert(b.begin() + rng() % b.size(), static_cast<uint8_t>(rng())); break;
+    }
+    try {
+      read(b);
+    } catch (const hg::Error&) {
+      ++errors;
+    } catch (const std::exception& e) {
+      FAIL("trial " << t << ": " << typeid(e).name() << ": " << e.what());
+    }
+  }
+  CHECK(errors > 0);  // the corruptions do reach the checks
+}
+}  // namespace
+
+TEST_CASE("data readers: random corruptions give hg::Error or a valid result, never a crash") {
+  Bytes pixels(2 * 5 * 4);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 37);
+  const Bytes idx = idx_file(3, {2, 5, 4}, pixels);
+  auto read_idx = [](const Bytes& b) {
+    const auto a = hg::data::parse_idx(b, "fuzz");
+    if (a.dims.size() == 3) hg::data::mnist_images(a);
+    if (a.dims.size() == 1) hg::data::mnist_labels(a);
+  };
+  corrupt_and_read(idx, 400, 1, read_idx);
+  corrupt_and_read(deflate_bytes(idx, 31), 400, 2, read_idx);
+  corrupt_and_read(cifar_records(2), 200, 3, [](const Bytes& b) { hg::data::parse_cifar10_batch(b, "fuzz"); });
+  auto read_mil = [](const Bytes& b) {
+    const auto mat = hg::data::parse_mat(b, "fuzz");
+    if (mat.contains("features") && mat.at("features").dims.size() == 2 &&
+        mat.at("features").rows() * mat.at("features").cols() > (1 << 20)) {
+      return;  // a dense size unrelated to the input's size (see tests/fuzz/fuzz_mil.cpp)
+    }
+    hg::data::mil_from_mat(mat);
+  };
+  corrupt_and_read(mil_file(), 1000, 4, read_mil);
+  const Bytes compressed = mat_file({element(miCOMPRESSED, deflate_bytes(matrix(kDouble, {2, 2}, "x", {element(miDOUBLE, packed<double>({1, 2, 3, 4}))}), 15), false)});
+  corrupt_and_read(compressed, 300, 5, [](const Bytes& b) {
+    for (const auto& a : hg::data::parse_mat(b, "fuzz").arrays) {
+      if (a.unsupported.empty() && (a.is_numeric() || a.is_sparse()) && a.numel() < (1 << 20)) a.to_dense();
+    }
+  });
+  const std::string tsv = "amino_acid\ttemplates\nCASSLG\t3\nCAS\t12\nWYWY\t1";
+  corrupt_and_read(Bytes(tsv.begin(), tsv.end()), 400, 6, [](const Bytes& b) {
+    const auto rep = hg::data::parse_repertoire(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), "fuzz");
+    hg::data::encode_repertoire(rep);
+  });
 }

@@ -30,3 +30,15 @@
 #include <hopgrad/nn/optim/lr_scheduler.h>
 #include <hopgrad/nn/optim/optimizer.h>
 #include <hopgrad/nn/optim/sgd.h>
+
+#include <hopgrad/nn/containers.h>
+#include <hopgrad/nn/init.h>
+#include <hopgrad/nn/layers/activation.h>
+#include <hopgrad/nn/layers/attention.h>
+#include <hopgrad/nn/layers/dropout.h>
+#include <hopgrad/nn/layers/embedding.h>
+#include <hopgrad/nn/layers/flatten.h>
+#include <hopgrad/nn/layers/linear.h>
+#include <hopgrad/nn/layers/normalization.h>
+#include <hopgrad/nn/module.h>
+#include <hopgrad/nn/options.h>

@@ -1,0 +1,182 @@
+// MultiheadAttention.
+#include <hopgrad/nn/layers/attention.h>
+
+#include <cmath>
+#include <limits>
+#include <ostream>
+
+#include <hopgrad/nn/init.h>
+#include <hopgrad/ops/ops.h>
+
+namespace hg::nn {
+
+MultiheadAttentionImpl::MultiheadAttentionImpl(const MultiheadAttentionOptions& options_)
+    : Module("MultiheadAttention"), options(options_) {
+  int64_t embed_dim = options.embed_dim(), heads = options.num_heads();
+  HG_CHECK(embed_dim > 0 && heads > 0 && embed_dim % heads == 0,
+           "MultiheadAttention: embed_dim ({}) must be positive and divisible by num_heads ({})", embed_dim, heads);
+  HG_CHECK(options.dropout() >= 0.0 && options.dropout() <= 1.0,
+           "MultiheadAttention: dropout must be in [0, 1], got {}", options.dropout());
+  int64_t kdim = options.kdim().value_or(embed_dim), vdim = options.vdim().value_or(embed_dim);
+  HG_CHECK(kdim > 0 && vdim > 0, "MultiheadAttention: kdim and vdim must be positive, got {} and {}", kdim, vdim);
+  // Registration order (and so the order of named_parameters) follows torch.nn.MultiheadAttention.
+  if (kdim == embed_dim && vdim == embed_dim) {
+    in_proj_weight = register_parameter("in_proj_weight", empty({3 * embed_dim, embed_dim}, kFloat32));
+  } else {
+    q_proj_weight = register_parameter("q_proj_weight", empty({embed_dim, embed_dim}, kFloat32));
+    k_proj_weight = register_parameter("k_proj_weight", empty({embed_dim, kdim}, kFloat32));
+    v_proj_weight = register_parameter("v_proj_weight", empty({embed_dim, vdim}, kFloat32));
+  }
+  if (options.bias()) in_proj_bias = register_parameter("in_proj_bias", empty({3 * embed_dim}, kFloat32));
+  out_proj = register_module("out_proj", Linear(LinearOptions(embed_dim, embed_dim).bias(options.bias())));
+  if (options.add_bias_kv()) {
+    bias_k = register_parameter("bias_k", empty({1, 1, embed_dim}, kFloat32));
+    bias_v = register_parameter("bias_v", empty({1, 1, embed_dim}, kFloat32));
+  }
+  reset_parameters();
+}
+
+void MultiheadAttentionImpl::reset_parameters() {
+  if (same_embed_dim()) {
+    init::xavier_uniform_(in_proj_weight);
+  } else {
+    init::xavier_uniform_(q_proj_weight);
+    init::xavier_uniform_(k_proj_weight);
+    init::xavier_uniform_(v_proj_weight);
+  }
+  out_proj->reset_parameters();
+  if (options.bias()) {
+    init::zeros_(in_proj_bias);
+    init::zeros_(out_proj->bias);
+  }
+  if (options.add_bias_kv()) {
+    init::xavier_normal_(bias_k);
+    init::xavier_normal_(bias_v);
+  }
+}
+
+std::string MultiheadAttentionImpl::describe() const {
+  return fmt::format("MultiheadAttention(embed_dim={}, num_heads={})", options.embed_dim(), options.num_heads());
+}
+
+namespace {
+Tensor part(const Tensor& t, int64_t index, int64_t size) {
+  return t.defined() ? t.narrow(0, index * size, size) : Tensor();
+}
+}  // namespace
+
+// scores = (Q/√d) Kᵀ + mask per head; out = concat_h(softmax(scores) V) Woᵀ + bo
+std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                                           const Tensor& key_padding_mask, bool need_weights,
+                                                           const Tensor& attn_mask, bool average_attn_weights) {
+  const int64_t embed_dim = options.embed_dim(), heads = options.num_heads(), d = head_dim();
+  const int64_t kdim = options.kdim().value_or(embed_dim), vdim = options.vdim().value_or(embed_dim);
+  const std::string name = describe();
+
+  // ---- layouts: work batch-first, [N, L, E] ----------------------------------------------------
+  HG_CHECK(query.defined() && key.defined() && value.defined(), "{}: query, key and value must be defined", name);
+  const bool batched = query.dim() == 3;
+  HG_CHECK((query.dim() == 3 || query.dim() == 2) && key.dim() == query.dim() && value.dim() == query.dim(),
+           "{}: expected query, key and value all 3-D (batched) or all 2-D (unbatched), got query {}, key {}, value {}",
+           name, query.desc(), key.desc(), value.desc());
+  auto to_batch_first = [&](const Tensor& t) {
+    if (!batched) return t.unsqueeze(0);
+    return options.batch_first() ? t : t.transpose(0, 1);
+  };
+  Tensor q_in = to_batch_first(query), k_in = to_batch_first(key), v_in = to_batch_first(value);
+  const int64_t batch = q_in.size(0), target_len = q_in.size(1), source_len = k_in.size(1);
+  const char* layout = !batched ? "[L, E]" : options.batch_first() ? "[N, L, E]" : "[L, N, E]";
+  HG_CHECK(q_in.size(2) == embed_dim && k_in.size(2) == kdim && v_in.size(2) == vdim,
+           "{}: expected query, key and value {} with E = {}, {}, {}; got query {}, key {}, value {}", name, layout,
+           embed_dim, kdim, vdim, query.desc(), key.desc(), value.desc());
+  HG_CHECK(k_in.size(0) == batch && v_in.size(0) == batch && v_in.size(1) == source_len,
+           "{}: query, key and value must share the batch size and key and value the sequence length ({}); got "
+           "query {}, key {}, value {}",
+           name, layout, query.desc(), key.desc(), value.desc());
+
+  // ---- input projections: one matmul when query, key and value are the same tensor (self-attention) ------
+  Tensor q, k, v;
+  if (same_embed_dim() && query.is_same(key) && key.is_same(value)) {
+    Tensors qkv = chunk(linear(q_in, in_proj_weight, in_proj_bias), 3, -1);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    Tensor wq = same_embed_dim() ? part(in_proj_weight, 0, embed_dim) : q_proj_weight;
+    Tensor wk = same_embed_dim() ? part(in_proj_weight, 1, embed_dim) : k_proj_weight;
+    Tensor wv = same_embed_dim() ? part(in_proj_weight, 2, embed_dim) : v_proj_weight;
+    q = linear(q_in, wq, part(in_proj_bias, 0, embed_dim));
+    k = linear(k_in, wk, part(in_proj_bias, 1, embed_dim));
+    v = linear(v_in, wv, part(in_proj_bias, 2, embed_dim));
+  }
+
+  // ---- masks, as [N or 1, h or 1, L or 1, S] --------------------------------------------------------
+  Tensor padding_mask, mask;
+  if (key_padding_mask.defined()) {
+    Tensor kpm = batched ? key_padding_mask : key_padding_mask.unsqueeze(0);
+    HG_CHECK(kpm.dtype() == kBool && kpm.dim() == 2 && kpm.size(0) == batch && kpm.size(1) == source_len,
+             "{}: expected a bool key_padding_mask [{}{}] (true = ignore that key), got {}", name,
+             batched ? fmt::format("{}, ", batch) : "", source_len, key_padding_mask.desc());
+    padding_mask = kpm.reshape({batch, 1, 1, source_len});
+  }
+  if (attn_mask.defined()) {
+    HG_CHECK(attn_mask.dtype() == kBool || is_floating(attn_mask.dtype()),
+             "{}: attn_mask must be bool (true = not allowed) or floating (added to the scores), got {}", name,
+             attn_mask.desc());
+    if (attn_mask.dim() == 2) {
+      HG_CHECK(attn_mask.size(0) == target_len && attn_mask.size(1) == source_len,
+               "{}: expected a 2-D attn_mask [{}, {}] (L, S), got {}", name, target_len, source_len, attn_mask.desc());
+      mask = attn_mask.reshape({1, 1, target_len, source_len});
+    } else {
+      HG_CHECK(attn_mask.dim() == 3 && attn_mask.size(0) == batch * heads && attn_mask.size(1) == target_len &&
+                   attn_mask.size(2) == source_len,
+               "{}: expected attn_mask [{}, {}] or [{}, {}, {}] (N·num_heads, L, S), got {}", name, target_len,
+               source_len, batch * heads, target_len, source_len, attn_mask.desc());
+      mask = attn_mask.reshape({batch, heads, target_len, source_len});  // row n·h + i is batch n, head i
+    }
+  }
+  // An extra key/value column (bias_kv, zero_attn) is never masked.
+  auto extend_masks = [&] {
+    if (padding_mask.defined()) padding_mask = pad(padding_mask, {0, 1}, 0.0);
+    if (mask.defined()) mask = pad(mask, {0, 1}, 0.0);
+  };
+  if (options.add_bias_kv()) {
+    k = cat({k, bias_k.expand({batch, 1, embed_dim})}, 1);
+    v = cat({v, bias_v.expand({batch, 1, embed_dim})}, 1);
+    extend_masks();
+  }
+
+  // ---- heads: [N, S, E] → [N, h, S, d] ---------------------------------------------------------------
+  auto split_heads = [&](const Tensor& t) { return t.reshape({batch, t.size(1), heads, d}).permute({0, 2, 1, 3}); };
+  q = split_heads(q), k = split_heads(k), v = split_heads(v);
+  if (options.add_zero_attn()) {
+    Tensor zero = zeros({batch, heads, 1, d}, TensorOptions(k.dtype()).device(k.device()));
+    k = cat({k, zero}, 2);
+    v = cat({v, zero}, 2);
+    extend_masks();
+  }
+
+  // ---- attention --------------------------------------------------------------------------------------
+  // scores [N, h, L, S] = (q / √d) kᵀ; PyTorch scales q before the product, and so does this.
+  Tensor scores = matmul(q * (1.0 / std::sqrt(static_cast<double>(d))), k.transpose(-2, -1));
+  constexpr double minus_inf = -std::numeric_limits<double>::infinity();
+  if (mask.defined()) scores = mask.dtype() == kBool ? masked_fill(scores, mask, minus_inf) : scores + mask;
+  if (padding_mask.defined()) scores = masked_fill(scores, padding_mask, minus_inf);
+  Tensor weights = dropout(softmax(scores, -1), options.dropout(), is_training());
+  // [N, h, L, d] → [N, L, h·d] → out_proj
+  Tensor out = out_proj(matmul(weights, v).permute({0, 2, 1, 3}).reshape({batch, target_len, embed_dim}));
+
+  if (!batched) {
+    out = out.squeeze(0);
+  } else if (!options.batch_first()) {
+    out = out.transpose(0, 1);
+  }
+  if (!need_weights) return {out, Tensor()};
+  if (average_attn_weights) weights = mean(weights, {1});
+  if (!batched) weights = weights.squeeze(0);
+  return {out, weights};
+}
+
+void MultiheadAttentionImpl::pretty_print(std::ostream& stream) const {
+  stream << "MultiheadAttention";
+}
+
+}  // namespace hg::nn

@@ -1,0 +1,76 @@
+#pragma once
+// MultiheadAttention, with PyTorch's parameters, masks and layouts.
+//
+//   hg::nn::MultiheadAttention attn(hg::nn::MultiheadAttentionOptions(64, 4).dropout(0.1).batch_first(true));
+//   auto [out, weights] = attn(x, x, x, /*key_padding_mask=*/padding);   // x [N, L, 64]; weights [N, L, L]
+#include <cstdint>
+#include <optional>
+#include <tuple>
+
+#include <hopgrad/nn/layers/linear.h>
+#include <hopgrad/nn/module.h>
+#include <hopgrad/nn/options.h>
+
+namespace hg::nn {
+
+struct MultiheadAttentionOptions {
+  MultiheadAttentionOptions(int64_t embed_dim, int64_t num_heads) : embed_dim_(embed_dim), num_heads_(num_heads) {}
+  /// E, the query (and output) feature size; a multiple of num_heads.
+  HG_ARG(int64_t, embed_dim);
+  HG_ARG(int64_t, num_heads);
+  /// Dropout probability on the attention weights (training mode only).
+  HG_ARG(double, dropout) = 0.0;
+  /// Biases of the input and output projections.
+  HG_ARG(bool, bias) = true;
+  /// Learned key and value vectors appended to the key/value sequences (bias_k, bias_v [1, 1, E]).
+  HG_ARG(bool, add_bias_kv) = false;
+  /// A zero key and value appended to each head's sequences (after the projections).
+  HG_ARG(bool, add_zero_attn) = false;
+  /// Key / value feature sizes (default embed_dim); when either differs, q/k/v get separate projection weights.
+  HG_ARG(std::optional<int64_t>, kdim);
+  HG_ARG(std::optional<int64_t>, vdim);
+  /// Inputs and outputs are [N, L, E] instead of [L, N, E].
+  HG_ARG(bool, batch_first) = false;
+};
+
+/// Multi-head attention (Vaswani et al. 2017):
+///   headᵢ = softmax((Q Wqᵢ)(K Wkᵢ)ᵀ / √d + mask) (V Wvᵢ),  out = concat(head₁ … head_h) Woᵀ + bo,  d = E / h.
+/// Masks: key_padding_mask [N, S] bool (true = ignore that key); attn_mask [L, S] or [N·h, L, S], bool
+/// (true = not allowed) or float (added to the scores). As hg::softmax, a query whose keys are all masked gets
+/// zero weights (PyTorch gives NaN there).
+class MultiheadAttentionImpl : public Module {
+ public:
+  explicit MultiheadAttentionImpl(const MultiheadAttentionOptions& options);
+  MultiheadAttentionImpl(int64_t embed_dim, int64_t num_heads)
+      : MultiheadAttentionImpl(MultiheadAttentionOptions(embed_dim, num_heads)) {}
+
+  /// query [L, N, E], key [S, N, kdim], value [S, N, vdim] ([N, ·, ·] with batch_first; unbatched [L, E] too).
+  /// Returns (output [L, N, E] (or [N, L, E]), weights): the weights (after dropout, as PyTorch) are [N, L, S]
+  /// averaged over heads, or [N, h, L, S] when average_attn_weights is false; undefined unless need_weights.
+  std::tuple<Tensor, Tensor> forward(const Tensor& query, const Tensor& key, const Tensor& value,
+                                     const Tensor& key_padding_mask = {}, bool need_weights = true,
+                                     const Tensor& attn_mask = {}, bool average_attn_weights = true);
+  /// PyTorch's default: xavier_uniform in_proj (or q/k/v_proj) weights, zero in_proj and out_proj biases,
+  /// out_proj weight as Linear's default, xavier_normal bias_k and bias_v.
+  void reset_parameters();
+  void pretty_print(std::ostream& stream) const override;
+
+  MultiheadAttentionOptions options;
+  Tensor in_proj_weight;  ///< [3E, E] when kdim = vdim = E (rows: query, key, value projections)
+  Tensor q_proj_weight;   ///< [E, E]     when kdim or vdim differs from E
+  Tensor k_proj_weight;   ///< [E, kdim]
+  Tensor v_proj_weight;   ///< [E, vdim]
+  Tensor in_proj_bias;    ///< [3E]
+  Tensor bias_k;          ///< [1, 1, E] with add_bias_kv
+  Tensor bias_v;          ///< [1, 1, E]
+  Linear out_proj{nullptr};  ///< E → E
+
+ private:
+  bool same_embed_dim() const { return !q_proj_weight.defined(); }
+  int64_t head_dim() const { return options.embed_dim() / options.num_heads(); }
+  /// "MultiheadAttention(embed_dim=8, num_heads=2)" for error messages.
+  std::string describe() const;
+};
+HG_MODULE(MultiheadAttention);
+
+}  // namespace hg::nn

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <unistd.h>  // getpid
 #include <zlib.h>
 
 #include <hopgrad/hopgrad.h>

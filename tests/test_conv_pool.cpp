@@ -190,13 +190,14 @@ HG_BACKEND_TEST(conv_pool_max_pool_hand_computed) {
   return results;
 }
 
-TEST_CASE("conv_pool: empty batches give empty outputs and a zero weight gradient") {
+TEST_CASE("conv_pool: empty batches give empty outputs and zero weight and bias gradients") {
   Tensor x = hg::zeros({0, 2, 5, 5}, hg::kFloat32);
-  Tensor w = hg::ones({3, 2, 3, 3}).requires_grad_(), b = hg::ones({3});
+  Tensor w = hg::ones({3, 2, 3, 3}).requires_grad_(), b = hg::ones({3}).requires_grad_();
   Tensor y = hg::conv2d(x, w, b);
   CHECK(y.sizes() == hg::Shape{0, 3, 3, 3});
   y.sum().backward();
   hgtest::check_close(w.grad(), hg::zeros({3, 2, 3, 3}));
+  hgtest::check_close(b.grad(), hg::zeros({3}));
   CHECK(hg::max_pool2d(x, {2, 2}).sizes() == hg::Shape{0, 2, 2, 2});
 }
 

@@ -263,7 +263,7 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out) {
       Tensor view = make_tensor(x.storage(), sizes, strides, x.offset(), x.dtype());
       src = empty(sizes, x.dtype(), kCPU);
       copy(view, src);
-      outer = count == 0 ? 0 : x.numel() / count;
+      outer = out.numel();  // the kept positions (count may be 0: then every output is the identity)
       tail = 1;
     }
     Tensor dst = out.is_contiguous() ? out : empty(out.sizes(), out.dtype(), kCPU);

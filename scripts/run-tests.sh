@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh "$@"
 ctest --test-dir build --output-on-failure
+# doctest's own summary (passed / failed / skipped test cases) from the run above.
+grep -h -E "^\[doctest\] (test cases|assertions):" build/Testing/Temporary/LastTest.log || true

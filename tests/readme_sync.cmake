@@ -1,0 +1,20 @@
+# Checks that the C++ example in README.md (the ```cpp block after "<!-- readme_example -->") is exactly the
+# code of examples/readme_example.cpp from its #include on, so the README shows what the test suite runs.
+file(READ ${SOURCE_DIR}/README.md readme)
+file(READ ${SOURCE_DIR}/examples/readme_example.cpp example)
+string(FIND "${readme}" "<!-- readme_example -->" marker)
+if(marker EQUAL -1)
+  message(FATAL_ERROR "README.md has no <!-- readme_example --> marker")
+endif()
+string(SUBSTRING "${readme}" ${marker} -1 after)
+string(FIND "${after}" "```cpp\n" open)
+string(FIND "${after}" "\n```\n" close)
+math(EXPR start "${open} + 7")
+math(EXPR length "${close} - ${start} + 1")
+string(SUBSTRING "${after}" ${start} ${length} block)
+string(FIND "${example}" "#include" code_start)
+string(SUBSTRING "${example}" ${code_start} -1 code)
+if(NOT block STREQUAL code)
+  message(FATAL_ERROR "README.md's example differs from examples/readme_example.cpp; copy the file's code "
+                      "(from #include on) into the README block")
+endif()

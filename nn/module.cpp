@@ -92,7 +92,7 @@ void Module::check_new_name(const std::string& name, const char* what) const {
            "{}::{}: '{}' is already registered as a parameter, buffer or submodule", this->name(), what, name);
 }
 
-Tensor& Module::register_parameter(std::string name, Tensor tensor, bool requires_grad) {
+Tensor Module::register_parameter(std::string name, Tensor tensor, bool requires_grad) {
   check_new_name(name, "register_parameter");
   HG_CHECK(tensor.defined(), "{}::register_parameter: '{}' is an undefined tensor", this->name(), name);
   HG_CHECK(!requires_grad || is_floating(tensor.dtype()),
@@ -105,7 +105,7 @@ Tensor& Module::register_parameter(std::string name, Tensor tensor, bool require
   return parameters_.back().second;
 }
 
-Tensor& Module::register_buffer(std::string name, Tensor tensor) {
+Tensor Module::register_buffer(std::string name, Tensor tensor) {
   check_new_name(name, "register_buffer");
   buffers_.emplace_back(std::move(name), std::move(tensor));
   return buffers_.back().second;

@@ -52,11 +52,11 @@ class Module : public std::enable_shared_from_this<Module> {
   const std::string& name() const;
 
   // ---- registration ---------------------------------------------------------------------------
-  /// Adds a parameter (a leaf that requires grad unless `requires_grad` is false); returns the stored handle.
-  /// `auto& w = register_parameter("weight", hg::empty({out, in}));`
-  Tensor& register_parameter(std::string name, Tensor tensor, bool requires_grad = true);
+  /// Adds a parameter (a leaf that requires grad unless `requires_grad` is false); returns a handle sharing the
+  /// stored tensor (moves by to() are seen through it): `weight = register_parameter("weight", hg::empty({o, i}));`
+  Tensor register_parameter(std::string name, Tensor tensor, bool requires_grad = true);
   /// Adds a buffer: state that is saved and moved with the module but not trained (e.g. running statistics).
-  Tensor& register_buffer(std::string name, Tensor tensor);
+  Tensor register_buffer(std::string name, Tensor tensor);
   /// Adds a submodule; its parameters appear as "<name>.<their name>". Returns the argument.
   template <std::derived_from<Module> M>
   std::shared_ptr<M> register_module(std::string name, std::shared_ptr<M> module) {

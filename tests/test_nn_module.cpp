@@ -126,7 +126,7 @@ TEST_CASE("module: registration errors and shared parameters") {
 
   // a parameter computed from others becomes a leaf of its own
   Tensor base = hg::ones({2}).requires_grad_();
-  Tensor& derived = linear->register_parameter("derived", base * 2.0);
+  Tensor derived = linear->register_parameter("derived", base * 2.0);
   CHECK(derived.is_leaf());
   CHECK(derived.requires_grad());
 

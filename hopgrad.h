@@ -35,10 +35,12 @@
 #include <hopgrad/nn/init.h>
 #include <hopgrad/nn/layers/activation.h>
 #include <hopgrad/nn/layers/attention.h>
+#include <hopgrad/nn/layers/conv.h>
 #include <hopgrad/nn/layers/dropout.h>
 #include <hopgrad/nn/layers/embedding.h>
 #include <hopgrad/nn/layers/flatten.h>
 #include <hopgrad/nn/layers/linear.h>
 #include <hopgrad/nn/layers/normalization.h>
+#include <hopgrad/nn/layers/pooling.h>
 #include <hopgrad/nn/module.h>
 #include <hopgrad/nn/options.h>

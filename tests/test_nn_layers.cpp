@@ -301,3 +301,61 @@ TEST_CASE("dropout module: identity in evaluation, inverted dropout in training"
   dropout->eval();
   hgtest::check_close(dropout(x), x, 0, 0);
 }
+
+// ---- convolution and pooling layers ----------------------------------------------------------------------
+
+HG_BACKEND_TEST(nn_conv_pool_layers_match_pytorch) {
+  auto fixture = hgtest::Fixture::load("nn_layers");
+  hg::Tensors outputs;
+  outputs.push_back(check_layer(nn::Conv1d(nn::Conv1dOptions(4, 6, 3).stride(2).padding(1).dilation(2)), fixture,
+                                "conv1d", device));
+  outputs.push_back(check_layer(nn::Conv2d(nn::Conv2dOptions(4, 6, {3, 2}).stride({2, 1}).padding({1, 0}).groups(2)),
+                                fixture, "conv2d", device));
+  outputs.push_back(
+      check_layer(nn::MaxPool1d(nn::MaxPool1dOptions(3).stride(2).padding(1)), fixture, "max_pool1d", device));
+  outputs.push_back(check_layer(nn::MaxPool2d(nn::MaxPool2dOptions({2, 3}).stride(2).padding(1)), fixture,
+                                "max_pool2d", device));
+  return outputs;
+}
+
+TEST_CASE("conv and pooling modules: gradcheck, default initialisation, printing, errors") {
+  hg::manual_seed(13);
+  nn::Sequential conv1(nn::Conv1d(nn::Conv1dOptions(2, 3, 3).padding(1)), nn::ELU(), nn::MaxPool1d(2), nn::Flatten(),
+                      nn::Sigmoid());
+  conv1->to(hg::kFloat64);
+  hgtest::gradcheck([&](const hg::Tensors& t) { return conv1(t[0].transpose(1, 2)); }, {hgtest::uniform({2, 6, 2})});
+
+  nn::Sequential conv2(nn::Conv2d(nn::Conv2dOptions(2, 2, 2).groups(2)), nn::SELU(), nn::MaxPool2d(2), nn::ReLU());
+  conv2->to(hg::kFloat64);
+  hgtest::gradcheck([&](const hg::Tensors& t) { return conv2(t[0]); }, {hgtest::uniform({1, 2, 5, 5}, 0.1, 1.0)});
+
+  auto max_abs = [](const Tensor& t) { return hg::abs(t).max().item<double>(); };
+  auto stddev = [](const Tensor& t) { return hg::std(t.to(hg::kFloat64)).item<double>(); };
+  nn::Conv2d conv(nn::Conv2dOptions(8, 16, 3).groups(2));  // fan_in = 8/2 · 3 · 3 = 36
+  CHECK(conv->weight.sizes() == hg::Shape{16, 4, 3, 3});
+  CHECK(max_abs(conv->weight) <= 1.0 / 6.0);
+  CHECK(stddev(conv->weight) == doctest::Approx(1.0 / 6.0 / std::sqrt(3.0)).epsilon(0.05));
+  CHECK(max_abs(conv->bias) <= 1.0 / 6.0);
+
+  CHECK(fmt::format("{}", *nn::Conv2d(nn::Conv2dOptions(3, 8, {3, 5}).stride(2).padding({1, 2}).bias(false))) ==
+        "Conv2d(3, 8, kernel_size=(3, 5), stride=(2, 2), padding=(1, 2), bias=false)");
+  CHECK(fmt::format("{}", nn::Conv1d(nn::Conv1dOptions(2, 4, 3).dilation(2).groups(2))) ==
+        "Conv1d(2, 4, kernel_size=(3), stride=(1), dilation=(2), groups=2)");
+  CHECK(fmt::format("{}", nn::MaxPool2d(nn::MaxPool2dOptions(2))) ==
+        "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))");
+
+  nn::Conv1d conv3(4, 8, 3);
+  CHECK_THROWS_WITH_AS(conv3(hg::zeros({2, 3, 10})),
+                       doctest::Contains("Conv1d(4, 8, kernel_size=(3)): expected input [N, 4, L] or [4, L], got "
+                                         "float32[2, 3, 10]"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(4, 8, 3)(hg::zeros({4, 5})), doctest::Contains("expected input [N, 4, H, W]"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(4, 6, 3).groups(4)),
+                       doctest::Contains("groups=4 must be positive and divide in_channels=4 and out_channels=6"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(nn::Conv1d(nn::Conv1dOptions(4, 6, 0)), doctest::Contains("expected positive kernel_size"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(nn::MaxPool2d(nn::MaxPool2dOptions(3))(hg::zeros({1, 1, 2, 2})),
+                       doctest::Contains("kernel_size"), hg::Error);
+}

@@ -360,16 +360,17 @@ def same(expected_text, got_text, rtol=1e-12):
     return None
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def write_or_check(fixtures, script="scripts/make_fixtures.py"):
+    """The command line shared by the fixture scripts: write each (name, make) fixture, or with --check compare
+    the checked-in files with a fresh computation and exit 1 when one is out of date."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="compare with the checked-in files, write nothing")
     args = parser.parse_args()
     torch.set_num_threads(1)  # one summation order
     FIXTURE_DIR.mkdir(parents=True, exist_ok=True)
     failures = 0
-    for make in FIXTURES:
-        name = make.__name__
-        text = render(name, *make())
+    for name, make in fixtures:
+        text = render(name, *make()).replace("scripts/make_fixtures.py", script, 1)
         path = FIXTURE_DIR / f"{name}.txt"
         if args.check:
             problem = same(path.read_text(), text) if path.exists() else "missing"
@@ -380,6 +381,10 @@ def main():
             path.write_text(text)
             print(f"wrote {path.relative_to(FIXTURE_DIR.parent.parent)} ({len(text)} bytes)")
     sys.exit(1 if failures else 0)
+
+
+def main():
+    write_or_check([(make.__name__, make) for make in FIXTURES])
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Fixtures:
                 unbatched with add_bias_kv and add_zero_attn and a key_padding_mask. Dropout 0.
 """
 
-import argparse
 import pathlib
 import sys
 
@@ -29,7 +28,7 @@ import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_fixtures import FIXTURE_DIR, generator, normal, render, same, uniform  # noqa: E402
+from make_fixtures import generator, normal, uniform, write_or_check  # noqa: E402
 
 
 def with_params(case, module, gen):
@@ -127,23 +126,7 @@ FIXTURES = {"nn_layers": layers, "nn_attention": attention}
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the checked-in files, write nothing")
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    failures = 0
-    for name, make in FIXTURES.items():
-        text = render(name, *make()).replace("scripts/make_fixtures.py", "scripts/make_nn_fixtures.py", 1)
-        path = FIXTURE_DIR / f"{name}.txt"
-        if args.check:
-            problem = same(path.read_text(), text) if path.exists() else "missing"
-            if problem:
-                failures += 1
-                print(f"{path}: out of date ({problem})")
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(FIXTURE_DIR.parent.parent)} ({len(text)} bytes)")
-    sys.exit(1 if failures else 0)
+    write_or_check(FIXTURES.items(), "scripts/make_nn_fixtures.py")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,6 @@ configurations (hyperparameters repeated in tests/test_optim.cpp):
                  `value_b`.
 """
 
-import argparse
 import math
 import pathlib
 import sys
@@ -49,9 +48,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_fixtures import generator, normal, render, same, scalar, uniform  # noqa: E402
+from make_fixtures import generator, normal, scalar, uniform, write_or_check  # noqa: E402
 
-FIXTURE_DIR = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 STEPS = 6
 SCHEDULE_STEPS = 12
 
@@ -194,24 +192,7 @@ FIXTURES = [optim_sgd, optim_adam, optim_adamw, optim_groups, optim_schedulers, 
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--check", action="store_true", help="compare with the checked-in files, write nothing")
-    args = parser.parse_args()
-    torch.set_num_threads(1)  # one summation order
-    failures = 0
-    for make in FIXTURES:
-        name = make.__name__
-        text = render(name, *make()).replace("scripts/make_fixtures.py", "scripts/make_optim_fixtures.py", 1)
-        path = FIXTURE_DIR / f"{name}.txt"
-        if args.check:
-            problem_text = same(path.read_text(), text) if path.exists() else "missing"
-            if problem_text:
-                failures += 1
-                print(f"{path}: out of date ({problem_text})")
-        else:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(FIXTURE_DIR.parent.parent)} ({len(text)} bytes)")
-    sys.exit(1 if failures else 0)
+    write_or_check([(make.__name__, make) for make in FIXTURES], "scripts/make_optim_fixtures.py")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,36 @@
 
 namespace hg {
 
+const char* unary_name(UnaryOp op) {
+  switch (op) {
+    case UnaryOp::Neg: return "neg";
+    case UnaryOp::Abs: return "abs";
+    case UnaryOp::Sign: return "sign";
+    case UnaryOp::Exp: return "exp";
+    case UnaryOp::Log: return "log";
+    case UnaryOp::Log1p: return "log1p";
+    case UnaryOp::Expm1: return "expm1";
+    case UnaryOp::Sqrt: return "sqrt";
+    case UnaryOp::Rsqrt: return "rsqrt";
+    case UnaryOp::Reciprocal: return "reciprocal";
+    case UnaryOp::Sin: return "sin";
+    case UnaryOp::Cos: return "cos";
+    case UnaryOp::Tanh: return "tanh";
+    case UnaryOp::Sigmoid: return "sigmoid";
+    case UnaryOp::Erf: return "erf";
+    case UnaryOp::Square: return "square";
+    case UnaryOp::Relu: return "relu";
+    case UnaryOp::Gelu: return "gelu";
+    case UnaryOp::GeluTanh: return "gelu(tanh)";
+    case UnaryOp::Selu: return "selu";
+    case UnaryOp::Elu: return "elu";
+    case UnaryOp::Softplus: return "softplus";
+    case UnaryOp::Clamp: return "clamp";
+    case UnaryOp::LogicalNot: return "logical_not";
+  }
+  return "?";
+}
+
 Backend& backend_for(Device device) {
   if (device.is_cpu()) return cpu_backend();
 #ifdef HG_WITH_CUDA

@@ -20,6 +20,9 @@ enum class UnaryOp : uint8_t {
   Neg, Abs, Sign, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Square,
   Relu, Gelu, GeluTanh, Selu, Elu, Softplus, Clamp, LogicalNot,
 };
+/// The op's name for error messages ("gelu(tanh)", "logical_not", ...).
+const char* unary_name(UnaryOp op);
+
 /// Extra parameters of some unary ops: Elu (a = alpha), Softplus (a = beta, b = threshold),
 /// Clamp (a = min, b = max; ±inf for a missing bound).
 struct UnaryParams {

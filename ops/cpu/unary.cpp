@@ -84,35 +84,6 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 /// with more it wakes its thread team on every call (~2 µs) and wins from ~3000.
 constexpr int64_t kOneDnnSqrtMinNumel = 4096;
 
-const char* unary_name(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::Neg: return "neg";
-    case UnaryOp::Abs: return "abs";
-    case UnaryOp::Sign: return "sign";
-    case UnaryOp::Exp: return "exp";
-    case UnaryOp::Log: return "log";
-    case UnaryOp::Log1p: return "log1p";
-    case UnaryOp::Expm1: return "expm1";
-    case UnaryOp::Sqrt: return "sqrt";
-    case UnaryOp::Rsqrt: return "rsqrt";
-    case UnaryOp::Reciprocal: return "reciprocal";
-    case UnaryOp::Sin: return "sin";
-    case UnaryOp::Cos: return "cos";
-    case UnaryOp::Tanh: return "tanh";
-    case UnaryOp::Sigmoid: return "sigmoid";
-    case UnaryOp::Erf: return "erf";
-    case UnaryOp::Square: return "square";
-    case UnaryOp::Relu: return "relu";
-    case UnaryOp::Gelu: return "gelu";
-    case UnaryOp::GeluTanh: return "gelu(tanh)";
-    case UnaryOp::Selu: return "selu";
-    case UnaryOp::Elu: return "elu";
-    case UnaryOp::Softplus: return "softplus";
-    case UnaryOp::Clamp: return "clamp";
-    case UnaryOp::LogicalNot: return "logical_not";
-  }
-  return "?";
-}
 
 // float32/float64: every op but LogicalNot. The formulas are PyTorch's (aten/src/ATen/native/cpu).
 template <typename T>

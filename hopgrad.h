@@ -18,6 +18,14 @@
 
 #include <hopgrad/ops/ops.h>
 
+#include <hopgrad/nn/metrics/classification.h>
+#include <hopgrad/nn/metrics/roc_auc.h>
+
+#include <hopgrad/nn/train/csv_log.h>
+#include <hopgrad/nn/train/flags.h>
+#include <hopgrad/nn/train/progress.h>
+#include <hopgrad/nn/train/svg_plot.h>
+
 #include <hopgrad/nn/data/cifar10.h>
 #include <hopgrad/nn/data/deeprc.h>
 #include <hopgrad/nn/data/matlab.h>
@@ -30,6 +38,10 @@
 #include <hopgrad/nn/optim/lr_scheduler.h>
 #include <hopgrad/nn/optim/optimizer.h>
 #include <hopgrad/nn/optim/sgd.h>
+
+#include <hopgrad/nn/hopfield/efficient_attention.h>
+#include <hopgrad/nn/hopfield/forgetting.h>
+#include <hopgrad/nn/hopfield/separation.h>
 
 #include <hopgrad/nn/containers.h>
 #include <hopgrad/nn/init.h>

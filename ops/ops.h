@@ -212,6 +212,17 @@ Tensor bmm(const Tensor& a, const Tensor& b);
 /// y = x Wᵀ + b with W [out, in]; x [..., in].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
+// ---- separation functions (ops/nn_sparsemax.cpp, ops/nn_entmax.cpp, ops/nn_softmax.cpp) ------------------
+/// sparsemax along dim: the Euclidean projection of x onto the probability simplex (Martins & Astudillo
+/// 2016). −inf entries get 0; a row that is entirely −inf gives zeros.
+Tensor sparsemax(const Tensor& x, int64_t dim = -1);
+/// 1.5-entmax along dim, exact (sort-based; Peters et al. 2019). −inf entries get 0; an all −inf row gives zeros.
+Tensor entmax15(const Tensor& x, int64_t dim = -1);
+/// α-entmax along dim by bisection, for a scalar tensor alpha > 1 (differentiable in x and in alpha).
+Tensor entmax_bisect(const Tensor& x, const Tensor& alpha, int64_t dim = -1, int64_t n_iter = 50);
+/// softmax with an implicit zero logit: exp(x_i) / (1 + Σ_j exp(x_j)), stable for any x.
+Tensor softmax1(const Tensor& x, int64_t dim = -1);
+
 // ---- neural-net ops (ops/nn_*.cpp) -------------------------------------------------------------
 /// softmax along dim; rows that are entirely -inf give zeros (not NaN).
 Tensor softmax(const Tensor& x, int64_t dim);
@@ -231,10 +242,21 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 /// x [N, Cin, H, W], w [Cout, Cin/groups, KH, KW].
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), IntArrayRef stride = {1, 1},
               IntArrayRef padding = {0, 0}, IntArrayRef dilation = {1, 1}, int64_t groups = 1);
-/// x [N, C, L]; stride defaults to kernel_size (pass 0).
-Tensor max_pool1d(const Tensor& x, int64_t kernel_size, int64_t stride = 0, int64_t padding = 0);
+/// Padding computed from the kernel, as torch's padding="valid" / "same". Valid: none. Same: the output has the
+/// input's size (stride 1 only); the total dilation·(kernel − 1) is split evenly, an odd extra zero on the right.
+enum class Padding { Valid, Same };
+/// `hg::conv1d(x, w, b, 1, hg::Padding::Same)`
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, Padding padding,
+              int64_t dilation = 1, int64_t groups = 1);
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, IntArrayRef stride, Padding padding,
+              IntArrayRef dilation = {1, 1}, int64_t groups = 1);
+/// x [N, C, L]; stride defaults to kernel_size (pass 0). Window taps are `dilation` apart; ceil_mode rounds the
+/// output length up (as torch: the last window must start inside the input or the left padding).
+Tensor max_pool1d(const Tensor& x, int64_t kernel_size, int64_t stride = 0, int64_t padding = 0, int64_t dilation = 1,
+                  bool ceil_mode = false);
 /// x [N, C, H, W]; empty stride defaults to kernel_size.
-Tensor max_pool2d(const Tensor& x, IntArrayRef kernel_size, IntArrayRef stride = {}, IntArrayRef padding = {0, 0});
+Tensor max_pool2d(const Tensor& x, IntArrayRef kernel_size, IntArrayRef stride = {}, IntArrayRef padding = {0, 0},
+                  IntArrayRef dilation = {1, 1}, bool ceil_mode = false);
 
 enum class Reduction { None, Mean, Sum };
 /// Cross entropy from logits [N, C] (or [N, C, d...]) and int64 class targets [N] (or [N, d...]).
@@ -244,6 +266,32 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
 /// Negative log-likelihood from log-probabilities [N, C].
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction = Reduction::Mean,
                 int64_t ignore_index = -100);
+/// Options of nll_loss, as libtorch's F::NLLLossFuncOptions: `hg::NLLLossOptions().weight(w).ignore_index(0)`.
+struct NLLLossOptions {
+  Tensor weight_;  ///< [C] rescaling of each class's loss; undefined = all 1
+  int64_t ignore_index_ = -100;
+  Reduction reduction_ = Reduction::Mean;
+  NLLLossOptions& weight(const Tensor& w) { weight_ = w; return *this; }
+  NLLLossOptions& ignore_index(int64_t i) { ignore_index_ = i; return *this; }
+  NLLLossOptions& reduction(Reduction r) { reduction_ = r; return *this; }
+};
+/// ℓ_i = −weight[t_i]·log_probs[i, t_i]; Mean divides by Σ weight[t_i] over the non-ignored targets (as torch).
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const NLLLossOptions& options);
+/// Options of cross_entropy, as libtorch's F::CrossEntropyFuncOptions:
+/// `hg::cross_entropy(logits, target, hg::CrossEntropyOptions().weight(w).label_smoothing(0.1))`.
+struct CrossEntropyOptions {
+  Tensor weight_;  ///< [C] rescaling of each class's loss; undefined = all 1
+  int64_t ignore_index_ = -100;
+  double label_smoothing_ = 0.0;  ///< in [0, 1]: the target becomes (1 − ε)·one_hot + ε/C
+  Reduction reduction_ = Reduction::Mean;
+  CrossEntropyOptions& weight(const Tensor& w) { weight_ = w; return *this; }
+  CrossEntropyOptions& ignore_index(int64_t i) { ignore_index_ = i; return *this; }
+  CrossEntropyOptions& label_smoothing(double e) { label_smoothing_ = e; return *this; }
+  CrossEntropyOptions& reduction(Reduction r) { reduction_ = r; return *this; }
+};
+/// Cross entropy with class weights: with p = log_softmax(logits), w_t = weight[t_i],
+/// ℓ_i = (1 − ε)·(−w_t·p[i, t_i]) + (ε/C)·(−Σ_c weight[c]·p[i, c]); Mean divides by Σ_i w_t (non-ignored i).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options);
 /// max(x,0) - x·y + log(1 + exp(-|x|)), with optional pos_weight (broadcast over the last dim).
 Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
                                         Reduction reduction = Reduction::Mean, const Tensor& pos_weight = Tensor());

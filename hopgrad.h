@@ -18,11 +18,19 @@
 
 #include <hopgrad/ops/ops.h>
 
+#include <hopgrad/nn/data/bit_pattern.h>
 #include <hopgrad/nn/data/cifar10.h>
+#include <hopgrad/nn/data/collate.h>
+#include <hopgrad/nn/data/dataloader.h>
+#include <hopgrad/nn/data/dataset.h>
 #include <hopgrad/nn/data/deeprc.h>
 #include <hopgrad/nn/data/matlab.h>
 #include <hopgrad/nn/data/mil.h>
 #include <hopgrad/nn/data/mnist.h>
+#include <hopgrad/nn/data/mnist_bags.h>
+#include <hopgrad/nn/data/random.h>
+#include <hopgrad/nn/data/simulated_repertoires.h>
+#include <hopgrad/nn/data/splits.h>
 
 #include <hopgrad/nn/optim/adam.h>
 #include <hopgrad/nn/optim/adamw.h>

@@ -18,6 +18,7 @@
 
 #include <hopgrad/ops/ops.h>
 
+#include <hopgrad/nn/data/bag_datasets.h>
 #include <hopgrad/nn/data/bit_pattern.h>
 #include <hopgrad/nn/data/cifar10.h>
 #include <hopgrad/nn/data/collate.h>

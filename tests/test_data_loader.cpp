@@ -1,10 +1,14 @@
 // Datasets, the DataLoader (order, reproducibility, drop_last, prefetch, worker errors, shutdown), collates
-// (stacking, padded bags) and splits (stratified k-fold, repeated nested CV, random_split).
+// (stacking, padded bags), splits (stratified k-fold, repeated nested CV, random_split), and the real MIL and
+// DeepRC datasets as bags.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -13,9 +17,11 @@
 #include <doctest/doctest.h>
 
 #include <hopgrad/hopgrad.h>
+#include <hopgrad/nn/data/bag_datasets.h>
 #include <hopgrad/nn/data/collate.h>
 #include <hopgrad/nn/data/dataloader.h>
 #include <hopgrad/nn/data/dataset.h>
+#include <hopgrad/nn/data/simulated_repertoires.h>
 #include <hopgrad/nn/data/splits.h>
 
 #include "testing.h"
@@ -571,4 +577,112 @@ TEST_CASE("data random_split: a seeded partition into the given sizes") {
   CHECK(parts[1]->get(0).target.item<int64_t>() == parts[1]->indices()[0]);
   CHECK_THROWS_WITH_AS(random_split(ds, {7, 2}, 9), doctest::Contains("the lengths sum to 9 but the dataset has 10"),
                        hg::Error);
+}
+
+// ================================================================================================
+// Real datasets as bags
+// ================================================================================================
+
+namespace {
+
+std::optional<std::filesystem::path> shared_data_dir() {
+  if (const char* env = std::getenv("HOPGRAD_DATA_DIR"); env && *env) {
+    if (std::filesystem::is_directory(env)) return std::filesystem::path(env);
+    return std::nullopt;
+  }
+  const auto fallback = std::filesystem::path(HG_SOURCE_DIR) / ".." / "shared" / "data";
+  if (std::filesystem::is_directory(fallback)) return fallback;
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("data mil_bags: one bag per MIL bag, views of the features, float labels") {
+  MilDataset mil;
+  mil.features = hg::arange(0, 10, 1, hg::TensorOptions(hg::kFloat32)).reshape({5, 2});
+  mil.instance_labels = hg::from_vector(std::vector<int64_t>{0, 0, 1, 1, 1}, {5});
+  mil.bag_labels = hg::from_vector(std::vector<int64_t>{0, 1}, {2});
+  mil.bag_ids = hg::from_vector(std::vector<int64_t>{1, 2}, {2});
+  mil.bag_offsets = {0, 2, 5};
+  const auto bags = mil_bags(mil);
+  REQUIRE(bags.size() == 2);
+  CHECK(bags[1].instances.sizes() == hg::Shape{3, 2});
+  CHECK(bags[1].instances.to_vector<float>() == std::vector<float>{4, 5, 6, 7, 8, 9});
+  CHECK(bags[1].label.item<float>() == 1.0f);
+  CHECK(bags[0].instance_labels.to_vector<float>() == std::vector<float>{0, 0});
+  const BagBatch batch = collate_bags(bags);
+  CHECK(batch.instances.sizes() == hg::Shape{2, 3, 2});
+  CHECK(batch.sizes.to_vector<int64_t>() == std::vector<int64_t>{2, 3});
+}
+
+TEST_CASE("data RepertoireDataset: DeepRC repertoires (simulated or read) as bags of encoded sequences") {
+  const auto sim = simulate_repertoires(
+      SimulatedRepertoireOptions().num_repertoires(6).sequences_per_repertoire(20).sequence_length(10, 14).seed(2));
+  auto data = std::make_shared<const DeepRCDataset>(sim.dataset);
+  const hg::Tensor y = data->binary_targets("status", "True");
+  auto repertoires = std::make_shared<RepertoireDataset>(data, y);
+  CHECK(repertoires->encoding().max_length_ == 14);  // the dataset's longest sequence
+  auto loader = make_data_loader(repertoires, DataLoaderOptions().batch_size(4).num_workers(1));
+  std::vector<float> labels;
+  for (BagBatch& batch : loader) {
+    const int64_t b = batch.instances.size(0);
+    CHECK(batch.instances.sizes() == hg::Shape{b, 20, 14, hg::data::kDeepRCFeatures});
+    CHECK(batch.padding_mask.to(hg::kFloat32).sum().item<float>() == 0.0f);
+    for (float v : batch.labels.to_vector<float>()) labels.push_back(v);
+  }
+  CHECK(labels == y.to_vector<float>());
+  // Encoded as encode_repertoire does it.
+  const Bag first = repertoires->get(0);
+  CHECK(hg::max_abs_diff(first.instances,
+                         encode_repertoire(data->repertoires[0], RepertoireEncodingOptions().max_length(14))) == 0.0);
+  CHECK_THROWS_WITH_AS(RepertoireDataset(data, y.narrow(0, 0, 5)),
+                       doctest::Contains("expected one target per repertoire ([6, ...]), got float32[5] cpu"), hg::Error);
+  CHECK_THROWS_WITH_AS(RepertoireDataset(data, y, RepertoireEncodingOptions().max_length(12)),
+                       doctest::Contains("max_length 12 is shorter than the dataset's longest sequence (14)"), hg::Error);
+
+  const auto root = shared_data_dir();
+  if (!root) {
+    MESSAGE("skipped the real-data part: no shared data folder (set HOPGRAD_DATA_DIR to the folder holding "
+            "deeprc_example/)");
+    return;
+  }
+  // The DeepRC example: 100 repertoires of 10..49 sequences; bags of different sizes pad and mask.
+  auto example = std::make_shared<const DeepRCDataset>(load_deeprc(*root / "deeprc_example"));
+  auto real = std::make_shared<RepertoireDataset>(example, example->binary_targets("binary_target_1", "+"));
+  auto real_loader = make_data_loader(real, DataLoaderOptions().batch_size(8).shuffle(true).seed(1).num_workers(2));
+  int64_t sequences = 0;
+  float positives = 0.0f;
+  for (BagBatch& batch : real_loader) {
+    const auto sizes = batch.sizes.to_vector<int64_t>();
+    const int64_t max_n = *std::max_element(sizes.begin(), sizes.end());
+    CHECK(batch.instances.sizes() == hg::Shape{static_cast<int64_t>(sizes.size()), max_n, 19, kDeepRCFeatures});
+    const int64_t padded = static_cast<int64_t>(sizes.size()) * max_n - std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+    CHECK(batch.padding_mask.to(hg::kFloat32).sum().item<float>() == static_cast<float>(padded));
+    sequences += std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
+    positives += batch.labels.sum().item<float>();
+  }
+  CHECK(sequences == example->num_sequences());
+  CHECK(positives == 58.0f);
+}
+
+TEST_CASE("data MIL protocol on Elephant (shared data): bags, nested CV, loader") {
+  const auto root = shared_data_dir();
+  if (!root) {
+    MESSAGE("skipped: no shared data folder (set HOPGRAD_DATA_DIR to the folder holding mil/)");
+    return;
+  }
+  const MilDataset elephant = load_mil(*root / "mil", "elephant");
+  auto bags = std::make_shared<BagDataset>(mil_bags(elephant));
+  REQUIRE(bags->size() == 200);
+  const auto splits = repeated_nested_cv(elephant.bag_labels, NestedCVOptions().outer_folds(10).repetitions(2).seed(3));
+  REQUIRE(splits.size() == 20);
+  const NestedFold& split = splits[0];
+  CHECK(split.test.size() == 20);
+  auto test = make_subset(bags, split.test);
+  float positives = 0.0f;
+  for (BagBatch& batch : make_data_loader(test, DataLoaderOptions().batch_size(8))) {
+    CHECK(batch.instances.size(2) == 230);
+    positives += batch.labels.sum().item<float>();
+  }
+  CHECK(positives == 10.0f);  // stratified: 100/100 bags → 10 positives in each test fold of 20
 }

@@ -1,0 +1,43 @@
+// Real MIL datasets as bags (see bag_datasets.h).
+#include <hopgrad/nn/data/bag_datasets.h>
+
+#include <algorithm>
+
+#include <hopgrad/ops/ops.h>
+
+namespace hg::data {
+
+std::vector<Bag> mil_bags(const MilDataset& mil) {
+  const Tensor bag_labels = mil.bag_labels.to(kFloat32);
+  const Tensor instance_labels = mil.instance_labels.to(kFloat32);
+  std::vector<Bag> bags;
+  bags.reserve(static_cast<size_t>(mil.num_bags()));
+  for (int64_t b = 0; b < mil.num_bags(); ++b) {
+    const int64_t begin = mil.bag_offsets[static_cast<size_t>(b)];
+    bags.push_back(Bag{mil.bag(b), bag_labels.select(0, b), instance_labels.narrow(0, begin, mil.bag_size(b))});
+  }
+  return bags;
+}
+
+RepertoireDataset::RepertoireDataset(std::shared_ptr<const DeepRCDataset> data, Tensor targets,
+                                     RepertoireEncodingOptions encoding)
+    : data_(std::move(data)), targets_(std::move(targets)), encoding_(encoding) {
+  HG_CHECK(data_ != nullptr, "RepertoireDataset: the dataset is null");
+  HG_CHECK(targets_.defined() && targets_.dim() >= 1 && targets_.size(0) == data_->size(),
+           "RepertoireDataset: expected one target per repertoire ([{}, ...]), got {}", data_->size(),
+           targets_.defined() ? targets_.desc() : std::string("an undefined tensor"));
+  int64_t longest = 0;
+  for (const Repertoire& r : data_->repertoires) longest = std::max(longest, r.max_length());
+  if (encoding_.max_length_ == 0) encoding_.max_length_ = longest;
+  HG_CHECK(encoding_.max_length_ >= longest,
+           "RepertoireDataset: max_length {} is shorter than the dataset's longest sequence ({})", encoding_.max_length_,
+           longest);
+}
+
+Bag RepertoireDataset::get(int64_t index) const {
+  index = wrap_index(index, size(), "RepertoireDataset");
+  return Bag{encode_repertoire(data_->repertoires[static_cast<size_t>(index)], encoding_), targets_.select(0, index),
+             Tensor()};
+}
+
+}  // namespace hg::data

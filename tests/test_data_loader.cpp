@@ -197,8 +197,9 @@ TEST_CASE("data DataLoader: prefetching on worker threads gives the same batches
   auto slow = std::make_shared<ProbeDataset>(40, -1, std::chrono::microseconds(200));
   auto loader = make_data_loader(slow, DataLoaderOptions().batch_size(2).num_workers(2).prefetch_factor(2));
   auto it = loader.begin();
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (int wait = 0; wait < 500 && slow->calls.load() <= 2; ++wait) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   CHECK(slow->calls.load() > 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
   CHECK(slow->calls.load() <= 2 * (1 + 2 * 2));  // the batch held + at most workers·prefetch_factor ahead
   CHECK(it->to_vector<float>() == std::vector<float>{0, 1});
 }

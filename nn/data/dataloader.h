@@ -77,20 +77,17 @@ template <typename Batch> class EpochRun {
         slots_(static_cast<size_t>(capacity_)) {
     const int64_t workers = std::min(options.num_workers_, num_batches_);
     workers_.reserve(static_cast<size_t>(workers));
-    for (int64_t w = 0; w < workers; ++w) workers_.emplace_back([this] { work(); });
+    try {
+      for (int64_t w = 0; w < workers; ++w) workers_.emplace_back([this] { work(); });
+    } catch (...) {  // no thread could be started: stop the ones that were (the destructor will not run)
+      shutdown();
+      throw;
+    }
   }
   EpochRun(const EpochRun&) = delete;
   EpochRun& operator=(const EpochRun&) = delete;
 
-  // Workers finish the batch they are making (a batch cannot be interrupted), see stop_ and exit.
-  ~EpochRun() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    space_.notify_all();
-    for (std::thread& t : workers_) t.join();
-  }
+  ~EpochRun() { shutdown(); }
 
   /// The next batch in order, or nullopt after the last. Rethrows the exception that making it raised.
   std::optional<Batch> next() {
@@ -117,6 +114,16 @@ template <typename Batch> class EpochRun {
     std::optional<Batch> batch;
     std::exception_ptr error;
   };
+
+  // Workers finish the batch they are making (a batch cannot be interrupted), see stop_ and exit.
+  void shutdown() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    space_.notify_all();
+    for (std::thread& t : workers_) t.join();
+  }
 
   Batch make(int64_t k) const {
     const int64_t begin = k * batch_size_;

@@ -214,7 +214,7 @@ Tensor SeparationImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
   const Tensor effective_beta =
       o.kind() == SeparationKind::Window && o.compat() ? scalar_tensor(1.0, TensorOptions(q.dtype()).device(q.device())) : beta;
   if (o.kind() == SeparationKind::Window && !weights_out && !bias.defined() && !dropout_active && !o.forgetting() &&
-      is_key_padding_mask(mask) && q.size(-2) == k.size(-2))
+      is_key_padding_mask(mask))
     return window_attention(q, k, v, o.window(), effective_beta, mask);
 
   // Dense path: scores = β q kᵀ (+ bias), β applied to the query as hflayers does.

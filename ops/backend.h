@@ -47,11 +47,14 @@ struct ConvParams {
   int64_t groups = 1;
 };
 
-/// 2-D max-pooling geometry (padding counts as -inf).
+/// 2-D max-pooling geometry (padding counts as -inf): window (oh, ow) reads rows oh·stride − padding +
+/// kh·dilation for kh < kernel (likewise columns), clipped to the input. The frontend guarantees every window
+/// keeps at least one input element.
 struct PoolParams {
   int64_t kernel[2] = {1, 1};
   int64_t stride[2] = {1, 1};
   int64_t padding[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
 };
 
 class Backend {

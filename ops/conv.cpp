@@ -2,6 +2,9 @@
 // themselves recorded ops (conv2d_input_grad, conv2d_weight_grad) whose backward formulas are written with
 // conv2d and each other, so gradients of gradients (gradgradcheck, gradient penalties) reuse the same three
 // backend kernels on any device.
+#include <algorithm>
+#include <array>
+
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
 #include <hopgrad/ops/ops.h>
@@ -147,6 +150,35 @@ void check_conv(const char* op, int spatial, const Tensor& x, const Tensor& w, c
 
 }  // namespace
 
+// Resolves Padding::Valid / Same into p.padding for a `spatial`-D convolution, as torch's padding="valid" /
+// "same": Same pads dilation·(k − 1) in total, ⌊total / 2⌋ on the left and the rest on the right. Returns the
+// extra zeros that the right side needs beyond p.padding (0 or 1 per dim, in p's 2-D layout), which the caller
+// adds to the input with pad() as torch does.
+std::array<int64_t, 2> resolve_padding(const char* op, int spatial, const Tensor& x, const Tensor& w,
+                                       const Tensor& bias, Padding mode, ConvParams& p) {
+  std::array<int64_t, 2> extra_right{0, 0};
+  p.padding[0] = p.padding[1] = 0;
+  if (mode == Padding::Same) {
+    HG_CHECK(w.defined() && w.dim() == spatial + 2, "{}: expected weight {}, got {}", op,
+             spatial == 1 ? "[Cout, Cin/groups, K]" : "[Cout, Cin/groups, KH, KW]", w.desc());
+    Shape stride = user_dims(p.stride, spatial), dilation = user_dims(p.dilation, spatial);
+    for (int64_t s : stride)
+      HG_CHECK(s == 1, "{}: padding Same is not supported for strided convolutions (stride {}), as in torch; give "
+               "the padding explicitly", op, stride);
+    for (int64_t d : dilation) HG_CHECK(d >= 1, "{}: dilation must be positive, got {}", op, dilation);
+    for (int i = 2 - spatial; i < 2; ++i) {
+      const int64_t total = p.dilation[i] * std::max<int64_t>(w.size(w.dim() - 2 + i) - 1, 0);
+      p.padding[i] = total / 2;
+      extra_right[i] = total - 2 * p.padding[i];
+    }
+  }
+  // Checked as if the right side's padding were on both: the size rule then holds iff it does for the real one.
+  ConvParams widest = p;
+  for (int i = 0; i < 2; ++i) widest.padding[i] += extra_right[i];
+  check_conv(op, spatial, x, w, bias, widest);
+  return extra_right;
+}
+
 // y[n, oc] = b[oc] + Σ_{ic ∈ group(oc), kh, kw} w[oc, ic, kh, kw] · x[n, ic, oh·sh + kh·dh − ph, ow·sw + kw·dw − pw]
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, IntArrayRef stride, IntArrayRef padding,
               IntArrayRef dilation, int64_t groups) {
@@ -170,6 +202,34 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   p.groups = groups;
   check_conv("conv1d", 1, x, weight, bias, p);
   Tensor batched = x.dim() == 2 ? x.unsqueeze(0) : x;
+  Tensor y = convolution(batched.unsqueeze(2), weight.unsqueeze(2), bias, p).squeeze(2);
+  return x.dim() == 2 ? y.squeeze(0) : y;
+}
+
+// y = conv2d(x, w, b) with padding computed from the kernel (Valid: none; Same: output size = input size)
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, IntArrayRef stride, Padding padding,
+              IntArrayRef dilation, int64_t groups) {
+  ConvParams p;
+  read_pair("stride", stride, p.stride);
+  read_pair("dilation", dilation, p.dilation);
+  p.groups = groups;
+  std::array<int64_t, 2> extra = resolve_padding("conv2d", 2, x, weight, bias, padding, p);
+  // An odd total leaves one more zero on the right (bottom) than the symmetric padding gives.
+  Tensor padded = extra[0] + extra[1] > 0 ? pad(x, {0, extra[1], 0, extra[0]}) : x;
+  if (x.dim() == 3) return convolution(padded.unsqueeze(0), weight, bias, p).squeeze(0);
+  return convolution(padded, weight, bias, p);
+}
+
+// y = conv1d(x, w, b) with padding computed from the kernel (Valid: none; Same: output length = input length)
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, Padding padding,
+              int64_t dilation, int64_t groups) {
+  ConvParams p;  // height: kernel 1, stride 1, no padding
+  p.stride[1] = stride;
+  p.dilation[1] = dilation;
+  p.groups = groups;
+  std::array<int64_t, 2> extra = resolve_padding("conv1d", 1, x, weight, bias, padding, p);
+  Tensor padded = extra[1] > 0 ? pad(x, {0, extra[1]}) : x;
+  Tensor batched = x.dim() == 2 ? padded.unsqueeze(0) : padded;
   Tensor y = convolution(batched.unsqueeze(2), weight.unsqueeze(2), bias, p).squeeze(2);
   return x.dim() == 2 ? y.squeeze(0) : y;
 }

@@ -1,5 +1,6 @@
-// Losses as PyTorch defines them: nll_loss and cross_entropy (ignore_index, label smoothing, Mean over the
-// non-ignored targets), binary_cross_entropy_with_logits (the stable formula, pos_weight), mse_loss, l1_loss.
+// Losses as PyTorch defines them: nll_loss and cross_entropy (class weights, ignore_index, label smoothing; Mean
+// over the weights of the non-ignored targets), binary_cross_entropy_with_logits (the stable formula,
+// pos_weight), mse_loss, l1_loss.
 // They are composed of ops, so gradients and second derivatives come from the ops' backward formulas; only
 // binary_cross_entropy_with_logits records its own closed-form gradient (see there).
 #include <hopgrad/autograd/function.h>
@@ -18,10 +19,11 @@ Tensor reduce_loss(const Tensor& loss, Reduction reduction) {
   HG_FAIL("loss: unknown reduction {}", static_cast<int>(reduction));
 }
 
-// Mean over the targets that count: Σ loss / (number of them); NaN when there are none, as PyTorch.
-Tensor reduce_loss(const Tensor& loss, const Tensor& counted, Reduction reduction) {
+// Mean over the targets that count: Σ loss / Σ weight of them (their number without class weights); NaN when
+// that is zero (no counted targets, or all their weights zero), as PyTorch.
+Tensor reduce_loss(const Tensor& loss, const Tensor& counted_weight, Reduction reduction) {
   if (reduction != Reduction::Mean) return reduce_loss(loss, reduction);
-  return div(sum(loss), sum(counted).to(loss.dtype()));
+  return div(sum(loss), sum(counted_weight).to(loss.dtype()));
 }
 
 // input and target: both defined floating-point tensors of one shape, dtype and device.
@@ -66,39 +68,89 @@ int64_t check_class_targets(const char* op, const Tensor& input, const Tensor& t
   return class_dim;
 }
 
-// ℓ_i = −input[i, t_i] (i = n, d...) for the counted targets, 0 for ignored ones. The gather reads class 0 for an
-// ignored target (ignore_index may lie outside [0, C)); where() then drops that value and its gradient.
-Tensor nll_elements(const Tensor& input, const Tensor& target, const Tensor& counted, int64_t class_dim) {
+// weight: undefined, or [C] of the input's dtype and device.
+void check_class_weight(const char* op, const Tensor& input, const Tensor& weight, int64_t class_dim) {
+  if (!weight.defined()) return;
+  HG_CHECK(weight.dtype() == input.dtype() && weight.device() == input.device(),
+           "{}: weight {} must have the input's dtype and device ({})", op, weight.desc(), input.desc());
+  HG_CHECK(weight.dim() == 1 && weight.size(0) == input.size(class_dim),
+           "{}: expected weight [{}] (one per class of input {}), got {}", op, input.size(class_dim), input.sizes(),
+           weight.sizes());
+}
+
+// The targets that count (t_i ≠ ignore_index), and each target's term of the Mean's denominator.
+struct CountedTargets {
+  Tensor counted;  ///< bool, target's shape
+  Tensor index;    ///< target with ignored entries replaced by class 0 (ignore_index may lie outside [0, C))
+  Tensor weight;   ///< weight[t_i] where counted, 0 elsewhere; without class weights `counted` itself (1 or 0)
+};
+
+CountedTargets counted_targets(const Tensor& target, const Tensor& weight, int64_t classes, int64_t ignore_index) {
+  CountedTargets c;
+  c.counted = ne(target, static_cast<double>(ignore_index));
+  c.index = where(c.counted, target, 0.0);
+  if (!weight.defined()) {
+    c.weight = c.counted;
+  } else if (classes == 0) {  // every target was checked to be ignored; index_select would read class 0
+    c.weight = zeros(target.sizes(), TensorOptions(weight.dtype()).device(weight.device()));
+  } else {
+    c.weight = where(c.counted, index_select(weight, 0, c.index.flatten()).reshape(target.sizes()), 0.0);
+  }
+  return c;
+}
+
+// ℓ_i = −w_{t_i}·input[i, t_i] (i = n, d...) for the counted targets, 0 for ignored ones. The gather reads class
+// 0 for an ignored target; where() then drops that value and its gradient.
+Tensor nll_elements(const Tensor& input, const CountedTargets& t, const Tensor& weight, int64_t class_dim) {
   // No classes: every target was checked to be ignored; the empty sum gives their zeros, still in the graph.
   if (input.size(class_dim) == 0) return sum(input, {class_dim});
-  Tensor index = where(counted, target, 0.0).unsqueeze(class_dim);
-  return where(counted, neg(gather(input, class_dim, index).squeeze(class_dim)), 0.0);
+  Tensor picked = neg(gather(input, class_dim, t.index.unsqueeze(class_dim)).squeeze(class_dim));
+  return where(t.counted, weight.defined() ? mul(picked, t.weight) : picked, 0.0);
 }
 
 }  // namespace
 
-// ℓ_i = −log_probs[i, t_i] for t_i ≠ ignore_index;  Mean = Σ ℓ_i / #{i : t_i ≠ ignore_index}
-Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction, int64_t ignore_index) {
-  int64_t class_dim = check_class_targets("nll_loss", log_probs, target, ignore_index);
-  Tensor counted = ne(target, static_cast<double>(ignore_index));
-  return reduce_loss(nll_elements(log_probs, target, counted, class_dim), counted, reduction);
+// ℓ_i = −w_{t_i}·log_probs[i, t_i] for t_i ≠ ignore_index (w ≡ 1 without weight);
+// Mean = Σ ℓ_i / Σ_{i : t_i ≠ ignore_index} w_{t_i}
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const NLLLossOptions& options) {
+  int64_t class_dim = check_class_targets("nll_loss", log_probs, target, options.ignore_index_);
+  check_class_weight("nll_loss", log_probs, options.weight_, class_dim);
+  CountedTargets t = counted_targets(target, options.weight_, log_probs.size(class_dim), options.ignore_index_);
+  return reduce_loss(nll_elements(log_probs, t, options.weight_, class_dim), t.weight, options.reduction_);
 }
 
-// With p = log_softmax(logits) over the C classes and smoothing ε:
-// ℓ_i = (1 − ε)·(−p[i, t_i]) + (ε/C)·(−Σ_c p[i, c]) for t_i ≠ ignore_index (0 otherwise); Mean divides both
-// terms by the number of non-ignored targets (as PyTorch).
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction, int64_t ignore_index) {
+  return nll_loss(log_probs, target, NLLLossOptions().reduction(reduction).ignore_index(ignore_index));
+}
+
+// With p = log_softmax(logits) over the C classes, smoothing ε and class weights w (≡ 1 when not given):
+// ℓ_i = (1 − ε)·(−w_{t_i}·p[i, t_i]) + (ε/C)·(−Σ_c w_c·p[i, c]) for t_i ≠ ignore_index (0 otherwise);
+// Mean divides both terms by Σ_{i : t_i ≠ ignore_index} w_{t_i} (as PyTorch: the smoothing term is normalised
+// by the targets' weights, not by Σ_c w_c).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+  const Tensor& weight = options.weight_;
+  const double epsilon = options.label_smoothing_;
+  int64_t class_dim = check_class_targets("cross_entropy", logits, target, options.ignore_index_);
+  check_class_weight("cross_entropy", logits, weight, class_dim);
+  HG_CHECK(epsilon >= 0.0 && epsilon <= 1.0, "cross_entropy: label_smoothing must be in [0, 1], got {}", epsilon);
+  Tensor log_probs = log_softmax(logits, class_dim);
+  CountedTargets t = counted_targets(target, weight, logits.size(class_dim), options.ignore_index_);
+  Tensor nll = reduce_loss(nll_elements(log_probs, t, weight, class_dim), t.weight, options.reduction_);
+  if (epsilon == 0.0) return nll;
+  // w laid along the class dim: [C, 1, ..., 1] for [N, C, d...], [C] for unbatched [C].
+  Shape weight_shape(static_cast<size_t>(logits.dim() - class_dim), 1);
+  if (weight.defined()) weight_shape[0] = weight.size(0);
+  Tensor weighted = weight.defined() ? mul(log_probs, weight.reshape(weight_shape)) : log_probs;
+  Tensor smooth = reduce_loss(where(t.counted, neg(sum(weighted, {class_dim})), 0.0), t.weight, options.reduction_);
+  const double classes = static_cast<double>(logits.size(class_dim));
+  return add(mul(nll, 1.0 - epsilon), mul(smooth, epsilon / classes));
+}
+
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction, int64_t ignore_index,
                      double label_smoothing) {
-  int64_t class_dim = check_class_targets("cross_entropy", logits, target, ignore_index);
-  HG_CHECK(label_smoothing >= 0.0 && label_smoothing <= 1.0,
-           "cross_entropy: label_smoothing must be in [0, 1], got {}", label_smoothing);
-  Tensor log_probs = log_softmax(logits, class_dim);
-  Tensor counted = ne(target, static_cast<double>(ignore_index));
-  Tensor nll = reduce_loss(nll_elements(log_probs, target, counted, class_dim), counted, reduction);
-  if (label_smoothing == 0.0) return nll;
-  Tensor smooth = reduce_loss(where(counted, neg(sum(log_probs, {class_dim})), 0.0), counted, reduction);
-  const double classes = static_cast<double>(logits.size(class_dim));
-  return add(mul(nll, 1.0 - label_smoothing), mul(smooth, label_smoothing / classes));
+  return cross_entropy(
+      logits, target,
+      CrossEntropyOptions().reduction(reduction).ignore_index(ignore_index).label_smoothing(label_smoothing));
 }
 
 // ℓ = (1 − y)·x + (1 + (pw − 1)·y)·sp,  sp = softplus(−x) = log1p(exp(−|x|)) + max(−x, 0)  (PyTorch's stable form)

@@ -9,9 +9,15 @@ namespace hg {
 
 namespace {
 
-// Output length along one dim, as torch (floor mode): ⌊(in + 2·padding − kernel) / stride⌋ + 1.
-int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding) {
-  return (in + 2 * padding - kernel) / stride + 1;
+// Output length along one dim, as torch: ⌊(in + 2·padding − dilation·(kernel − 1) − 1) / stride⌋ + 1, rounded up
+// instead in ceil mode, where a last window that would start beyond the input and the left padding is dropped.
+int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation,
+                         bool ceil_mode) {
+  const int64_t span = in + 2 * padding - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  // ⌊span / stride⌋ rounding toward −∞ (span < 0 means no window fits)
+  int64_t out = (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + padding) --out;
+  return out;
 }
 
 // gx = zeros(x) with g added at each window's argmax (flat h·W + w in `indices`); linear in g, so for an
@@ -29,9 +35,11 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const 
 }
 
 // y[n, c, oh, ow] = max_{(h, w) ∈ window(oh, ow)} x[n, c, h, w] ;  ∂L/∂x = g routed to each window's argmax
-Tensor max_pool(const Tensor& x, const PoolParams& p) {
-  Shape out_sizes{x.size(0), x.size(1), pool_output_size(x.size(2), p.kernel[0], p.stride[0], p.padding[0]),
-                  pool_output_size(x.size(3), p.kernel[1], p.stride[1], p.padding[1])};
+Tensor max_pool(const Tensor& x, const PoolParams& p, bool ceil_mode) {
+  Shape out_sizes{x.size(0), x.size(1)};
+  for (int i = 0; i < 2; ++i)
+    out_sizes.push_back(
+        pool_output_size(x.size(2 + i), p.kernel[i], p.stride[i], p.padding[i], p.dilation[i], ceil_mode));
   Tensor out = empty(out_sizes, x.dtype(), x.device());
   Tensor indices = empty(out_sizes, kInt64, x.device());
   backend_for(x.device()).max_pool2d(x.detach().contiguous(), p, out, indices);
@@ -59,11 +67,12 @@ void read_pair(const char* name, IntArrayRef values, int64_t (&out)[2]) {
 
 // Checks a pooling call in the user's terms: `spatial` (1 or 2) trailing dims of x, whose geometry is held in
 // the last `spatial` entries of p.
-void check_pool(const char* op, int spatial, const Tensor& x, const PoolParams& p) {
+void check_pool(const char* op, int spatial, const Tensor& x, const PoolParams& p, bool ceil_mode) {
   Shape kernel = user_dims(p.kernel, spatial), stride = user_dims(p.stride, spatial),
-        padding = user_dims(p.padding, spatial);
+        padding = user_dims(p.padding, spatial), dilation = user_dims(p.dilation, spatial);
   for (int64_t k : kernel) HG_CHECK(k >= 1, "{}: kernel_size must be positive, got {}", op, kernel);
   for (int64_t s : stride) HG_CHECK(s >= 1, "{}: stride must be positive, got {}", op, stride);
+  for (int64_t d : dilation) HG_CHECK(d >= 1, "{}: dilation must be positive, got {}", op, dilation);
   for (int i = 0; i < spatial; ++i)
     HG_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2,
              "{}: padding must be non-negative and at most half the kernel size (as torch checks), got padding {} "
@@ -78,32 +87,52 @@ void check_pool(const char* op, int spatial, const Tensor& x, const PoolParams& 
     HG_CHECK(x.size(d) > 0, "{}: input {} has an empty channel or spatial dimension (only the batch may be empty)",
              op, x.desc());
   for (int i = 0; i < spatial; ++i) {
-    int64_t padded = x.size(-spatial + i) + 2 * padding[i];
-    HG_CHECK(padded >= kernel[i], "{}: kernel_size {} is larger than the padded input (input {}, padding {})", op,
-             kernel, x.sizes(), padding);
+    const int64_t in = x.size(-spatial + i), k = kernel[i], s = stride[i], pad = padding[i], d = dilation[i];
+    const int64_t out = pool_output_size(in, k, s, pad, d, ceil_mode);
+    HG_CHECK(out >= 1,
+             "{}: kernel_size {} is larger than the padded input (input {}, padding {}, dilation {}, ceil_mode {}; "
+             "the output would be empty)",
+             op, kernel, x.sizes(), padding, dilation, ceil_mode);
+    // A window whose taps all fall into padding would be −inf with no input position to route its gradient to
+    // (torch returns −inf and an index outside the input there). Every window starts before the input's end
+    // (the output-size rule), so only those starting in the left padding can miss it, by stepping over a short
+    // input with a large dilation.
+    for (int64_t o = 0; o < out && o * s - pad < 0; ++o) {
+      const int64_t start = o * s - pad, first_tap = (-start + d - 1) / d;  // the first tap at a position ≥ 0
+      HG_CHECK(first_tap < k && start + first_tap * d < in,
+               "{}: window {} along spatial dim {} covers only padding (input {}, kernel_size {}, stride {}, "
+               "padding {}, dilation {})",
+               op, o, i, x.sizes(), kernel, stride, padding, dilation);
+    }
   }
 }
 
 }  // namespace
 
-Tensor max_pool2d(const Tensor& x, IntArrayRef kernel_size, IntArrayRef stride, IntArrayRef padding) {
+// y[n, c, oh, ow] = max_{kh, kw} x[n, c, oh·sh − ph + kh·dh, ow·sw − pw + kw·dw] (padding = −inf)
+Tensor max_pool2d(const Tensor& x, IntArrayRef kernel_size, IntArrayRef stride, IntArrayRef padding,
+                  IntArrayRef dilation, bool ceil_mode) {
   PoolParams p;
   read_pair("kernel_size", kernel_size, p.kernel);
   read_pair("stride", stride.empty() ? kernel_size : stride, p.stride);
   read_pair("padding", padding, p.padding);
-  check_pool("max_pool2d", 2, x, p);
-  if (x.dim() == 3) return max_pool(x.unsqueeze(0), p).squeeze(0);
-  return max_pool(x, p);
+  read_pair("dilation", dilation, p.dilation);
+  check_pool("max_pool2d", 2, x, p, ceil_mode);
+  if (x.dim() == 3) return max_pool(x.unsqueeze(0), p, ceil_mode).squeeze(0);
+  return max_pool(x, p, ceil_mode);
 }
 
-Tensor max_pool1d(const Tensor& x, int64_t kernel_size, int64_t stride, int64_t padding) {
+// y[n, c, l] = max_k x[n, c, l·stride − padding + k·dilation] (padding = −inf)
+Tensor max_pool1d(const Tensor& x, int64_t kernel_size, int64_t stride, int64_t padding, int64_t dilation,
+                  bool ceil_mode) {
   PoolParams p;  // height: kernel 1, stride 1, no padding
   p.kernel[1] = kernel_size;
   p.stride[1] = stride == 0 ? kernel_size : stride;
   p.padding[1] = padding;
-  check_pool("max_pool1d", 1, x, p);
+  p.dilation[1] = dilation;
+  check_pool("max_pool1d", 1, x, p, ceil_mode);
   Tensor batched = x.dim() == 2 ? x.unsqueeze(0) : x;
-  Tensor y = max_pool(batched.unsqueeze(2), p).squeeze(2);
+  Tensor y = max_pool(batched.unsqueeze(2), p, ceil_mode).squeeze(2);
   return x.dim() == 2 ? y.squeeze(0) : y;
 }
 

@@ -1,8 +1,10 @@
 // Convolutions and max-pooling: hand-computed values and gradients, gradient checks (first and second order),
-// the float32 oneDNN kernels against the float64 loop kernels at realistic sizes, and error messages.
+// the float32 oneDNN kernels against the float64 loop kernels at realistic sizes, padding Same/Valid and
+// max-pooling dilation/ceil_mode against PyTorch (tests/fixtures/nn_conv_pool_modes.txt), and error messages.
 #include <cmath>
 #include <limits>
 
+#include "fixture_reader.h"
 #include "testing.h"
 
 using hg::Tensor;
@@ -190,6 +192,147 @@ HG_BACKEND_TEST(conv_pool_max_pool_hand_computed) {
   return results;
 }
 
+// x = [1 2 3 4], w = [1 1]: Same pads dilation·(k − 1) = 1 zero, on the right (as torch), so y[i] = x[i] + x[i+1]
+HG_BACKEND_TEST(conv_pool_padding_same_valid_hand_computed) {
+  Tensors results;
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    CAPTURE(dtype);
+    Tensor x = leaf({1, 2, 3, 4}, {1, 1, 4}, dtype, device), w = leaf({1, 1}, {1, 1, 2}, dtype, device);
+    Tensor y = hg::conv1d(x, w, Tensor(), 1, hg::Padding::Same);
+    y.sum().backward();
+    hgtest::check_close(y, expect({3, 5, 7, 4}, {1, 1, 4}));
+    hgtest::check_close(x.grad(), expect({1, 2, 2, 2}, {1, 1, 4}));
+    hgtest::check_close(w.grad(), expect({10, 9}, {1, 1, 2}));
+    // dilation 2 with k = 2: total 2, one zero on each side: y[i] = x[i−1] + x[i+1]
+    Tensor y2 = hg::conv1d(x.detach(), w.detach(), Tensor(), 1, hg::Padding::Same, 2);
+    hgtest::check_close(y2, expect({2, 4, 6, 3}, {1, 1, 4}));
+    // Valid: no padding
+    Tensor y3 = hg::conv1d(x.detach(), w.detach(), Tensor(), 1, hg::Padding::Valid);
+    hgtest::check_close(y3, expect({3, 5, 7}, {1, 1, 3}));
+    // 2-D, [[1 2] [3 4]] with a 2×2 kernel of ones: the extra row and column go below and to the right
+    Tensor x2 = leaf({1, 2, 3, 4}, {1, 2, 2}, dtype, device);  // unbatched [Cin, H, W]
+    Tensor y4 = hg::conv2d(x2, leaf({1, 1, 1, 1}, {1, 1, 2, 2}, dtype, device), Tensor(), {1}, hg::Padding::Same);
+    hgtest::check_close(y4, expect({10, 6, 7, 4}, {1, 2, 2}));
+    results.insert(results.end(), {y, x.grad(), w.grad(), y2, y3, y4});
+  }
+  return results;
+}
+
+// x = [1 3 2 5 4 0]
+HG_BACKEND_TEST(conv_pool_max_pool_dilation_and_ceil_mode_hand_computed) {
+  Tensors results;
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    CAPTURE(dtype);
+    Tensor x = leaf({1, 3, 2, 5, 4, 0}, {1, 1, 6}, dtype, device);
+    // dilation 2: windows {0, 2}, {1, 3}, {2, 4}, {3, 5}
+    Tensor dilated = hg::max_pool1d(x, 2, 1, 0, 2);
+    hgtest::check_close(dilated, expect({2, 5, 4, 5}, {1, 1, 4}));
+    // kernel 4 stride 4: floor keeps [1 3 2 5]; ceil adds the window [4 0] that runs past the end
+    Tensor floor = hg::max_pool1d(x, 4);
+    Tensor ceil = hg::max_pool1d(x, 4, 4, 0, 1, true);
+    hgtest::check_close(floor, expect({5}, {1, 1, 1}));
+    hgtest::check_close(ceil, expect({5, 4}, {1, 1, 2}));
+    (dilated.sum() + ceil.sum()).backward();
+    hgtest::check_close(x.grad(), expect({0, 0, 1, 2 + 1, 1 + 1, 0}, {1, 1, 6}));
+    // ceil with padding 1, kernel 2, stride 2 over 5 values: ⌈(5 + 2 − 2) / 2⌉ + 1 = 4 windows, but the 4th would
+    // start at 6 − 1 = 5, past the input, so torch keeps 3: [pad 1] [3 2] [5 4]
+    Tensor x5 = leaf({1, 3, 2, 5, 4}, {1, 5}, dtype, device);
+    hgtest::check_close(hg::max_pool1d(x5, 2, 2, 1, 1, true), expect({1, 3, 5}, {1, 3}));
+    // 2-D: kernel 2, stride (2, 3), dilation (1, 2), ceil_mode over [[1 3 2 5 4] [0 6 1 7 2] [8 1 9 0 3]]:
+    // window rows {0, 1} and {2}; columns {0, 2} and {3} (floor mode would keep only the first of each)
+    Tensor x2 = leaf({1, 3, 2, 5, 4, 0, 6, 1, 7, 2, 8, 1, 9, 0, 3}, {1, 1, 3, 5}, dtype, device);
+    Tensor y2 = hg::max_pool2d(x2, {2}, {2, 3}, {0}, {1, 2}, true);
+    hgtest::check_close(y2, expect({2, 7, 9, 0}, {1, 1, 2, 2}));
+    hgtest::check_close(hg::max_pool2d(x2, {2}, {2, 3}, {0}, {1, 2}), expect({2}, {1, 1, 1, 1}));
+    results.insert(results.end(), {dilated, floor, ceil, x.grad(), y2});
+  }
+  return results;
+}
+
+namespace {
+
+// Copies `<case>.<name>` into each parameter of a float64 `module` on `device`, runs y = module(<case>.x) and
+// backward with <case>.grad_y, and checks y and every gradient against PyTorch.
+template <typename Holder>
+Tensors check_against_pytorch(Holder module, const hgtest::Fixture& fixture, const std::string& name,
+                              hg::Device device) {
+  CAPTURE(name);
+  module->to(device, hg::kFloat64);
+  {
+    hg::NoGradGuard no_grad;
+    for (auto& [parameter, value] : module->named_parameters())
+      value.copy_(fixture.tensor(name + "." + parameter).to(device));
+  }
+  Tensor x = fixture.tensor(name + ".x").to(device).requires_grad_();
+  Tensor y = module(x);
+  hgtest::check_close(y, fixture.tensor(name + ".y"), 1e-10, 1e-12, name);
+  y.backward(fixture.tensor(name + ".grad_y").to(device));
+  Tensors results{y, x.grad()};
+  hgtest::check_close(x.grad(), fixture.tensor("d" + name + ".y/" + name + ".x"), 1e-10, 1e-12, name + " grad x");
+  for (auto& [parameter, value] : module->named_parameters()) {
+    hgtest::check_close(value.grad(), fixture.tensor("d" + name + ".y/" + name + "." + parameter), 1e-10, 1e-12,
+                        name + " grad " + parameter);
+    results.push_back(value.grad());
+  }
+  return results;
+}
+
+}  // namespace
+
+HG_BACKEND_TEST(conv_pool_padding_modes_dilation_and_ceil_mode_match_pytorch) {
+  namespace nn = hg::nn;
+  auto fixture = hgtest::Fixture::load("nn_conv_pool_modes");
+  const hg::Padding same = hg::Padding::Same, valid = hg::Padding::Valid;
+  Tensors r;
+  auto add = [&r](const Tensors& results) { r.insert(r.end(), results.begin(), results.end()); };
+  add(check_against_pytorch(nn::Conv1d(nn::Conv1dOptions(3, 4, 4).padding(same)), fixture, "conv1d_same_even",
+                            device));
+  add(check_against_pytorch(nn::Conv1d(nn::Conv1dOptions(3, 2, 2).padding(same).dilation(3)), fixture,
+                            "conv1d_same_dilated", device));
+  add(check_against_pytorch(nn::Conv1d(nn::Conv1dOptions(4, 4, 3).padding(same).dilation(2).groups(2)), fixture,
+                            "conv1d_same_odd", device));
+  add(check_against_pytorch(nn::Conv1d(nn::Conv1dOptions(3, 2, 3).padding(valid).stride(2)), fixture,
+                            "conv1d_valid", device));
+  add(check_against_pytorch(nn::Conv2d(nn::Conv2dOptions(4, 6, {4, 3}).padding(same).dilation({1, 2}).groups(2)),
+                            fixture, "conv2d_same", device));
+  add(check_against_pytorch(nn::Conv2d(nn::Conv2dOptions(2, 3, {2, 4}).padding(same).dilation({3, 1})), fixture,
+                            "conv2d_same_both", device));
+  add(check_against_pytorch(nn::Conv2d(nn::Conv2dOptions(2, 2, 2).padding(same)), fixture,
+                            "conv2d_same_unbatched", device));
+  add(check_against_pytorch(nn::Conv2d(nn::Conv2dOptions(2, 3, 3).padding(valid).stride(2)), fixture,
+                            "conv2d_valid", device));
+  add(check_against_pytorch(nn::MaxPool1d(nn::MaxPool1dOptions(3).stride(2).padding(1).dilation(2)), fixture,
+                            "max_pool1d_dilated", device));
+  add(check_against_pytorch(nn::MaxPool1d(nn::MaxPool1dOptions(3).stride(2).ceil_mode(true)), fixture,
+                            "max_pool1d_ceil", device));
+  add(check_against_pytorch(nn::MaxPool1d(nn::MaxPool1dOptions(4).stride(3).padding(2).dilation(2).ceil_mode(true)),
+                            fixture, "max_pool1d_ceil_dilated", device));
+  add(check_against_pytorch(
+      nn::MaxPool2d(nn::MaxPool2dOptions({3, 2}).stride({2, 3}).padding(1).dilation({2, 1}).ceil_mode(true)), fixture,
+      "max_pool2d_dilated_ceil", device));
+  add(check_against_pytorch(nn::MaxPool2d(nn::MaxPool2dOptions(2).stride(2).padding(1).ceil_mode(true)), fixture,
+                            "max_pool2d_ceil_dropped", device));
+  return r;
+}
+
+TEST_CASE("conv_pool: padding Same/Valid modules and max-pooling dilation/ceil_mode: printing and errors") {
+  namespace nn = hg::nn;
+  CHECK(fmt::format("{}", *nn::Conv1d(nn::Conv1dOptions(2, 4, 4).padding(hg::Padding::Same))) ==
+        "Conv1d(2, 4, kernel_size=(4), stride=(1), padding=same)");
+  CHECK(fmt::format("{}", *nn::Conv2d(nn::Conv2dOptions(2, 4, 3).padding(hg::Padding::Valid).stride(2))) ==
+        "Conv2d(2, 4, kernel_size=(3, 3), stride=(2, 2), padding=valid)");
+  CHECK(fmt::format("{}", *nn::MaxPool2d(nn::MaxPool2dOptions(3).dilation({2, 1}).ceil_mode(true))) ==
+        "MaxPool2d(kernel_size=(3, 3), stride=(3, 3), padding=(0, 0), dilation=(2, 1), ceil_mode=true)");
+  CHECK(fmt::format("{}", *nn::MaxPool1d(nn::MaxPool1dOptions(3).dilation(2))) ==
+        "MaxPool1d(kernel_size=3, stride=3, padding=0, dilation=2)");
+  CHECK_THROWS_WITH_AS(nn::Conv2d(nn::Conv2dOptions(2, 4, 3).padding(hg::Padding::Same).stride({1, 2})),
+                       doctest::Contains("Conv2d: padding Same is not supported for strided convolutions (stride=(1, "
+                                         "2)), as in torch"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(nn::MaxPool1d(nn::MaxPool1dOptions(2).dilation(0))(hg::zeros({1, 2, 6})),
+                       doctest::Contains("max_pool1d: dilation must be positive, got [0]"), hg::Error);
+}
+
 TEST_CASE("conv_pool: empty batches give empty outputs and zero weight and bias gradients") {
   Tensor x = hg::zeros({0, 2, 5, 5}, hg::kFloat32);
   Tensor w = hg::ones({3, 2, 3, 3}).requires_grad_(), b = hg::ones({3}).requires_grad_();
@@ -266,6 +409,35 @@ TEST_CASE("conv_pool: max_pool2d and max_pool1d gradcheck and gradgradcheck") {
                         {uniform({1, 2, 5}, -1, 1, 57), uniform({1, 2, 4}, -1, 1, 58)});
 }
 
+TEST_CASE("conv_pool: padding Same gradcheck and gradgradcheck (even kernels pad one more zero on the right)") {
+  using hgtest::uniform;
+  const hg::Padding same = hg::Padding::Same;
+  hgtest::gradcheck([&](const Tensors& t) { return hg::conv1d(t[0], t[1], t[2], 1, same); },
+                    {uniform({2, 2, 5}, -1, 1, 81), uniform({3, 2, 4}, -1, 1, 82), uniform({3}, -1, 1, 83)});
+  hgtest::gradcheck([&](const Tensors& t) { return hg::conv1d(t[0].transpose(1, 2), t[1], Tensor(), 1, same, 3); },
+                    {uniform({1, 5, 2}, -1, 1, 84), uniform({2, 2, 2}, -1, 1, 85)});
+  hgtest::gradcheck(
+      [&](const Tensors& t) { return hg::conv2d(t[0].transpose(2, 3), t[1], t[2], {1}, same, {1, 2}, 2); },
+      {uniform({1, 2, 4, 3}, -1, 1, 86), uniform({2, 1, 2, 3}, -1, 1, 87), uniform({2}, -1, 1, 88)});
+  hgtest::gradcheck([&](const Tensors& t) { return hg::conv2d(t[0], t[1], Tensor(), {2}, hg::Padding::Valid); },
+                    {uniform({1, 1, 5, 5}, -1, 1, 89), uniform({2, 1, 2, 2}, -1, 1, 90)});
+  hgtest::gradgradcheck(
+      [&](const Tensors& t) { return hg::conv2d(t[0], t[1], t[2], {1}, same); },
+      {uniform({1, 1, 3, 3}, -1, 1, 91), uniform({2, 1, 2, 2}, -1, 1, 92), uniform({2}, -1, 1, 93)});
+}
+
+TEST_CASE("conv_pool: max-pooling with dilation and ceil_mode, gradcheck and gradgradcheck") {
+  using hgtest::uniform;
+  hgtest::gradcheck([](const Tensors& t) { return hg::max_pool1d(t[0], 3, 2, 1, 2); },
+                    {uniform({2, 2, 9}, -1, 1, 94)});
+  hgtest::gradcheck([](const Tensors& t) { return hg::max_pool1d(t[0].transpose(0, 1), 2, 2, 1, 1, true); },
+                    {uniform({6, 2}, -1, 1, 95)});
+  hgtest::gradcheck([](const Tensors& t) { return hg::max_pool2d(t[0], {3, 2}, {2}, {1, 0}, {2, 1}, true); },
+                    {uniform({1, 2, 6, 5}, -1, 1, 96)});
+  hgtest::gradgradcheck([](const Tensors& t) { return hg::max_pool2d(t[0], {2}, {2}, {1}, {2}, true) * t[1]; },
+                        {uniform({1, 1, 5, 4}, -1, 1, 97), uniform({1, 1, 3, 3}, -1, 1, 98)});
+}
+
 // ---- float32 (oneDNN) against float64 (direct loops) at realistic sizes ----------------------------------
 
 HG_BACKEND_TEST(conv_onednn_float32_matches_float64_loops) {
@@ -317,13 +489,15 @@ HG_BACKEND_TEST(conv_pool_max_pool_float32_matches_float64) {
   Tensor x64 = hgtest::uniform({2, 16, 32, 32}, -1, 1, 71);
   Tensors r;
   struct PoolCase {
-    int64_t kernel, stride, padding;
+    int64_t kernel, stride, padding, dilation = 1;
+    bool ceil_mode = false;
   };
-  for (PoolCase c : {PoolCase{2, 2, 0}, PoolCase{3, 2, 1}, PoolCase{3, 1, 1}}) {
+  for (PoolCase c : {PoolCase{2, 2, 0}, PoolCase{3, 2, 1}, PoolCase{3, 1, 1}, PoolCase{3, 2, 1, 2, true},
+                     PoolCase{2, 3, 1, 3, true}}) {
     Tensors per_dtype;
     for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
       Tensor x = leaf_copy(x64, dtype, device);
-      Tensor y = hg::max_pool2d(x, {c.kernel}, {c.stride}, {c.padding});
+      Tensor y = hg::max_pool2d(x, {c.kernel}, {c.stride}, {c.padding}, {c.dilation}, c.ceil_mode);
       y.backward(hgtest::uniform(y.sizes(), -1, 1, 72).to(device, dtype));
       per_dtype.insert(per_dtype.end(), {y, x.grad()});
     }
@@ -399,4 +573,46 @@ TEST_CASE("conv_pool: max_pool2d and max_pool1d reject bad input with clear erro
                                 "padding [2] for kernel_size [3]"),
                        hg::Error);
   CHECK_THROWS_WITH_AS(hg::max_pool1d(x, 2), contains("max_pool1d: expected input [N, C, L]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::max_pool2d(x, {2}, {}, {0}, {1, -1}),
+                       contains("max_pool2d: dilation must be positive, got [1, -1]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::max_pool2d(x, {2}, {}, {0}, {1, 2, 3}), contains("dilation must have 1 or 2 values"),
+                       hg::Error);
+  // dilation 4 stretches a 3-tap kernel over 9 positions: more than 5 + 2·1
+  CHECK_THROWS_WITH_AS(hg::max_pool2d(x, {3}, {1}, {1}, {4}),
+                       contains("max_pool2d: kernel_size [3, 3] is larger than the padded input (input [1, 2, 5, 5], "
+                                "padding [1, 1], dilation [4, 4], ceil_mode false"),
+                       hg::Error);
+  // ceil_mode keeps a window that a short input would not fill, but not an empty output
+  CHECK(hg::max_pool1d(hg::zeros({1, 1, 2}), 3, 2, 0, 1, true).sizes() == hg::Shape{1, 1, 1});
+  CHECK_THROWS_WITH_AS(hg::max_pool1d(hg::zeros({1, 1, 2}), 3, 1, 0, 1, true),
+                       contains("larger than the padded input"), hg::Error);
+  // taps at −1 and 4 around a 2-long input: the window sees only padding (torch would return −inf and an index
+  // outside the input)
+  CHECK_THROWS_WITH_AS(hg::max_pool1d(hg::zeros({1, 1, 2}), 2, 10, 1, 5, true),
+                       contains("max_pool1d: window 0 along spatial dim 0 covers only padding (input [1, 1, 2], "
+                                "kernel_size [2], stride [10], padding [1], dilation [5])"),
+                       hg::Error);
+}
+
+TEST_CASE("conv_pool: padding Same/Valid reject bad input with clear errors") {
+  auto contains = [](const char* s) { return doctest::Contains(s); };
+  Tensor x = hg::zeros({1, 3, 8}), w = hg::zeros({4, 3, 4});
+  CHECK_THROWS_WITH_AS(hg::conv1d(x, w, Tensor(), 2, hg::Padding::Same),
+                       contains("conv1d: padding Same is not supported for strided convolutions (stride [2]), as in "
+                                "torch"),
+                       hg::Error);
+  Tensor x2 = hg::zeros({1, 3, 8, 8}), w2 = hg::zeros({4, 3, 3, 3});
+  CHECK_THROWS_WITH_AS(hg::conv2d(x2, w2, Tensor(), {1, 2}, hg::Padding::Same),
+                       contains("conv2d: padding Same is not supported for strided convolutions (stride [1, 2])"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::conv1d(x, hg::zeros({4, 3}), Tensor(), 1, hg::Padding::Same),
+                       contains("conv1d: expected weight [Cout, Cin/groups, K], got float32[4, 3]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::conv1d(x, w, Tensor(), 1, hg::Padding::Same, 0), contains("dilation must be positive"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::conv1d(x, hg::zeros({4, 2, 4}), Tensor(), 1, hg::Padding::Same),
+                       contains("has 3 channels, but weight [4, 2, 4] with groups=1 expects 2"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::conv1d(hg::zeros({1, 3, 3}), w, Tensor(), 1, hg::Padding::Valid),
+                       contains("conv1d: the padded input [3] is smaller than the dilated kernel [4]"), hg::Error);
+  // Same always fits: one input element and an even kernel give one output
+  CHECK(hg::conv1d(hg::zeros({1, 3, 1}), w, Tensor(), 1, hg::Padding::Same).sizes() == hg::Shape{1, 4, 1});
 }

@@ -4,6 +4,7 @@
 #include <limits>
 #include <vector>
 
+#include "fixture_reader.h"
 #include "testing.h"
 
 using hg::Tensor;
@@ -469,6 +470,160 @@ TEST_CASE("errors: cross_entropy and nll_loss targets and shapes") {
                        doctest::Contains("[N, C, d...] or [C]"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::cross_entropy(logits, labels({0, 1, 2}, {3}), hg::Reduction::Mean, -100, 1.5),
                        doctest::Contains("label_smoothing must be in [0, 1], got 1.5"), hg::Error);
+}
+
+// ---- class weights (with label smoothing and ignore_index) ---------------------------------------------------
+
+HG_BACKEND_TEST(cross_entropy_and_nll_class_weights_hand_computed) {
+  // Row 0: logits [0, 0] → class 0 with p = 1/2; row 1: [0, log 3] → class 1 with p = 3/4; weight [1, 3].
+  Tensor logits = f64({0, 0, 0, std::log(3.0)}, {2, 2});
+  Tensor target = labels({0, 1}, {2}).to(device), weight = f64({1, 3}, {2}).to(device);
+  const double l0 = std::log(2.0), l1 = std::log(4.0 / 3.0);
+  Tensors results;
+  for (auto dtype : {hg::kFloat32, hg::kFloat64}) {
+    const double tol = tolerance(dtype);
+    Tensor x = leaf_on(logits, dtype, device), w = weight.to(dtype);
+    auto options = [&] { return hg::CrossEntropyOptions().weight(w); };
+    Tensor none = hg::cross_entropy(x, target, options().reduction(hg::Reduction::None));
+    hgtest::check_close(none, f64({l0, 3 * l1}, {2}), tol, tol, "weighted, none");
+    // Mean divides by the targets' weights 1 + 3, not by the number of targets.
+    Tensor mean = hg::cross_entropy(x, target, options());
+    CHECK(mean.item<double>() == doctest::Approx((l0 + 3 * l1) / 4).epsilon(tol));
+    CHECK(hg::cross_entropy(x, target, options().reduction(hg::Reduction::Sum)).item<double>() ==
+          doctest::Approx(l0 + 3 * l1).epsilon(tol));
+    // Smoothing ε: the uniform part weighs each class's −log p by its weight: −(1·log p0 + 3·log p1) per row.
+    const double eps = 0.2, s0 = 4 * l0, s1 = std::log(4.0) + 3 * l1;
+    Tensor smooth = hg::cross_entropy(x, target, options().label_smoothing(eps));
+    CHECK(smooth.item<double>() ==
+          doctest::Approx(((1 - eps) * (l0 + 3 * l1) + eps / 2 * (s0 + s1)) / 4).epsilon(tol));
+    // Ignoring class 1 leaves row 0 alone: its own weight cancels in the Mean.
+    Tensor ignored = hg::cross_entropy(x, target, options().ignore_index(1));
+    CHECK(ignored.item<double>() == doctest::Approx(l0).epsilon(tol));
+    Tensor nll = hg::nll_loss(hg::log_softmax(x, 1), target, hg::NLLLossOptions().weight(w));
+    CHECK(nll.item<double>() == doctest::Approx(mean.item<double>()).epsilon(tol));
+    // ∂mean/∂logits[i] = w_{t_i}·(softmax − one_hot) / Σ w
+    mean.backward();
+    hgtest::check_close(x.grad(), f64({0.5 - 1, 0.5, 0.25, 0.75 - 1}, {2, 2}) * f64({1, 3}, {2, 1}) / 4, tol, tol,
+                        "weighted gradient");
+    results.insert(results.end(), {none, mean, smooth, ignored, nll, x.grad()});
+  }
+  // No counted weight: every target ignored, or the counted targets' weights all zero — 0/0 = NaN, as PyTorch.
+  Tensor x = logits.to(device);
+  Tensor all_ignored = labels({-100, -100}, {2}).to(device), zero_weight = f64({0, 0}, {2}).to(device);
+  CHECK(std::isnan(hg::cross_entropy(x, all_ignored, hg::CrossEntropyOptions().weight(weight)).item<double>()));
+  CHECK(std::isnan(hg::nll_loss(x, target, hg::NLLLossOptions().weight(zero_weight)).item<double>()));
+  // The positional overload is the options one.
+  auto options = hg::CrossEntropyOptions().reduction(hg::Reduction::Sum).ignore_index(1).label_smoothing(0.1);
+  CHECK(hg::cross_entropy(x, target, hg::Reduction::Sum, 1, 0.1).item<double>() ==
+        hg::cross_entropy(x, target, options).item<double>());
+  return results;
+}
+
+// The grid weights × smoothing × ignore_index × reduction against PyTorch 1.13 (scripts/make_nn_fixtures.py).
+HG_BACKEND_TEST(cross_entropy_and_nll_weights_smoothing_ignore_index_match_pytorch) {
+  auto fixture = hgtest::Fixture::load("nn_losses");
+  const Tensor weight = fixture.tensor("weight").to(device);
+  Tensors results;
+  // y = loss(input) on a fresh leaf; checks y and the gradient of Σ grad_<name> ⊙ y (of y for a scalar).
+  auto run = [&](const std::string& name, const std::string& input,
+                 const std::function<Tensor(const Tensor&)>& loss) {
+    CAPTURE(name);
+    Tensor x = fixture.tensor(input).to(device).requires_grad_();
+    Tensor y = loss(x);
+    hgtest::check_close(y, fixture.tensor(name), 1e-10, 1e-12, name);
+    if (y.dim() == 0)
+      y.backward();
+    else
+      y.backward(fixture.tensor("grad_" + name).to(device));
+    hgtest::check_close(x.grad(), fixture.tensor("d" + name + "/d" + input), 1e-10, 1e-12, name + " gradient");
+    results.insert(results.end(), {y, x.grad()});
+  };
+  const std::pair<hg::Reduction, const char*> reductions[] = {
+      {hg::Reduction::None, "none"}, {hg::Reduction::Mean, "mean"}, {hg::Reduction::Sum, "sum"}};
+  for (bool weighted : {false, true}) {
+    const Tensor w = weighted ? weight : Tensor();
+    for (int64_t ignore_index : {-100, 2}) {
+      const Tensor target = fixture.tensor(fmt::format("target_ig{}", ignore_index)).to(device);
+      for (auto [reduction, reduction_name] : reductions) {
+        for (auto [smoothing, smoothing_name] : {std::pair{0.0, "0.0"}, std::pair{0.15, "0.15"}}) {
+          run(fmt::format("ce_{}_ls{}_ig{}_{}", weighted ? "w" : "nw", smoothing_name, ignore_index, reduction_name),
+              "logits", [&](const Tensor& x) {
+                return hg::cross_entropy(x, target, hg::CrossEntropyOptions().weight(w).ignore_index(ignore_index)
+                                                        .label_smoothing(smoothing).reduction(reduction));
+              });
+        }
+        run(fmt::format("nll_{}_ig{}_{}", weighted ? "w" : "nw", ignore_index, reduction_name), "log_probs",
+            [&](const Tensor& x) {
+              return hg::nll_loss(x, target,
+                                  hg::NLLLossOptions().weight(w).ignore_index(ignore_index).reduction(reduction));
+            });
+      }
+    }
+  }
+  const Tensor spatial_target = fixture.tensor("spatial_target").to(device);
+  for (auto [reduction, reduction_name] : reductions)
+    run(fmt::format("ce_spatial_{}", reduction_name), "spatial_logits", [&](const Tensor& x) {
+      return hg::cross_entropy(
+          x, spatial_target,
+          hg::CrossEntropyOptions().weight(weight).ignore_index(1).label_smoothing(0.1).reduction(reduction));
+    });
+  run("ce_unbatched_mean", "unbatched_logits", [&](const Tensor& x) {
+    return hg::cross_entropy(x, fixture.tensor("unbatched_target").to(device),
+                             hg::CrossEntropyOptions().weight(weight).label_smoothing(0.2));
+  });
+  return results;
+}
+
+TEST_CASE("gradcheck: weighted cross_entropy and nll_loss in the logits and the class weights") {
+  Tensor logits = hgtest::uniform({4, 3}, -2, 2, 5), weight = hgtest::uniform({3}, 0.2, 2, 6);
+  Tensor target = labels({2, -100, 0, 2}, {4});
+  Tensor spatial = hgtest::uniform({2, 3, 3}, -2, 2, 7);  // [N, L, C], moved to [N, C, L] in the lambda
+  Tensor spatial_target = labels({0, 2, 1, 1, 0, 2}, {2, 3});  // 1 is the ignore_index there
+  for (auto r : {hg::Reduction::None, hg::Reduction::Mean, hg::Reduction::Sum}) {
+    for (double smoothing : {0.0, 0.3}) {
+      hgtest::gradcheck(
+          [&](const hg::Tensors& t) {
+            return hg::cross_entropy(t[0], target,
+                                     hg::CrossEntropyOptions().weight(t[1]).label_smoothing(smoothing).reduction(r));
+          },
+          {logits, weight});
+      hgtest::gradcheck(
+          [&](const hg::Tensors& t) {
+            return hg::cross_entropy(t[0].transpose(1, 2), spatial_target,
+                                     hg::CrossEntropyOptions().weight(t[1]).ignore_index(1).label_smoothing(smoothing)
+                                         .reduction(r));
+          },
+          {spatial, weight});
+    }
+    hgtest::gradcheck(
+        [&](const hg::Tensors& t) {
+          return hg::nll_loss(t[0], target, hg::NLLLossOptions().weight(t[1]).reduction(r));
+        },
+        {logits, weight});
+  }
+  hgtest::gradgradcheck(
+      [&](const hg::Tensors& t) {
+        return hg::cross_entropy(t[0], target, hg::CrossEntropyOptions().weight(t[1]).label_smoothing(0.2));
+      },
+      {logits, weight});
+}
+
+TEST_CASE("errors: cross_entropy and nll_loss class weights") {
+  Tensor logits = hg::zeros({3, 4});
+  Tensor target = labels({0, 1, 2}, {3});
+  CHECK_THROWS_WITH_AS(hg::cross_entropy(logits, target, hg::CrossEntropyOptions().weight(hg::ones({3}))),
+                       doctest::Contains("cross_entropy: expected weight [4] (one per class of input [3, 4]), got [3]"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::nll_loss(logits, target, hg::NLLLossOptions().weight(hg::ones({4, 1}))),
+                       doctest::Contains("nll_loss: expected weight [4]"), hg::Error);
+  Tensor float64_weight = hg::ones({4}, hg::kFloat64);
+  CHECK_THROWS_WITH_AS(hg::cross_entropy(logits, target, hg::CrossEntropyOptions().weight(float64_weight)),
+                       doctest::Contains("cross_entropy: weight float64[4]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::cross_entropy(logits, target, hg::CrossEntropyOptions().label_smoothing(-0.5)),
+                       doctest::Contains("label_smoothing must be in [0, 1], got -0.5"), hg::Error);
+  if (hgtest::has_cuda())
+    CHECK_THROWS_WITH_AS(hg::cross_entropy(logits, target, hg::CrossEntropyOptions().weight(hg::ones({4}).cuda())),
+                         doctest::Contains("must have the input's dtype and device"), hg::Error);
 }
 
 // ---- binary cross entropy with logits ----------------------------------------------------------------------------

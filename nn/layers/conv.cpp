@@ -23,10 +23,13 @@ ConvNdImpl<D>::ConvNdImpl(const ConvOptions<D>& options_) : Module(conv_name(D))
   Shape weight_shape{out, in / groups};
   for (size_t i = 0; i < D; ++i) {
     HG_CHECK(options.kernel_size()[i] > 0 && options.stride()[i] > 0 && options.dilation()[i] > 0 &&
-                 options.padding()[i] >= 0,
+                 options.padding().values()[i] >= 0,
              "{}: expected positive kernel_size, stride, dilation and non-negative padding, got kernel_size={}, "
              "stride={}, dilation={}, padding={}",
-             name, options.kernel_size(), options.stride(), options.dilation(), options.padding());
+             name, options.kernel_size(), options.stride(), options.dilation(), options.padding().values());
+    HG_CHECK(options.padding().mode() != Padding::Same || options.stride()[i] == 1,
+             "{}: padding Same is not supported for strided convolutions (stride={}), as in torch", name,
+             options.stride());
     weight_shape.push_back(options.kernel_size()[i]);
   }
   weight = register_parameter("weight", empty(weight_shape, kFloat32));
@@ -54,7 +57,10 @@ template <size_t D> void ConvNdImpl<D>::check_input(const Tensor& x) const {
 template <size_t D> void ConvNdImpl<D>::pretty_print(std::ostream& stream) const {
   stream << fmt::format("{}({}, {}, kernel_size={}, stride={}", conv_name(D), options.in_channels(),
                         options.out_channels(), options.kernel_size(), options.stride());
-  if (options.padding() != ExpandingArray<D>(0)) stream << fmt::format(", padding={}", options.padding());
+  if (options.padding().mode())
+    stream << (options.padding().mode() == Padding::Same ? ", padding=same" : ", padding=valid");
+  else if (options.padding().values() != ExpandingArray<D>(0))
+    stream << fmt::format(", padding={}", options.padding().values());
   if (options.dilation() != ExpandingArray<D>(1)) stream << fmt::format(", dilation={}", options.dilation());
   if (options.groups() != 1) stream << fmt::format(", groups={}", options.groups());
   if (!options.bias()) stream << ", bias=false";
@@ -67,13 +73,19 @@ template class ConvNdImpl<2>;
 // y = W ⋆ x + b
 Tensor Conv1dImpl::forward(const Tensor& x) {
   check_input(x);
-  return conv1d(x, weight, bias, options.stride()[0], options.padding()[0], options.dilation()[0], options.groups());
+  const ConvPadding<1>& padding = options.padding();
+  if (padding.mode())
+    return conv1d(x, weight, bias, options.stride()[0], *padding.mode(), options.dilation()[0], options.groups());
+  return conv1d(x, weight, bias, options.stride()[0], padding.values()[0], options.dilation()[0], options.groups());
 }
 
 // y = W ⋆ x + b
 Tensor Conv2dImpl::forward(const Tensor& x) {
   check_input(x);
-  return conv2d(x, weight, bias, options.stride(), options.padding(), options.dilation(), options.groups());
+  const ConvPadding<2>& padding = options.padding();
+  if (padding.mode())
+    return conv2d(x, weight, bias, options.stride(), *padding.mode(), options.dilation(), options.groups());
+  return conv2d(x, weight, bias, options.stride(), padding.values(), options.dilation(), options.groups());
 }
 
 }  // namespace hg::nn

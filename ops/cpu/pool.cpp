@@ -25,33 +25,38 @@ struct PoolGeometry {
 
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
-// y[oh, ow] = max of x over the window rows [oh·sh − ph, oh·sh − ph + kh) ∩ [0, H) (and likewise for columns):
-// windows are clipped to the input, so padding acts as −inf; the frontend's padding ≤ kernel / 2 guarantees
-// that every window keeps at least one element.
+// y[oh, ow] = max of x over the window rows oh·sh − ph + kh·dh (kh < KH) inside [0, H), and likewise for
+// columns: windows are clipped to the input, so padding acts as −inf (and a ceil-mode window may run past the
+// end); the frontend guarantees that every window keeps at least one element.
 // As in PyTorch, the first maximum in row-major window order wins ties, and a NaN wins over any number (the
 // last NaN, matching torch's `val > max || isnan(val)` scan), so NaNs propagate.
 //
 // Which element wins is unpredictable on real data, so a per-window scan spends its time in branch
-// mispredictions. Instead each window tap (h, kw) is applied to a whole output row at once: a branch-free
+// mispredictions. Instead each window tap (kh, kw) is applied to a whole output row at once: a branch-free
 // loop over ow that the compiler vectorises, keeping the running maxima and indices in the output row
 // (about 7× faster than the per-window scan for 2×2 pooling of [64, 32, 32, 32] float32).
 template <typename T>
 void max_pool_row(const T* __restrict x_plane, T* __restrict out_row, int64_t* __restrict index_row, int64_t oh,
                   const PoolGeometry& g) {
   const PoolParams& p = g.p;
-  const int64_t W = g.W, OW = g.OW, sw = p.stride[1], pw = p.padding[1], kernel_w = p.kernel[1];
+  const int64_t W = g.W, OW = g.OW, sw = p.stride[1], pw = p.padding[1], dh = p.dilation[0], dw = p.dilation[1];
+  // Taps kh ∈ [kh_begin, kh_end) land on rows h0 + kh·dh inside [0, H).
   const int64_t h0 = oh * p.stride[0] - p.padding[0];
-  const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + p.kernel[0], g.H);
+  const int64_t kh_begin = h0 < 0 ? ceil_div(-h0, dh) : 0, kh_end = std::min(p.kernel[0], ceil_div(g.H - h0, dh));
+  const int64_t first_row = h0 + kh_begin * dh;
   for (int64_t ow = 0; ow < OW; ++ow) {
+    // Kept if the whole window is −inf: its first tap inside the input, as torch.
+    const int64_t w0 = ow * sw - pw;
     out_row[ow] = -std::numeric_limits<T>::infinity();
-    index_row[ow] = h_begin * W + std::max<int64_t>(ow * sw - pw, 0);  // kept if the whole window is −inf
+    index_row[ow] = first_row * W + (w0 < 0 ? w0 + ceil_div(-w0, dw) * dw : w0);
   }
-  for (int64_t h = h_begin; h < h_end; ++h) {
+  for (int64_t kh = kh_begin; kh < kh_end; ++kh) {
+    const int64_t h = h0 + kh * dh;
     const T* row = x_plane + h * W;
     const int64_t row_start = h * W;
-    for (int64_t kw = 0; kw < kernel_w; ++kw) {
+    for (int64_t kw = 0; kw < p.kernel[1]; ++kw) {
       // Tap kw reads column ow·sw + offset, inside the input for ow ∈ [ow_begin, ow_end).
-      const int64_t offset = kw - pw;
+      const int64_t offset = kw * dw - pw;
       const int64_t ow_begin = std::max<int64_t>(0, ceil_div(-offset, sw));
       const int64_t ow_end = std::min(OW, ceil_div(W - offset, sw));
 #pragma omp simd

@@ -13,19 +13,21 @@ struct PoolGeometry {
   PoolParams p;
 };
 
-// y[plane, oh, ow] = max of x[plane] over the window rows [oh·sh − ph, oh·sh − ph + kh) ∩ [0, H) (and likewise for
-// columns); one thread per output.   x: [planes, H, W];  out, indices: [planes, OH, OW]
+// y[plane, oh, ow] = max of x[plane] over the window rows oh·sh − ph + kh·dh (kh < KH) inside [0, H), and likewise
+// for columns; one thread per output.   x: [planes, H, W];  out, indices: [planes, OH, OW]
 template <typename T> __global__ void max_pool_kernel(const T* x, PoolGeometry g, T* out, int64_t* indices) {
+  const int64_t dh = g.p.dilation[0], dw = g.p.dilation[1];
   HG_GRID_STRIDE_LOOP(i, g.planes * g.OH * g.OW) {
     int64_t ow = i % g.OW, oh = (i / g.OW) % g.OH, plane = i / (g.OW * g.OH);
     const T* xp = x + plane * g.H * g.W;
     int64_t h0 = oh * g.p.stride[0] - g.p.padding[0], w0 = ow * g.p.stride[1] - g.p.padding[1];
-    int64_t h_begin = max(h0, int64_t{0}), h_end = min(h0 + g.p.kernel[0], g.H);
-    int64_t w_begin = max(w0, int64_t{0}), w_end = min(w0 + g.p.kernel[1], g.W);
+    // the first tap inside the input along each dim (the frontend guarantees one), and one past the last
+    int64_t h_begin = h0 < 0 ? h0 + (-h0 + dh - 1) / dh * dh : h0, h_end = min(h0 + (g.p.kernel[0] - 1) * dh + 1, g.H);
+    int64_t w_begin = w0 < 0 ? w0 + (-w0 + dw - 1) / dw * dw : w0, w_end = min(w0 + (g.p.kernel[1] - 1) * dw + 1, g.W);
     T best = -std::numeric_limits<T>::infinity();
     int64_t best_index = h_begin * g.W + w_begin;
-    for (int64_t h = h_begin; h < h_end; ++h) {
-      for (int64_t w = w_begin; w < w_end; ++w) {
+    for (int64_t h = h_begin; h < h_end; h += dh) {
+      for (int64_t w = w_begin; w < w_end; w += dw) {
         T v = xp[h * g.W + w];
         if (v > best || isnan(v)) {
           best = v;

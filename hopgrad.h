@@ -18,6 +18,14 @@
 
 #include <hopgrad/ops/ops.h>
 
+#include <hopgrad/nn/metrics/classification.h>
+#include <hopgrad/nn/metrics/roc_auc.h>
+
+#include <hopgrad/nn/train/csv_log.h>
+#include <hopgrad/nn/train/flags.h>
+#include <hopgrad/nn/train/progress.h>
+#include <hopgrad/nn/train/svg_plot.h>
+
 #include <hopgrad/nn/data/bag_datasets.h>
 #include <hopgrad/nn/data/bit_pattern.h>
 #include <hopgrad/nn/data/cifar10.h>

@@ -1,0 +1,117 @@
+#include <hopgrad/nn/train/csv_log.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <hopgrad/core/error.h>
+
+namespace hg::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<std::string_view> split_commas(std::string_view line) {
+  std::vector<std::string_view> fields;
+  for (size_t begin = 0;;) {
+    size_t end = line.find(',', begin);
+    fields.push_back(line.substr(begin, end == std::string_view::npos ? std::string_view::npos : end - begin));
+    if (end == std::string_view::npos) return fields;
+    begin = end + 1;
+  }
+}
+
+// A field as written by write(): a number, "nan", "inf" or "-inf".
+bool parse_number(std::string_view field, double& value) {
+  if (field == "nan" || field == "-nan") return value = std::numeric_limits<double>::quiet_NaN(), true;
+  if (field == "inf") return value = std::numeric_limits<double>::infinity(), true;
+  if (field == "-inf") return value = -std::numeric_limits<double>::infinity(), true;
+  auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), value);
+  return ec == std::errc() && end == field.data() + field.size() && !field.empty();
+}
+
+std::string format_number(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  if (v == std::trunc(v) && std::abs(v) < 1e15) return fmt::format("{}", static_cast<int64_t>(v));
+  return fmt::format("{}", v);  // shortest round-trip representation
+}
+
+}  // namespace
+
+CsvLog::CsvLog(fs::path path, std::vector<std::string> columns, bool append)
+    : path_(std::move(path)), columns_(std::move(columns)) {
+  HG_CHECK(!columns_.empty(), "CsvLog {}: no columns; expected at least one metric name", path_.string());
+  std::set<std::string_view> seen;
+  for (const std::string& name : columns_) {
+    HG_CHECK(!name.empty() && name.find_first_of(",\"\r\n") == std::string::npos,
+             "CsvLog {}: column name '{}' is empty or holds a comma, quote or line break", path_.string(), name);
+    HG_CHECK(seen.insert(name).second, "CsvLog {}: column '{}' appears twice", path_.string(), name);
+  }
+  std::error_code ec;
+  if (path_.has_parent_path()) fs::create_directories(path_.parent_path(), ec);
+  const bool resume = append && fs::exists(path_, ec);
+  if (resume) read_existing();
+  file_.open(path_, resume ? std::ios::app : std::ios::trunc);
+  HG_CHECK(file_.is_open(), "CsvLog: cannot open {} for writing", path_.string());
+  if (!resume) {
+    file_ << fmt::format("{}\n", fmt::join(columns_, ","));
+    file_.flush();
+    HG_CHECK(file_.good(), "CsvLog: writing the header of {} failed", path_.string());
+  }
+}
+
+void CsvLog::read_existing() {
+  std::ifstream in(path_);
+  HG_CHECK(in.is_open(), "CsvLog: cannot read {} to append to it", path_.string());
+  std::string line;
+  const std::string expected = fmt::format("{}", fmt::join(columns_, ","));
+  HG_CHECK(std::getline(in, line) && line == expected,
+           "CsvLog {}: line 1 is the header '{}'; expected '{}' to append to it (a log of another run?)",
+           path_.string(), line, expected);
+  for (size_t line_number = 2; std::getline(in, line); ++line_number) {
+    HG_CHECK(!in.eof(), "CsvLog {}: line {} has no line end (a row cut short?): '{}'", path_.string(), line_number,
+             line);
+    std::vector<std::string_view> fields = split_commas(line);
+    HG_CHECK(fields.size() == columns_.size(), "CsvLog {}: line {} has {} fields; expected {} ({})", path_.string(),
+             line_number, fields.size(), columns_.size(), expected);
+    std::vector<double> row(fields.size());
+    for (size_t i = 0; i < fields.size(); ++i)
+      HG_CHECK(parse_number(fields[i], row[i]), "CsvLog {}: line {}, column '{}': '{}' is not a number",
+               path_.string(), line_number, columns_[i], fields[i]);
+    rows_.push_back(std::move(row));
+  }
+}
+
+void CsvLog::write(std::span<const double> row) {
+  HG_CHECK(row.size() == columns_.size(), "CsvLog {}: a row of {} values; expected {}, one per column ({})",
+           path_.string(), row.size(), columns_.size(), fmt::join(columns_, ","));
+  std::string text;
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (i > 0) text += ',';
+    text += format_number(row[i]);
+  }
+  file_ << text << '\n';
+  file_.flush();
+  HG_CHECK(file_.good(), "CsvLog: writing a row to {} failed", path_.string());
+  rows_.emplace_back(row.begin(), row.end());
+}
+
+std::vector<double> CsvLog::column(std::string_view name) const {
+  auto it = std::find(columns_.begin(), columns_.end(), name);
+  HG_CHECK(it != columns_.end(), "CsvLog {}: no column '{}'; the columns are {}", path_.string(), name,
+           fmt::join(columns_, ","));
+  size_t index = static_cast<size_t>(it - columns_.begin());
+  std::vector<double> values;
+  values.reserve(rows_.size());
+  for (const auto& row : rows_) values.push_back(row[index]);
+  return values;
+}
+
+}  // namespace hg::train

@@ -42,9 +42,9 @@ struct Options {
   int64_t train_images = 8000;
   int64_t hidden = 128;
   double weight_decay = 0.0;
-  int64_t classes = 3;             ///< spirals only
-  int64_t points_per_class = 5000; ///< spirals only
-  double noise = 0.2;              ///< spirals: standard deviation of the angle noise, in radians
+  int64_t classes = 3;              ///< spirals only
+  int64_t points_per_class = 5000;  ///< spirals only
+  double noise = 0.2;               ///< spirals: standard deviation of the angle noise, in radians
   double min_accuracy = 0.0;
 };
 
@@ -147,7 +147,8 @@ int train(const Options& opt) {
       train_set, hg::data::DataLoaderOptions().batch_size(opt.common.batch_size).shuffle(true).seed(opt.common.seed));
 
   const fs::path csv_path = opt.common.out_dir / "train_mlp.csv", svg_path = opt.common.out_dir / "train_mlp.svg";
-  hg::train::CsvLog log(csv_path, {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"});
+  hg::train::CsvLog log(csv_path,
+                        {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"});
   fmt::print("train_mlp: {}; MLP {}-{}-{}, Adam lr {} (cosine), batch {}, {} epochs, on {} ({} thread{})\n",
              data.description, data.features, opt.hidden, data.classes, opt.common.lr, opt.common.batch_size,
              opt.common.epochs, device, opt.common.threads, opt.common.threads > 1 ? "s" : "");
@@ -230,7 +231,9 @@ int main(int argc, char** argv) {
   app.add_option("--train-images", opt.train_images, "MNIST: training images from t10k; the rest are held out")
       ->type_name("N")
       ->check(hg::train::in_range(1, 9999));
-  app.add_option("--hidden", opt.hidden, "hidden units (≥ 1)")->type_name("N")->check(hg::train::in_range(1, 1 << 20));
+  app.add_option("--hidden", opt.hidden, "hidden units (≥ 1)")
+      ->type_name("N")
+      ->check(hg::train::in_range(1, 1 << 20));
   app.add_option("--weight-decay", opt.weight_decay, "L2 penalty added to the gradient (Adam), in [0, 1]")
       ->type_name("X")
       ->check(hg::train::in_range(0, 1));

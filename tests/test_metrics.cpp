@@ -157,6 +157,8 @@ TEST_CASE("metrics: bad input is refused with the metric and what it expected") 
                        doctest::Contains("accuracy: 4 predictions but 2 targets"), hg::Error);
   CHECK_THROWS_WITH_AS(metrics::accuracy(hg::zeros({4}), labels({0, 1, 0, 1})),
                        doctest::Contains("threshold scores first"), hg::Error);
+  CHECK_THROWS_WITH_AS(metrics::accuracy(hg::zeros({2, 1}), labels({0, 1})),
+                       doctest::Contains("scores of shape [2, 1] hold one binary score per sample"), hg::Error);
   CHECK_THROWS_WITH_AS(metrics::accuracy(hg::zeros({2, 0}), labels({0, 1})),
                        doctest::Contains("have no classes"), hg::Error);
   CHECK_THROWS_WITH_AS(metrics::accuracy(labels({0, -1}), labels({0, 1})),

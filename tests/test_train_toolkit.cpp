@@ -81,7 +81,8 @@ std::string xml_problem(const std::string& xml) {
     bool closing = tag.starts_with("/"), self_closing = tag.ends_with("/");
     std::string name = tag.substr(closing ? 1 : 0, tag.find_first_of(" /\n", closing ? 1 : 0) - (closing ? 1 : 0));
     if (closing) {
-      if (open.empty() || open.back() != name) return "</" + name + "> closes " + (open.empty() ? "nothing" : open.back());
+      if (open.empty() || open.back() != name)
+        return "</" + name + "> closes " + (open.empty() ? "nothing" : open.back());
       open.pop_back();
     } else if (!self_closing) {
       open.push_back(name);
@@ -249,6 +250,11 @@ TEST_CASE("train: CSV log writes, flushes, reads back and appends on resume") {
   { train::CsvLog log(dir.path / "new.csv", {"epoch"}, true); log.write({1}); }
   CHECK(read_text(dir.path / "new.csv") == "epoch\n1\n");
 
+  // An empty file (stopped before the header was written) starts afresh.
+  std::ofstream(dir.path / "empty.csv").close();
+  { train::CsvLog log(dir.path / "empty.csv", {"epoch"}, true); log.write({1}); }
+  CHECK(read_text(dir.path / "empty.csv") == "epoch\n1\n");
+
   // Refused: another run's header, malformed rows, bad column names.
   CHECK_THROWS_WITH_AS(train::CsvLog(path, {"epoch", "loss"}, true),
                        doctest::Contains("line 1 is the header 'epoch,train_loss,val_accuracy'; expected 'epoch,loss'"),
@@ -271,7 +277,8 @@ TEST_CASE("train: SVG plot is well-formed, with one polyline per series, labels 
   std::vector<double> epochs{1, 2, 3, 4, 5};
   std::vector<train::Panel> panels{
       {"loss", {{"train", epochs, {2.3, 0.9, 0.5, 0.4, 0.35}}, {"val", epochs, {2.1, 1.0, 0.6, 0.55, 0.5}, true}}},
-      {"accuracy", {{"train", epochs, {0.5, 0.8, 0.9, 0.92, 0.95}}, {"val", epochs, {0.55, 0.79, 0.88, 0.9, 0.91}, true}}},
+      {"accuracy",
+       {{"train", epochs, {0.5, 0.8, 0.9, 0.92, 0.95}}, {"val", epochs, {0.55, 0.79, 0.88, 0.9, 0.91}, true}}},
       {"lr <&> \"x\"", {{"lr", epochs, {1e-3, 1e-3, 5e-4, 2e-4, 1e-4}}}}};
   std::string svg = train::svg_plot(panels, "MLP & MNIST");
   CHECK(xml_problem(svg) == "");
@@ -334,7 +341,8 @@ TEST_CASE("train: panels from a CSV log, written as a file") {
   CHECK(xml_problem(svg) == "");
   CHECK(count(svg, "<polyline") == 4);
   int leftovers = 0;  // the temporary file was renamed into place
-  for (const auto& entry : fs::directory_iterator(dir.path)) leftovers += entry.path().string().find(".tmp") != std::string::npos;
+  for (const auto& entry : fs::directory_iterator(dir.path))
+    leftovers += entry.path().string().find(".tmp") != std::string::npos;
   CHECK(leftovers == 0);
   CHECK_THROWS_WITH_AS(train::panels_from_log(log, "step"), doctest::Contains("no column 'step'"), hg::Error);
 }

@@ -62,8 +62,13 @@ std::vector<int64_t> predicted_labels(const Tensor& predictions, const char* wha
   HG_CHECK(predictions.defined(), "{}: predictions are an undefined tensor", what);
   const DType dtype = predictions.dtype();
   if (predictions.dim() == 2 && hg::is_floating(dtype)) {
-    HG_CHECK(predictions.size(1) > 0, "{}: logits of shape {} have no classes; expected [N, C] with C ≥ 1", what,
+    HG_CHECK(predictions.size(1) > 0, "{}: logits of shape {} have no classes; expected [N, C] with C ≥ 2", what,
              predictions.sizes());
+    // One column is one binary score per sample (binary_cross_entropy_with_logits), not a one-class argmax.
+    HG_CHECK(predictions.size(1) > 1,
+             "{}: scores of shape {} hold one binary score per sample; threshold them first (e.g. `scores > 0` for "
+             "logits), or pass logits [N, C] with C ≥ 2",
+             what, predictions.sizes());
     if (predictions.size(0) == 0) return {};
     NoGradGuard no_grad;
     return hg::argmax(predictions.detach(), 1).to_vector<int64_t>();  // on the device: only N labels cross

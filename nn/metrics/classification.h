@@ -8,10 +8,11 @@
 //   double macro = hg::metrics::f1_score(predicted, labels, hg::metrics::Average::Macro);
 //
 // Tensor arguments may live on any device (they are copied to the host). Predictions are either logits or
-// scores [N, C] of a floating dtype (the predicted class is the argmax over C, first index on ties), or labels
-// [N] of dtype int64 or bool. Targets are labels [N]: int64, bool, or a floating dtype holding whole numbers
-// (the 0/1 targets of binary_cross_entropy_with_logits). A floating [N] prediction is refused, because it is
-// unclear whether it holds logits or probabilities: threshold it yourself (`scores > 0` for logits).
+// scores [N, C ≥ 2] of a floating dtype (the predicted class is the argmax over C, first index on ties), or
+// labels [N] of dtype int64 or bool. Targets are labels [N]: int64, bool, or a floating dtype holding whole
+// numbers (the 0/1 targets of binary_cross_entropy_with_logits). A floating [N] or [N, 1] prediction is refused,
+// because it is unclear whether it holds logits or probabilities: threshold it yourself (`scores > 0` for
+// logits).
 #include <cstdint>
 #include <span>
 #include <vector>

@@ -56,7 +56,8 @@ CsvLog::CsvLog(fs::path path, std::vector<std::string> columns, bool append)
   }
   std::error_code ec;
   if (path_.has_parent_path()) fs::create_directories(path_.parent_path(), ec);
-  const bool resume = append && fs::exists(path_, ec);
+  // An empty file (a run stopped before its header reached the disk) is started afresh.
+  const bool resume = append && fs::exists(path_, ec) && fs::file_size(path_, ec) > 0;
   if (resume) read_existing();
   file_.open(path_, resume ? std::ios::app : std::ios::trunc);
   HG_CHECK(file_.is_open(), "CsvLog: cannot open {} for writing", path_.string());

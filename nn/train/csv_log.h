@@ -21,8 +21,9 @@ namespace hg::train {
 class CsvLog {
  public:
   /// Starts `path` afresh with the header `columns` (replacing any file there), or, with append = true and an
-  /// existing file, reads its rows and continues it; its header must then be `columns` exactly. Creates the
-  /// parent folder. Column names must be non-empty, unique, and free of commas, quotes and line breaks.
+  /// existing non-empty file, reads its rows and continues it; its header must then be `columns` exactly.
+  /// Creates the parent folder. Column names must be non-empty, unique, and free of commas, quotes and line
+  /// breaks.
   CsvLog(std::filesystem::path path, std::vector<std::string> columns, bool append = false);
 
   /// Appends one row (one value per column, in order) and flushes it to disk. Whole numbers print without a

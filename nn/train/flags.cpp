@@ -59,7 +59,9 @@ void add_common_flags(CLI::App& app, CommonFlags& flags) {
   app.option_defaults()->always_capture_default();
   app.get_formatter()->column_width(34);
   if (flags.data_dir.empty()) flags.data_dir = default_data_dir();
-  app.add_option("--epochs", flags.epochs, "passes over the training set (≥ 1)")->type_name("N")->check(in_range(1, 1e6));
+  app.add_option("--epochs", flags.epochs, "passes over the training set (≥ 1)")
+      ->type_name("N")
+      ->check(in_range(1, 1e6));
   app.add_option("--batch-size", flags.batch_size, "samples per optimizer step (≥ 1)")
       ->type_name("N")
       ->check(in_range(1, 1 << 30));

@@ -29,15 +29,15 @@ CLI::Validator positive();
 
 /// The shared flags; the values when add_common_flags is called are the defaults --help shows.
 struct CommonFlags {
-  int epochs = 10;                     ///< --epochs: passes over the training set
-  int64_t batch_size = 64;             ///< --batch-size: samples per optimizer step
-  double lr = 1e-3;                    ///< --lr: (peak) learning rate
-  uint64_t seed = 0;                   ///< --seed: data order, initialisation, dropout
-  std::string device = "cpu";          ///< --device: cpu, cuda or cuda:N
-  int threads = default_threads();     ///< --threads: CPU (OpenMP) threads
-  std::filesystem::path data_dir;      ///< --data-dir: where the datasets are (see default_data_dir)
+  int epochs = 10;                         ///< --epochs: passes over the training set
+  int64_t batch_size = 64;                 ///< --batch-size: samples per optimizer step
+  double lr = 1e-3;                        ///< --lr: (peak) learning rate
+  uint64_t seed = 0;                       ///< --seed: data order, initialisation, dropout
+  std::string device = "cpu";              ///< --device: cpu, cuda or cuda:N
+  int threads = default_threads();         ///< --threads: CPU (OpenMP) threads
+  std::filesystem::path data_dir;          ///< --data-dir: where the datasets are (see default_data_dir)
   std::filesystem::path out_dir = "runs";  ///< --out-dir: CSV log, plot and checkpoints go here
-  bool progress = true;                ///< false with --no-progress
+  bool progress = true;                    ///< false with --no-progress
 
   /// True when a progress bar should be drawn: progress is on and stdout is a terminal.
   bool show_progress() const;

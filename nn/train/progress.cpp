@@ -31,7 +31,8 @@ std::string format_duration(double seconds) {
 
 std::string render_progress(std::string_view label, int64_t done, int64_t total, double mean_loss,
                             int64_t loss_count, double elapsed) {
-  const double fraction = total > 0 ? std::clamp(static_cast<double>(done) / static_cast<double>(total), 0.0, 1.0) : 1.0;
+  const double fraction =
+      total > 0 ? std::clamp(static_cast<double>(done) / static_cast<double>(total), 0.0, 1.0) : 1.0;
   const int filled = static_cast<int>(fraction * kBarWidth);
   std::string bar(static_cast<size_t>(filled), '=');
   if (filled < kBarWidth) bar += '>';

@@ -64,7 +64,8 @@ Axis make_axis(double lo, double hi, bool integral) {
   axis.step = step;
   axis.lo = std::floor(lo / step + 1e-9) * step;
   axis.hi = std::ceil(hi / step - 1e-9) * step;
-  for (double t = axis.lo; t <= axis.hi + step * 1e-6; t += step) axis.ticks.push_back(std::abs(t) < step * 1e-9 ? 0 : t);
+  for (double t = axis.lo; t <= axis.hi + step * 1e-6; t += step)
+    axis.ticks.push_back(std::abs(t) < step * 1e-9 ? 0 : t);  // no "-0" from accumulated rounding
   axis.decimals = std::max(0, -static_cast<int>(std::floor(std::log10(step) + 1e-9)));
   return axis;
 }
@@ -128,7 +129,8 @@ void draw_panel(std::string& svg, const Panel& panel, double origin_x, double or
                            py(s.y[begin]), colour);
       } else {
         std::string points;
-        for (size_t i = begin; i < end; ++i) points += fmt::format("{}{:.2f},{:.2f}", i > begin ? " " : "", px(s.x[i]), py(s.y[i]));
+        for (size_t i = begin; i < end; ++i)
+          points += fmt::format("{}{:.2f},{:.2f}", i > begin ? " " : "", px(s.x[i]), py(s.y[i]));
         svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{} points=\"{}\"><title>{}</title>"
                            "</polyline>\n",
                            colour, dash, points, escape(s.name));
@@ -145,9 +147,12 @@ void draw_panel(std::string& svg, const Panel& panel, double origin_x, double or
     const double width = 40 + 7.0 * static_cast<double>(longest), height = 8 + 18.0 * panel.series.size();
     double x0 = right - width - 8, y0 = top + 8;
     size_t fewest = std::numeric_limits<size_t>::max();
-    for (auto [cx, cy] : {std::pair{right - width - 8, top + 8}, std::pair{left + 8, top + 8},
-                          std::pair{right - width - 8, bottom - height - 8}, std::pair{left + 8, bottom - height - 8}}) {
-      auto inside = [&](double x, double y) { return x >= cx - 4 && x <= cx + width + 4 && y >= cy - 4 && y <= cy + height + 4; };
+    const double x_right = right - width - 8, x_left = left + 8, y_top = top + 8, y_bottom = bottom - height - 8;
+    for (auto [cx, cy] : {std::pair{x_right, y_top}, std::pair{x_left, y_top}, std::pair{x_right, y_bottom},
+                          std::pair{x_left, y_bottom}}) {
+      auto inside = [&](double x, double y) {
+        return x >= cx - 4 && x <= cx + width + 4 && y >= cy - 4 && y <= cy + height + 4;
+      };
       size_t covered = 0;  // points, and samples along the segments between them
       for (const Series& s : panel.series)
         for (size_t i = 0; i < s.x.size(); ++i) {

@@ -79,7 +79,7 @@ template <typename Batch> class EpochRun {
     workers_.reserve(static_cast<size_t>(workers));
     try {
       for (int64_t w = 0; w < workers; ++w) workers_.emplace_back([this] { work(); });
-    } catch (...) {  // no thread could be started: stop the ones that were (the destructor will not run)
+    } catch (...) {  // a thread could not be started: stop those that were (the destructor will not run)
       shutdown();
       throw;
     }

@@ -532,8 +532,13 @@ TEST_CASE("Separation attends through the sub-quadratic paths") {
       hg::nn::Separation sep(SeparationOptions(kind).window(2).feature_dim(d).num_features(8));
       // Changing the keys and values of padded positions leaves the output unchanged.
       Tensor noise = hg::where(padded.transpose(-2, -1), 5.0, hg::zeros({1}));
-      hgtest::check_close(sep->attend(q, k + noise, v + noise, beta, padded), sep->attend(q, k, v, beta, padded), tol,
-                          tol, "padded keys");
+      Tensor weights;
+      Tensor out = sep->attend(q, k, v, beta, padded, {}, 0.0, &weights);
+      hgtest::check_close(sep->attend(q, k + noise, v + noise, beta, padded), out, tol, tol, "padded keys");
+      // weights_out is the dense equivalent [B, H, L, S]: it reproduces the output and gives padded keys nothing.
+      CHECK(weights.sizes() == hg::Shape{B, H, L, L});
+      hgtest::check_close(hg::matmul(weights, v), out, tol, tol, "weights_out · v");
+      CHECK(hg::sum(hg::abs(hg::where(padded, weights, 0.0))).item<float>() == 0.0f);
       if (kind != SeparationKind::Window)
         CHECK_THROWS_WITH_AS(sep->attend(q, k, v, beta, band_exclusion(L, L, 1)),
                              doctest::Contains("takes only a key padding mask"), hg::Error);

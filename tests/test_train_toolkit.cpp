@@ -14,6 +14,8 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
+
 #include "testing.h"
 
 namespace fs = std::filesystem;

@@ -7,6 +7,8 @@
 
 #include <omp.h>
 
+#include <CLI/CLI.hpp>
+
 #include <hopgrad/core/error.h>
 #include <hopgrad/core/generator.h>
 #include <hopgrad/nn/train/progress.h>

@@ -1,6 +1,8 @@
 #pragma once
 // The flags every training program shares, through CLI11: typed, validated, with their defaults in --help.
 //
+//   #include <CLI/CLI.hpp>
+//   #include <hopgrad/hopgrad.h>
 //   hg::train::CommonFlags flags;                 // change the defaults before adding the flags:
 //   flags.epochs = 20;  flags.lr = 1e-3;  flags.data_dir = hg::train::default_data_dir(HG_SOURCE_DIR);
 //   CLI::App app{"Train an MLP on MNIST"};
@@ -12,9 +14,14 @@
 #include <filesystem>
 #include <string>
 
-#include <CLI/CLI.hpp>
-
 #include <hopgrad/core/device.h>
+
+// Declared, not included: <CLI/CLI.hpp> takes seconds to compile, and the umbrella header <hopgrad/hopgrad.h>
+// brings this file into every program. A program that parses flags includes <CLI/CLI.hpp> itself.
+namespace CLI {
+class App;
+class Validator;
+}  // namespace CLI
 
 namespace hg::train {
 

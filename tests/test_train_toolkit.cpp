@@ -166,6 +166,7 @@ TEST_CASE("train: progress bar text, ETA, and silence when disabled") {
   CHECK(train::format_duration(3723) == "1:02:03");
   CHECK(train::format_duration(-1) == "?");
   CHECK(train::format_duration(kNaN) == "?");
+  CHECK(train::format_duration(1e300) == "?");
 
   // 25 of 100 steps in 10 s: 2.5 it/s, 75 steps left at 0.4 s each → 30 s.
   std::string line = train::render_progress("epoch 2/5", 25, 100, 0.123456, 800, 10.0);

@@ -23,7 +23,7 @@ constexpr std::string_view kClearLine = "\r\x1b[K";
 bool stdout_is_terminal() { return ::isatty(::fileno(stdout)) == 1; }
 
 std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  if (!(seconds >= 0 && seconds < 1e15)) return "?";  // NaN, negative, or beyond int64 once rounded
   auto total = static_cast<int64_t>(std::llround(seconds));
   int64_t h = total / 3600, m = total / 60 % 60, s = total % 60;
   return h > 0 ? fmt::format("{}:{:02}:{:02}", h, m, s) : fmt::format("{}:{:02}", m, s);

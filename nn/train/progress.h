@@ -18,7 +18,7 @@ namespace hg::train {
 /// True when stdout is a terminal (isatty), i.e. when a bar redrawn with '\r' is readable.
 bool stdout_is_terminal();
 
-/// "0:07", "12:34", "1:02:03" (h:mm:ss once past an hour); "?" for a negative or non-finite time.
+/// "0:07", "12:34", "1:02:03" (h:mm:ss once past an hour); "?" for a negative, non-finite or absurd time.
 std::string format_duration(double seconds);
 
 /// The bar's text for `done` of `total` steps after `elapsed` seconds (ETA from the mean step time so far),

@@ -17,7 +17,7 @@
 namespace hg::nn {
 
 enum class ForgettingKind {
-  ReLU,  ///< D(x) = max(x, 0), D′ = 1[x > 0]
+  ReLU,  ///< D(x) = max(x, 0), D′ = 1[x > 0] (PFU with threshold 0, bias 0 and no noise)
   PFU,   ///< partial forgetting unit: D(x) = x where x > t, b elsewhere; D′ = 1[x > t]
 };
 
@@ -41,6 +41,12 @@ struct ForgettingOptions {
   HG_ARG(double, bias) = 0.0;
   /// PFU, training mode only: t = a(x) + ε with ε = N(0, 1)·sigma² — sigma squared, as the reference code.
   HG_ARG(double, sigma) = 0.01;
+  /// Reproduce the reference's handling of masked (−∞) scores, which changes numbers whenever scores are masked:
+  /// the median is taken over every element, −∞ ones included (so masking lowers the threshold), and a masked
+  /// entry becomes the bias b (ReLU: 0), so it still adds e^b to the softmax normaliser. (The reference's PFU
+  /// computes 0·(−∞) = NaN there; compat gives b instead.) Default: masked entries are absent memories — they
+  /// stay −∞ and the median is over the finite entries.
+  HG_ARG(bool, compat) = false;
 };
 
 /// D(x) and the detached indicator D′(x) (same shape and dtype as x).
@@ -49,12 +55,14 @@ struct Forgetting {
   Tensor keep;   ///< D′(x) ∈ {0, 1}, no gradient
 };
 
-/// Applies the forgetting unit to x (e.g. scores [..., L, S]); `training` enables the PFU threshold noise,
-/// drawn from `gen` (null: the device's default generator). Entries of x that are −∞ (masked) stay −∞ for
-/// PFU and become 0 for ReLU (as the reference), and always get keep = 0.
+/// Applies the forgetting unit to x (e.g. scores [..., L, S]; RowMedian takes the median over the last dim);
+/// `training` enables the PFU threshold noise, drawn from `gen` (null: the device's default generator).
+/// Entries of x that are −∞ (masked) always get keep = 0; they stay −∞ (or become b with compat) and never
+/// count towards the median unless compat. A row that is entirely −∞ stays −∞ with keep = 0 (softmax then
+/// gives zeros, not NaN). Throws for a non-floating x or non-finite option values.
 Forgetting forget(const Tensor& x, const ForgettingOptions& options, bool training, Generator* gen = nullptr);
 
-/// "PFU(threshold=global median, bias=threshold, sigma=0.01)" for module printing.
+/// "PFU(threshold=global median, bias=threshold, sigma=0.01)", "ReLU" for module printing.
 std::string describe(const ForgettingOptions& options);
 
 }  // namespace hg::nn

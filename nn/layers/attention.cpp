@@ -1,8 +1,8 @@
-// MultiheadAttention.
+// MultiheadAttention: projections, masks and heads as torch.nn.MultiheadAttention; the association of each head
+// is delegated to a Separation (softmax by default, bit-identical to the plain softmax attention).
 #include <hopgrad/nn/layers/attention.h>
 
 #include <cmath>
-#include <limits>
 #include <ostream>
 
 #include <hopgrad/nn/init.h>
@@ -33,7 +33,28 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(const MultiheadAttentionOptions& 
     bias_k = register_parameter("bias_k", empty({1, 1, embed_dim}, kFloat32));
     bias_v = register_parameter("bias_v", empty({1, 1, embed_dim}, kFloat32));
   }
+
+  SeparationOptions association = options.separation();
+  const SeparationKind kind = association.kind();
+  if (kind == SeparationKind::RandomFeatures || kind == SeparationKind::ReluFeatures) {
+    // The random features project one head's q and k: their width is the head dim.
+    if (association.feature_dim() == 0) association.feature_dim(head_dim());
+    HG_CHECK(association.feature_dim() == head_dim(),
+             "{}: separation {} projects one head's queries and keys, so its feature_dim must be the head dim "
+             "embed_dim / num_heads = {}, got {}",
+             describe(), to_string(kind), head_dim(), association.feature_dim());
+  }
+  separation = Separation(association);
+  // Registered only when it has state (learnable α, a projection buffer): a default MultiheadAttention keeps
+  // exactly PyTorch's parameter names. Unregistered, it still follows train()/eval() (see train below).
+  if (!separation->parameters().empty() || !separation->buffers().empty())
+    register_module("separation", separation);
   reset_parameters();
+}
+
+void MultiheadAttentionImpl::train(bool on) {
+  Module::train(on);
+  separation->train(on);
 }
 
 void MultiheadAttentionImpl::reset_parameters() {
@@ -65,7 +86,7 @@ Tensor part(const Tensor& t, int64_t index, int64_t size) {
 }
 }  // namespace
 
-// scores = (Q/√d) Kᵀ + mask per head; out = concat_h(softmax(scores) V) Woᵀ + bo
+// scores = (Q/√d) Kᵀ + mask per head; out = concat_h(sep(scores) V) Woᵀ + bo
 std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, const Tensor& key, const Tensor& value,
                                                            const Tensor& key_padding_mask, bool need_weights,
                                                            const Tensor& attn_mask, bool average_attn_weights) {
@@ -121,6 +142,10 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
     HG_CHECK(attn_mask.dtype() == kBool || is_floating(attn_mask.dtype()),
              "{}: attn_mask must be bool (true = not allowed) or floating (added to the scores), got {}", name,
              attn_mask.desc());
+    HG_CHECK(separation->forms_weights(),
+             "{}: separation {} never forms the [L, S] scores, so it takes no attn_mask (a key_padding_mask works); "
+             "got attn_mask {}",
+             name, to_string(separation->options.kind()), attn_mask.desc());
     if (attn_mask.dim() == 2) {
       HG_CHECK(attn_mask.size(0) == target_len && attn_mask.size(1) == source_len,
                "{}: expected a 2-D attn_mask [{}, {}] (L, S), got {}", name, target_len, source_len, attn_mask.desc());
@@ -155,14 +180,20 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
   }
 
   // ---- attention --------------------------------------------------------------------------------------
-  // scores [N, h, L, S] = (q / √d) kᵀ; PyTorch scales q before the product, and so does this.
-  Tensor scores = matmul(q * (1.0 / std::sqrt(static_cast<double>(d))), k.transpose(-2, -1));
-  constexpr double minus_inf = -std::numeric_limits<double>::infinity();
-  if (mask.defined()) scores = mask.dtype() == kBool ? masked_fill(scores, mask, minus_inf) : scores + mask;
-  if (padding_mask.defined()) scores = masked_fill(scores, padding_mask, minus_inf);
-  Tensor weights = dropout(softmax(scores, -1), options.dropout(), is_training());
+  // Per head: weights [N, h, L, S] = dropout(sep(β q kᵀ + float mask)) with the bool masks excluding keys, then
+  // weights · v. β = 1/√d scales q before the product, as PyTorch. A float attn_mask is the separation's bias;
+  // a bool one is joined with the key padding into its exclusion mask.
+  Tensor beta = scalar_tensor(1.0 / std::sqrt(static_cast<double>(d)), TensorOptions(q.dtype()).device(q.device()));
+  Tensor excluded = padding_mask, bias;
+  if (mask.defined() && mask.dtype() == kBool)
+    excluded = excluded.defined() ? logical_or(excluded, mask) : mask;
+  else if (mask.defined())
+    bias = mask;
+  Tensor weights;
+  Tensor heads_out = separation->attend(q, k, v, beta, excluded, bias, options.dropout(),
+                                        need_weights ? &weights : nullptr);
   // [N, h, L, d] → [N, L, h·d] → out_proj
-  Tensor out = out_proj(matmul(weights, v).permute({0, 2, 1, 3}).reshape({batch, target_len, embed_dim}));
+  Tensor out = out_proj(heads_out.permute({0, 2, 1, 3}).reshape({batch, target_len, embed_dim}));
 
   if (!batched) {
     out = out.squeeze(0);
@@ -177,6 +208,14 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
 
 void MultiheadAttentionImpl::pretty_print(std::ostream& stream) const {
   stream << "MultiheadAttention";
+  // A registered separation prints as a child; an unregistered one only when it is not plain softmax.
+  const SeparationOptions& association = separation->options;
+  const bool registered = !separation->parameters().empty() || !separation->buffers().empty();
+  if (!registered && (association.kind() != SeparationKind::Softmax || association.forgetting())) {
+    stream << "(separation=";
+    separation->pretty_print(stream);
+    stream << ")";
+  }
 }
 
 }  // namespace hg::nn

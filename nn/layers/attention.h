@@ -1,12 +1,19 @@
 #pragma once
-// MultiheadAttention, with PyTorch's parameters, masks and layouts.
+// MultiheadAttention, with PyTorch's parameters, masks and layouts, and any separation function of the
+// Hopfield family (sparsemax, entmax, top-K, window, linear, random features, LwPF forgetting units, ...) in
+// place of the softmax.
 //
 //   hg::nn::MultiheadAttention attn(hg::nn::MultiheadAttentionOptions(64, 4).dropout(0.1).batch_first(true));
 //   auto [out, weights] = attn(x, x, x, /*key_padding_mask=*/padding);   // x [N, L, 64]; weights [N, L, L]
+//
+//   // LwPF attention (ViT with partial forgetting): softmax(D(scores)) ⊙ D′
+//   auto lwpf = hg::nn::MultiheadAttentionOptions(64, 4).separation(
+//       hg::nn::SeparationOptions().forgetting(hg::nn::ForgettingOptions(hg::nn::ForgettingKind::PFU)));
 #include <cstdint>
 #include <optional>
 #include <tuple>
 
+#include <hopgrad/nn/hopfield/separation.h>
 #include <hopgrad/nn/layers/linear.h>
 #include <hopgrad/nn/module.h>
 #include <hopgrad/nn/options.h>
@@ -31,13 +38,22 @@ struct MultiheadAttentionOptions {
   HG_ARG(std::optional<int64_t>, vdim);
   /// Inputs and outputs are [N, L, E] instead of [L, N, E].
   HG_ARG(bool, batch_first) = false;
+  /// How each head's scores become weights (default softmax: PyTorch's attention). Every SeparationKind works,
+  /// with an optional LwPF forgetting unit; RandomFeatures / ReluFeatures get feature_dim = E / num_heads when
+  /// it is left at 0. The kinds that never form scores (linear, favor, relu_features) take a key_padding_mask
+  /// but no attn_mask, and form the [L, S] weights only when need_weights is true (pass false to stay in
+  /// O(L + S) memory).
+  HG_ARG(SeparationOptions, separation);
 };
 
 /// Multi-head attention (Vaswani et al. 2017):
-///   headᵢ = softmax((Q Wqᵢ)(K Wkᵢ)ᵀ / √d + mask) (V Wvᵢ),  out = concat(head₁ … head_h) Woᵀ + bo,  d = E / h.
+///   headᵢ = sep((Q Wqᵢ)(K Wkᵢ)ᵀ / √d + mask) (V Wvᵢ),  out = concat(head₁ … head_h) Woᵀ + bo,  d = E / h,
+/// with sep = softmax by default, or the separation of options.separation (through Separation::attend).
 /// Masks: key_padding_mask [N, S] bool (true = ignore that key); attn_mask [L, S] or [N·h, L, S], bool
 /// (true = not allowed) or float (added to the scores). As hg::softmax, a query whose keys are all masked gets
 /// zero weights (PyTorch gives NaN there).
+/// The Separation is a registered submodule ("separation") only when it holds parameters or buffers (learnable
+/// α, a random-feature projection), so a default MultiheadAttention has exactly PyTorch's state-dict keys.
 class MultiheadAttentionImpl : public Module {
  public:
   explicit MultiheadAttentionImpl(const MultiheadAttentionOptions& options);
@@ -53,6 +69,8 @@ class MultiheadAttentionImpl : public Module {
   /// PyTorch's default: xavier_uniform in_proj (or q/k/v_proj) weights, zero in_proj and out_proj biases,
   /// out_proj weight as Linear's default, xavier_normal bias_k and bias_v.
   void reset_parameters();
+  /// Sets the mode of this module and of its separation, registered or not (attention dropout, LwPF noise).
+  void train(bool on = true) override;
   void pretty_print(std::ostream& stream) const override;
 
   MultiheadAttentionOptions options;
@@ -64,6 +82,7 @@ class MultiheadAttentionImpl : public Module {
   Tensor bias_k;          ///< [1, 1, E] with add_bias_kv
   Tensor bias_v;          ///< [1, 1, E]
   Linear out_proj{nullptr};  ///< E → E
+  Separation separation{nullptr};  ///< the per-head association (softmax by default)
 
  private:
   bool same_embed_dim() const { return !q_proj_weight.defined(); }

@@ -65,3 +65,7 @@
 #include <hopgrad/nn/layers/pooling.h>
 #include <hopgrad/nn/module.h>
 #include <hopgrad/nn/options.h>
+
+#include <hopgrad/nn/serialize/atomic_file.h>
+#include <hopgrad/nn/serialize/checkpoint.h>
+#include <hopgrad/nn/serialize/safetensors.h>

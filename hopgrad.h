@@ -49,7 +49,12 @@
 #include <hopgrad/nn/optim/sgd.h>
 
 #include <hopgrad/nn/hopfield/efficient_attention.h>
+#include <hopgrad/nn/hopfield/encoder_layer.h>
+#include <hopgrad/nn/hopfield/energy.h>
 #include <hopgrad/nn/hopfield/forgetting.h>
+#include <hopgrad/nn/hopfield/hopfield.h>
+#include <hopgrad/nn/hopfield/hopfield_layer.h>
+#include <hopgrad/nn/hopfield/hopfield_pooling.h>
 #include <hopgrad/nn/hopfield/separation.h>
 
 #include <hopgrad/nn/containers.h>

@@ -228,6 +228,7 @@ TEST_CASE("safetensors: malformed files name the file, the offset or tensor, and
   check_rejected(st_file(R"({"w":{"dtype":"F32",)"), "byte offset 28: the header is not valid JSON");
   check_rejected(st_file("{\"w\xff\":1}"), "byte offset 11: the header is not valid JSON");
   check_rejected(st_file(R"({"w":1e999})"), "the header is not valid JSON: [json.exception.out_of_range.406] number overflow");
+  check_rejected(st_file("{\"w\":\"" + std::string(1000, 'x') + "\"}"), "tensor 'w' is \"" + std::string(71, 'x') + "… (1002 bytes), expected an object");
   check_rejected(st_file("[1, 2]"), "byte offset 8: the header is array, expected a JSON object");
   check_rejected(st_file(R"({"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", Bytes(4, 0)),
                  "tensor 'w': unsupported dtype \"F16\" (hopgrad reads F32, F64, I64 and BOOL)");
@@ -559,6 +560,16 @@ TEST_CASE("checkpoint: what the file holds, and a model-only load") {
   // The parameters are still the module's leaves (loaded in place, not replaced).
   CHECK(net->fc1->weight.is_same(net->named_parameters()[0].second));
   CHECK(net->fc1->weight.requires_grad());
+
+  // A float64 checkpoint loads into a float32 model converted, as torch's load_state_dict copies.
+  TinyNet wide;
+  wide->to(hg::kFloat64);
+  wide->fc2->bias.detach().fill_(0.1);
+  ser::save(dir / "f64.safetensors", *wide, nullptr, {});
+  ser::load(dir / "f64.safetensors", *net, nullptr);
+  CHECK(net->fc2->bias.dtype() == hg::kFloat32);
+  CHECK(net->fc2->bias.to_vector<float>() == std::vector<float>(3, 0.1f));
+  CHECK(identical(net->fc1->weight, wide->fc1->weight.to(hg::kFloat32)));
 }
 
 TEST_CASE("checkpoint: load names the first mismatch and changes nothing") {

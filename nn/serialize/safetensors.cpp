@@ -61,17 +61,24 @@ int reference_rank(DType dtype) {
 
 // Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF), which JSON strings require.
 bool is_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
+  for (size_t i = 0; i < s.size();) {
     const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
     const uint8_t lead = byte(i);
-    size_t length;
-    uint8_t lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (lead < 0x80) length = 1;
-    else if (lead >= 0xC2 && lead <= 0xDF) length = 2;
-    else if (lead >= 0xE0 && lead <= 0xEF) length = 3, lo = lead == 0xE0 ? 0xA0 : 0x80, hi = lead == 0xED ? 0x9F : 0xBF;
-    else if (lead >= 0xF0 && lead <= 0xF4) length = 4, lo = lead == 0xF0 ? 0x90 : 0x80, hi = lead == 0xF4 ? 0x8F : 0xBF;
-    else return false;
+    size_t length = 1;
+    uint8_t lo = 0x80, hi = 0xBF;  // the range allowed for the second byte
+    if (lead >= 0xC2 && lead <= 0xDF) {
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      length = 3;
+      if (lead == 0xE0) lo = 0xA0;  // overlong
+      if (lead == 0xED) hi = 0x9F;  // UTF-16 surrogates
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      length = 4;
+      if (lead == 0xF0) lo = 0x90;  // overlong
+      if (lead == 0xF4) hi = 0x8F;  // past U+10FFFF
+    } else if (lead >= 0x80) {
+      return false;
+    }
     if (s.size() - i < length) return false;
     for (size_t k = 1; k < length; ++k) {
       const uint8_t b = byte(i + k);
@@ -159,7 +166,11 @@ struct Entry {
 // A JSON value for an error message, cut short: a hostile header may hold megabytes in one value.
 std::string excerpt(const json& value) {
   std::string text = value.dump();
-  if (text.size() > 80) text = text.substr(0, 72) + "… (" + std::to_string(text.size()) + " chars)";
+  if (text.size() > 80) {
+    size_t cut = 72;
+    while (cut > 0 && (static_cast<uint8_t>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 character
+    text = text.substr(0, cut) + "… (" + std::to_string(text.size()) + " bytes)";
+  }
   return text;
 }
 

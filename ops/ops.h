@@ -212,13 +212,15 @@ Tensor bmm(const Tensor& a, const Tensor& b);
 /// y = x Wᵀ + b with W [out, in]; x [..., in].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
-// ---- separation functions (ops/nn_sparsemax.cpp, ops/nn_entmax.cpp, ops/nn_softmax.cpp) ------------------
+// ---- separation functions (ops/nn_sparsemax.cpp, ops/nn_entmax.cpp, ops/nn_softmax1.cpp) -----------------
 /// sparsemax along dim: the Euclidean projection of x onto the probability simplex (Martins & Astudillo
 /// 2016). −inf entries get 0; a row that is entirely −inf gives zeros.
 Tensor sparsemax(const Tensor& x, int64_t dim = -1);
 /// 1.5-entmax along dim, exact (sort-based; Peters et al. 2019). −inf entries get 0; an all −inf row gives zeros.
 Tensor entmax15(const Tensor& x, int64_t dim = -1);
-/// α-entmax along dim by bisection, for a scalar tensor alpha > 1 (differentiable in x and in alpha).
+/// α-entmax along dim by bisection, for alpha > 1: a scalar tensor, or one value per row (a shape that broadcasts
+/// to x's with size 1 along dim, e.g. [H, 1, 1] per head). Differentiable in x and in alpha. −inf entries get 0;
+/// an all −inf row gives zeros.
 Tensor entmax_bisect(const Tensor& x, const Tensor& alpha, int64_t dim = -1, int64_t n_iter = 50);
 /// softmax with an implicit zero logit: exp(x_i) / (1 + Σ_j exp(x_j)), stable for any x.
 Tensor softmax1(const Tensor& x, int64_t dim = -1);

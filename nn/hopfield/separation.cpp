@@ -39,16 +39,29 @@ bool is_feature_kind(SeparationKind kind) {
          kind == SeparationKind::ReluFeatures;
 }
 
-/// Keys kept per query by top-K: k, or ⌊fraction · S⌋, within [1, S].
+/// Keys kept per query by top-K: k, or ⌊fraction · S⌋, at least 1 and at most S.
 int64_t top_k_count(const SeparationOptions& o, int64_t S) {
   int64_t k = o.top_k() > 0 ? o.top_k() : static_cast<int64_t>(std::floor(o.top_fraction() * static_cast<double>(S)));
-  return std::clamp<int64_t>(k, 1, S);
+  return std::min(std::max<int64_t>(k, 1), S);
 }
+
+/// A learnable α is kept above 1 where it is used, as the entmax package's AlphaChooser clamps it (at 1.01): an
+/// optimiser step may push the parameter to or below 1, where α-entmax is undefined (1/(α − 1) diverges).
+constexpr double kMinLearnedAlpha = 1.01;
 
 /// True when `mask` only excludes keys, i.e. it broadcasts as [..., 1, S] (what the sub-quadratic paths take).
 bool is_key_padding_mask(const Tensor& mask) { return !mask.defined() || mask.dim() < 2 || mask.size(-2) == 1; }
 
 Tensor or_mask(const Tensor& a, const Tensor& b) { return a.defined() ? logical_or(a, b) : b; }
+
+/// True when a tensor of shape `from` broadcasts to exactly `to`.
+bool broadcasts_to(const Shape& from, const Shape& to) {
+  if (from.size() > to.size()) return false;
+  const size_t lead = to.size() - from.size();
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i] != 1 && from[i] != to[lead + i]) return false;
+  return true;
+}
 
 }  // namespace
 
@@ -81,6 +94,10 @@ SeparationImpl::SeparationImpl(const SeparationOptions& options_) : Module("Sepa
   HG_CHECK(o.degree() >= 1, "Separation({}): degree must be >= 1, got {}", kind, o.degree());
   HG_CHECK(!(o.forgetting() && is_feature_kind(o.kind())),
            "Separation({}): a forgetting unit acts on scores, which this kind never forms", kind);
+  HG_CHECK(!(o.forgetting() && o.kind() == SeparationKind::Polynomial),
+           "Separation({}): a forgetting unit reshapes a normalised memory Lagrangian (log Σ exp); the polynomial "
+           "memory has no normaliser for forgotten patterns to stay in",
+           kind);
   if (o.kind() == SeparationKind::AlphaEntmax && o.learnable_alpha())
     alpha = register_parameter("alpha", scalar_tensor(o.alpha(), kFloat32));
   if (o.kind() == SeparationKind::RandomFeatures || o.kind() == SeparationKind::ReluFeatures) {
@@ -105,6 +122,9 @@ Association SeparationImpl::weights(const Tensor& scores_in, const Tensor& mask,
            scores_in.defined() ? fmt::format("{} {}", scores_in.dtype(), scores_in.shape()) : "undefined");
   HG_CHECK(!mask.defined() || mask.dtype() == kBool, "Separation({}).weights: mask must be bool (true = excluded), got {}",
            kind, mask.dtype());
+  HG_CHECK(!mask.defined() || broadcasts_to(mask.sizes(), scores_in.sizes()),
+           "Separation({}).weights: mask of shape {} does not broadcast to the scores' shape {}", kind, mask.shape(),
+           scores_in.shape());
   Tensor scores = scores_in;
   Tensor excluded = mask;
   const int64_t S = scores.size(-1);
@@ -140,9 +160,10 @@ Association SeparationImpl::weights(const Tensor& scores_in, const Tensor& mask,
   }
 
   if (o.kind() == SeparationKind::Polynomial) {
-    // ξ_i = s_i^n, unnormalised; excluded entries are 0.
-    Tensor w = pow(excluded.defined() ? masked_fill(scores, excluded, 0.0) : scores, static_cast<double>(o.degree()));
-    return {excluded.defined() ? masked_fill(w, excluded, 0.0) : w, Tensor()};
+    // ξ_i = s_i^n, unnormalised. Excluded entries (masked, or −inf from an additive mask) are set to 0 before the
+    // power, so their weight and gradient are 0 (0^n), not ∞ or NaN.
+    excluded = or_mask(excluded, eq(scores.detach(), -kInf));
+    return {pow(masked_fill(scores, excluded, 0.0), static_cast<double>(o.degree())), Tensor()};
   }
 
   if (excluded.defined()) scores = masked_fill(scores, excluded, -kInf);
@@ -159,7 +180,7 @@ Association SeparationImpl::weights(const Tensor& scores_in, const Tensor& mask,
     case SeparationKind::Entmax15: w = entmax15(scores, -1); break;
     case SeparationKind::AlphaEntmax:
       w = entmax_bisect(scores,
-                        alpha.defined() ? alpha
+                        alpha.defined() ? clamp_min(alpha, kMinLearnedAlpha)
                                         : scalar_tensor(o.alpha(), TensorOptions(scores.dtype()).device(scores.device())),
                         -1, o.bisect_iters());
       break;

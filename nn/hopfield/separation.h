@@ -62,7 +62,8 @@ struct SeparationOptions {
   HG_ARG(double, mask_prob) = 0.1;
   /// Window: half-width w of the band |i − j| ≤ w.
   HG_ARG(int64_t, window) = 2;
-  /// AlphaEntmax: α (> 1; 2 is sparsemax, → 1 softmax), a parameter named "alpha" when learnable.
+  /// AlphaEntmax: α (> 1; 2 is sparsemax, → 1 softmax), a parameter named "alpha" when learnable (used clamped
+  /// to ≥ 1.01, as the entmax package's AlphaChooser, so an optimiser step cannot leave α's domain).
   HG_ARG(double, alpha) = 1.5;
   HG_ARG(bool, learnable_alpha) = false;
   HG_ARG(int64_t, bisect_iters) = 50;

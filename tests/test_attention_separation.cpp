@@ -1,8 +1,8 @@
 // MultiheadAttention with the separation functions of the Hopfield family (MultiheadAttentionOptions::separation):
 // the default keeps PyTorch's behaviour and state-dict keys (the PyTorch fixture tests are in test_nn_layers.cpp),
 // every other kind equals a hand-written per-head reference built from the module's own projections, LwPF
-// weights sum to less than one, linear attention is the kernel formula, train()/eval() reach an unregistered
-// separation, and the errors name the module.
+// weights sum to less than one, sparsemax weights are sparse distributions, linear attention is the kernel
+// formula, train()/eval() reach an unregistered separation, and the errors name the module.
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -125,6 +125,19 @@ TEST_CASE("multihead attention with LwPF: softmax(D(scores)) ⊙ D′ per head, 
         return std::get<0>(attention(input, input, input, padding_mask(), false));
       },
       {hgtest::uniform({5, 2, 8}, -2, 2, 6)});
+}
+
+TEST_CASE("multihead attention with sparsemax: sparse distributions equal to the per-head reference") {
+  nn::MultiheadAttention attention = make_attention(8, 2, nn::SeparationOptions(nn::SeparationKind::Sparsemax));
+  Tensor x = hgtest::uniform({2, 5, 8}, -3, 3, 11);
+  auto [out, weights] = attention(x, x, x, padding_mask(), true, Tensor(), false);
+  hgtest::check_close(hg::sum(weights, {-1}), hg::ones({2, 2, 5}, hg::kFloat64), 1e-14, 1e-14);
+  CHECK(all(hg::ge(weights, 0.0)));
+  CHECK(hg::eq(weights, 0.0).sum().item<int64_t>() > 10 + 20);  // beyond the padding, most rows are sparse
+  auto [expected_out, expected_weights] =
+      reference_attention(attention, x, padding_mask(), [](const Tensor& s) { return hg::sparsemax(s, -1); });
+  hgtest::check_close(weights, expected_weights, 1e-14, 1e-15);
+  hgtest::check_close(out, expected_out, 1e-13, 1e-14);
 }
 
 TEST_CASE("multihead attention with linear attention equals the O(L·S) kernel formula") {

@@ -4,6 +4,8 @@
 // (α → 1 is softmax, α = 2 sparsemax). entmax15 is α = 1.5 by the exact sort-based algorithm; entmax_bisect is any
 // α > 1 by bisection on τ (the entmax package's EntmaxBisectFunction). Forwards are composed from hg ops, the
 // backward formulas are written with hg ops (any backend, differentiable again).
+#include <cmath>
+
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/ops.h>
 #include <hopgrad/ops/separation_detail.h>
@@ -52,12 +54,20 @@ Tensor entmax_input_grad(const Tensor& grad, const Tensor& q, int64_t dim) {
 // The bisection of EntmaxBisectFunction on X = (α − 1) x: τ ∈ [max X − 1, max X − (1/n)^{α−1}] (there Σ p ≥ 1 and
 // ≤ 1 respectively), halved n_iter times keeping the half where Σ p(τ) − 1 changes sign, with
 // p(τ) = [X − τ]₊^{1/(α−1)}; the last midpoint's p is renormalised to sum to 1.
-// `alpha_minus_one` has x's rank with size 1 along dim (or is 0-dim). An all −inf row gives p = 0.
-Tensor entmax_bisect_forward(const Tensor& x, const Tensor& alpha_minus_one, int64_t dim, int64_t n_iter) {
+// `alpha_minus_one` has x's rank with size 1 along dim (or is 0-dim); `integer_exponent` is 1/(α − 1) when α is
+// one number that makes it a small integer (see small_integer_exponent), else 0. An all −inf row gives p = 0.
+Tensor entmax_bisect_forward(const Tensor& x, const Tensor& alpha_minus_one, int64_t integer_exponent, int64_t dim,
+                             int64_t n_iter) {
   NoGradGuard no_grad;
   if (x.numel() == 0) return zeros_like(x);
   const Tensor X = mul(x, alpha_minus_one);
   const Tensor exponent = reciprocal(alpha_minus_one);
+  auto power = [&](const Tensor& y) {
+    if (integer_exponent == 0) return pow(y, exponent);
+    Tensor result = y;
+    for (int64_t i = 1; i < integer_exponent; ++i) result = mul(result, y);
+    return result;
+  };
   const Tensor max_x = detail::row_shift(X, dim);
   Tensor tau_lo = sub(max_x, 1.0);
   Tensor step = rsub(pow(1.0 / static_cast<double>(x.size(dim)), alpha_minus_one), 1.0);  // τ_hi − τ_lo
@@ -65,11 +75,20 @@ Tensor entmax_bisect_forward(const Tensor& x, const Tensor& alpha_minus_one, int
   for (int64_t it = 0; it < n_iter; ++it) {
     step = div(step, 2.0);
     const Tensor tau_mid = add(tau_lo, step);
-    p = pow(clamp_min(sub(X, tau_mid), 0.0), exponent);
+    p = power(clamp_min(sub(X, tau_mid), 0.0));
     // Σ p(τ) decreases in τ: where it is still ≥ 1 the root lies above the midpoint.
     tau_lo = where(ge(sum(p, {dim}, /*keepdim=*/true), 1.0), tau_mid, tau_lo);
   }
   return div(p, detail::nonzero_sum(p, dim));
+}
+
+// y ↦ y^{1/(α−1)} runs n_iter times per forward. For one α whose exponent is a small integer (α = 2, 3/2, 4/3,
+// 5/4: the common choices) it is a chain of products — a pow per element costs ~100 times a product on the CPU
+// backend and dominated the forward. Returns that integer, or 0 (use pow).
+int64_t small_integer_exponent(const Tensor& alpha, double alpha_value) {
+  if (alpha.numel() != 1) return 0;
+  const double e = 1.0 / (alpha_value - 1.0);
+  return e == std::round(e) && e >= 1.0 && e <= 4.0 ? static_cast<int64_t>(e) : 0;
 }
 
 }  // namespace
@@ -111,7 +130,8 @@ Tensor entmax_bisect(const Tensor& x, const Tensor& alpha_in, int64_t dim, int64
   HG_CHECK(smallest_alpha > 1.0, "entmax_bisect: alpha must be > 1 (alpha = 1 is softmax), got {}", smallest_alpha);
   const Tensor alpha = alpha_in.dtype() == x.dtype() ? alpha_in : alpha_in.to(x.dtype());
 
-  Tensor out = entmax_bisect_forward(x.detach(), sub(alpha.detach(), 1.0), d, n_iter);
+  Tensor out = entmax_bisect_forward(x.detach(), sub(alpha.detach(), 1.0),
+                                     small_integer_exponent(alpha_in, smallest_alpha), d, n_iter);
   if (any_requires_grad(x, alpha)) {
     record_op("entmax_bisect", {x, alpha}, out,
               [sp = SavedTensor(out, true), sa = SavedTensor(alpha), d](const Tensors& g, const BackwardContext& c) {

@@ -29,6 +29,7 @@ int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size"
 int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // as torch: an empty tensor has no elements to lay out
   const auto& sz = sizes();
   const auto& st = strides();
   int64_t expected = 1;

@@ -114,3 +114,10 @@ TEST_CASE("tensor: devices parse and print") {
   CHECK_THROWS_WITH_AS(hg::Device("gpu"), doctest::Contains("cannot parse 'gpu'"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::Device("cuda:x"), doctest::Contains("cannot parse"), hg::Error);
 }
+
+TEST_CASE("empty tensors are contiguous and can be filled with random numbers") {
+  hg::Tensor e = hg::randn({3, 0});
+  CHECK(e.is_contiguous());
+  CHECK(e.numel() == 0);
+  CHECK(hg::rand({0, 5}).size(1) == 5);
+}

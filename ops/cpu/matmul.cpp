@@ -111,6 +111,14 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   Tensor a = a_in, b = b_in;
   if (!gemm_layout(M, K, a.stride(1), a.stride(2)).ok) a = a.contiguous();
   if (!gemm_layout(K, N, b.stride(1), b.stride(2)).ok) b = b.contiguous();
+  // oneDNN's memory descriptors reject batches that overlap in memory (an as_strided view with a batch stride
+  // below one matrix's span): such an operand is copied so each batch owns its elements.
+  auto overlapping_batches = [](const Tensor& t) {
+    int64_t span = (t.size(1) - 1) * t.stride(1) + (t.size(2) - 1) * t.stride(2) + 1;
+    return t.size(0) > 1 && t.stride(0) != 0 && t.stride(0) < span;
+  };
+  if (overlapping_batches(a)) a = a.contiguous();
+  if (overlapping_batches(b)) b = b.contiguous();
   if (B == 1) {
     sgemm_one(a.data_ptr<float>(), gemm_layout(M, K, a.stride(1), a.stride(2)), b.data_ptr<float>(),
               gemm_layout(K, N, b.stride(1), b.stride(2)), out.data_ptr<float>(), M, N, K);

@@ -55,7 +55,11 @@
 #include <hopgrad/nn/hopfield/hopfield.h>
 #include <hopgrad/nn/hopfield/hopfield_layer.h>
 #include <hopgrad/nn/hopfield/hopfield_pooling.h>
+#include <hopgrad/nn/hopfield/kernel_map.h>
+#include <hopgrad/nn/hopfield/kernel_retrieval.h>
+#include <hopgrad/nn/hopfield/learnable_hopfield.h>
 #include <hopgrad/nn/hopfield/separation.h>
+#include <hopgrad/nn/hopfield/separation_loss.h>
 
 #include <hopgrad/nn/containers.h>
 #include <hopgrad/nn/init.h>

@@ -92,7 +92,8 @@ TEST_CASE("uhop separation loss: orthonormal unit vectors give -4 (all pairwise 
   for (int64_t m : {2, 3, 5}) {
     const Tensor basis = hg::eye(m, 7, hg::TensorOptions(hg::kFloat64));
     CHECK(nn::separation_loss(basis).item<double>() == doctest::Approx(-4.0).epsilon(1e-12));
-    CHECK(nn::separation_loss(basis, nn::SeparationLossKind::Max).item<double>() == doctest::Approx(-4.0).epsilon(1e-12));
+    CHECK(nn::separation_loss(basis, nn::SeparationLossKind::Max).item<double>() ==
+          doctest::Approx(-4.0).epsilon(1e-12));
     // Rows are normalised first: scaling a pattern does not change the loss.
     const Tensor scaled = basis * tensor64({3.0, 0.5, 2.0, 7.0, 1.5}, {5, 1}).narrow(0, 0, m);
     CHECK(nn::separation_loss(scaled).item<double>() == doctest::Approx(-4.0).epsilon(1e-12));
@@ -111,8 +112,10 @@ TEST_CASE("uhop separation loss: hand values, brute force, batches and the deep 
   const Tensor average = nn::separation_loss(batch), max = nn::separation_loss(batch, nn::SeparationLossKind::Max, 1.5);
   CHECK(average.sizes() == hg::Shape{3});
   for (int64_t b = 0; b < 3; ++b) {
-    CHECK(average.select(0, b).item<double>() == doctest::Approx(brute_force_losses(batch.select(0, b), 2.0).first).epsilon(1e-12));
-    CHECK(max.select(0, b).item<double>() == doctest::Approx(brute_force_losses(batch.select(0, b), 1.5).second).epsilon(1e-12));
+    const Tensor sample = batch.select(0, b);
+    CHECK(average.select(0, b).item<double>() ==
+          doctest::Approx(brute_force_losses(sample, 2.0).first).epsilon(1e-12));
+    CHECK(max.select(0, b).item<double>() == doctest::Approx(brute_force_losses(sample, 1.5).second).epsilon(1e-12));
   }
   CHECK(nn::deep_separation_loss(batch).item<double>() == doctest::Approx(hg::mean(average).item<double>()));
   // Two leading dims (layer, sample) average as one.
@@ -275,7 +278,8 @@ TEST_CASE("uhop retrieval: with W = I U-Hop is the modern Hopfield network, for 
                     nn::SeparationKind::Softmax1, nn::SeparationKind::TopK, nn::SeparationKind::Linear}) {
     CAPTURE(to_string(kind));
     for (int64_t steps : {1, 3}) {
-      const auto options = nn::KernelRetrievalOptions().beta(0.8).steps(steps).separation(nn::SeparationOptions(kind).top_k(3));
+      const auto options =
+          nn::KernelRetrievalOptions().beta(0.8).steps(steps).separation(nn::SeparationOptions(kind).top_k(3));
       const Tensor uhop = nn::kernel_retrieve(memories, queries, options, identity_map(4));
       hgtest::check_close(uhop, nn::kernel_retrieve(memories, queries, nn::KernelRetrievalOptions(options).similarity(
                                                                                nn::Similarity::Dot)),
@@ -348,7 +352,8 @@ TEST_CASE("uhop retrieval: gradients through memories, queries and Φ") {
     CAPTURE(static_cast<int>(similarity));
     hgtest::gradcheck(
         [similarity](const Tensors& t) {
-          return nn::kernel_retrieve(t[0], t[1].transpose(0, 1), nn::KernelRetrievalOptions().similarity(similarity).steps(2));
+          const auto options = nn::KernelRetrievalOptions().similarity(similarity).steps(2);
+          return nn::kernel_retrieve(t[0], t[1].transpose(0, 1), options);
         },
         {normal64({4, 3}, 91), normal64({3, 2}, 92)});
   }
@@ -433,7 +438,8 @@ TEST_CASE("uhop LearnableHopfield: shapes, Φ on queries and keys only, and mult
   for (int step = 0; step < 2; ++step) q2 = hg::matmul(hg::softmax(hg::matmul(q2, k2.transpose(1, 2)) * 0.5, -1), v2);
   hgtest::check_close(twice(state, stored), twice->out_proj(q2), 1e-12, 1e-12, "two updates");
 
-  CHECK(fmt::format("{}", layer).starts_with("LearnableHopfield(input_size=4, num_heads=2, feature_dim=6, update_steps=1"));
+  CHECK(fmt::format("{}", layer).starts_with(
+      "LearnableHopfield(input_size=4, num_heads=2, feature_dim=6, update_steps=1"));
 }
 
 TEST_CASE("uhop LearnableHopfield: gradcheck of inputs (non-contiguous) and of the feature map") {
@@ -459,7 +465,8 @@ HG_BACKEND_TEST(uhop_learnable_hopfield_forward_backward) {
   nn::LearnableHopfield layer(nn::LearnableHopfieldOptions(4).num_heads(2).feature_dim(8));
   layer->to(hg::kFloat64);
   hg::Generator gen(131);
-  for (auto& [name, p] : layer->named_parameters()) p.detach().copy_(hg::randn(p.sizes(), hg::TensorOptions(hg::kFloat64), &gen) * 0.5);
+  for (auto& [name, p] : layer->named_parameters())
+    p.detach().copy_(hg::randn(p.sizes(), hg::TensorOptions(hg::kFloat64), &gen) * 0.5);
   const Tensor state = normal64({2, 1, 4}, 132), stored = normal64({2, 5, 4}, 133);
   const Tensor cpu_out = layer(state, stored);
   layer->to(device);
@@ -494,11 +501,13 @@ TEST_CASE("uhop errors name the function, the shapes and what was expected") {
   CHECK_THROWS_WITH_AS(nn::kernel_retrieve(memories, normal64({2, 5}, 1), nn::KernelRetrievalOptions().similarity(
                                                                              nn::Similarity::Dot)),
                        doctest::Contains("of one width d"), hg::Error);
+  const auto features_l2 = nn::KernelRetrievalOptions()
+                               .similarity(nn::Similarity::NegativeL2)
+                               .separation(nn::SeparationKind::RandomFeatures);
+  CHECK_THROWS_WITH_AS(nn::kernel_retrieve(memories, memories, features_l2), doctest::Contains("does not form weights"),
+                       hg::Error);
   CHECK_THROWS_WITH_AS(
-      nn::kernel_retrieve(memories, memories, nn::KernelRetrievalOptions().similarity(nn::Similarity::NegativeL2).separation(
-                                                  nn::SeparationKind::RandomFeatures)),
-      doctest::Contains("does not form weights"), hg::Error);
-  CHECK_THROWS_WITH_AS(nn::kernel_retrieve(memories, memories, nn::KernelRetrievalOptions().beta(-1.0), identity_map(3)),
+      nn::kernel_retrieve(memories, memories, nn::KernelRetrievalOptions().beta(-1.0), identity_map(3)),
                        doctest::Contains("beta must be positive"), hg::Error);
   CHECK_THROWS_WITH_AS(nn::LearnableHopfield(nn::LearnableHopfieldOptions(5).num_heads(2)),
                        doctest::Contains("divisible by num_heads"), hg::Error);

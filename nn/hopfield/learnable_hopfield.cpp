@@ -46,7 +46,8 @@ Tensor LearnableHopfieldImpl::forward(const Tensor& state, const Tensor& stored,
                stored.size(-1) == d && state.size(0) == stored.size(0),
            "LearnableHopfield(input_size={}, num_heads={}): expected state [B, L, {}] and stored [B, S, {}], got {} "
            "and {}",
-           d, heads, d, d, state.defined() ? state.desc() : "undefined", stored.defined() ? stored.desc() : "undefined");
+           d, heads, d, d, state.defined() ? state.desc() : "undefined",
+           stored.defined() ? stored.desc() : "undefined");
   const int64_t batch = state.size(0), length = state.size(1), size = stored.size(1);
   Tensor mask;
   if (padding_mask.defined()) {

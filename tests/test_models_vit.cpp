@@ -1,0 +1,226 @@
+// models::ViT (with every separation function and LwPF) and the U-Hop ViH models: shapes, float64 gradient
+// checks on tiny instances, short fixed-seed training runs whose loss falls, LwPF's weight sums, CPU vs CUDA.
+#include <cmath>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include <hopgrad/hopgrad.h>
+#include <hopgrad/models/vit.h>
+
+#include "testing.h"
+
+namespace {
+
+using hg::Tensor;
+namespace nn = hg::nn;
+namespace models = hg::models;
+
+/// A ViT small enough for finite differences: 4×4 images in 2×2 patches (4 patches + CLS), width 4, 2 heads.
+models::ViTOptions tiny_vit(int64_t depth = 1) {
+  return models::ViTOptions(4, 2, 3).in_channels(2).embed_dim(4).num_heads(2).depth(depth).mlp_ratio(1.5);
+}
+
+nn::SeparationOptions lwpf() {
+  return nn::SeparationOptions().forgetting(nn::ForgettingOptions(nn::ForgettingKind::PFU));
+}
+
+/// Every parameter ~ N(0, scale²) from a fixed seed, so the checks do not sit at timm's near-zero init.
+void randomize(nn::Module& module, uint64_t seed, double scale = 0.5) {
+  hg::NoGradGuard no_grad;
+  hg::Generator gen(seed);
+  for (const auto& [name, p] : module.named_parameters())
+    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
+}
+
+/// Central differences of Σ W ⊙ f() with respect to every parameter element (float64), against backward.
+void check_parameter_gradients(nn::Module& module, const std::function<Tensor()>& f, double eps = 1e-6,
+                               double atol = 1e-6, double rtol = 1e-4) {
+  module.zero_grad();
+  Tensor out = f();
+  Tensor w = hgtest::uniform(out.sizes(), 0.5, 1.5, 99);
+  hg::sum(out * w).backward();
+  hg::NoGradGuard no_grad;
+  for (const auto& [name, p] : module.named_parameters()) {
+    if (!p.requires_grad()) continue;
+    REQUIRE(p.dtype() == hg::kFloat64);
+    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
+                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
+    double* data = p.data_ptr<double>();
+    int64_t bad = 0;
+    std::string first;
+    for (int64_t j = 0; j < p.numel(); ++j) {
+      const double original = data[j];
+      data[j] = original + eps;
+      const double plus = hg::sum(f() * w).item<double>();
+      data[j] = original - eps;
+      const double minus = hg::sum(f() * w).item<double>();
+      data[j] = original;
+      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
+      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
+        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
+    }
+    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
+  }
+}
+
+/// n images [n, c, s, s] whose class (of `classes`) is the quadrant holding a bright square, plus noise.
+std::pair<Tensor, Tensor> quadrant_images(int64_t n, int64_t c, int64_t s, int64_t classes, uint64_t seed) {
+  hg::Generator gen(seed);
+  std::vector<float> noise = (hg::randn({n, c, s, s}, hg::kFloat32, &gen) * 0.3).to_vector<float>();
+  std::vector<int64_t> labels(static_cast<size_t>(n));
+  const int64_t h = s / 2;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t label = i % classes, r0 = (label / 2) * h, c0 = (label % 2) * h;
+    labels[static_cast<size_t>(i)] = label;
+    for (int64_t ch = 0; ch < c; ++ch)
+      for (int64_t r = r0; r < r0 + h; ++r)
+        for (int64_t q = c0; q < c0 + h; ++q) noise[static_cast<size_t>(((i * c + ch) * s + r) * s + q)] += 1.0f;
+  }
+  return {hg::from_vector(noise, {n, c, s, s}), hg::from_vector(labels, {n}, hg::kInt64)};
+}
+
+/// Full-batch Adam steps on the quadrant task; returns the losses.
+std::vector<double> train_steps(nn::Module& model, const std::function<Tensor(const Tensor&)>& forward,
+                                const Tensor& x, const Tensor& y, int steps, double lr) {
+  hg::optim::Adam optimizer(model.parameters(), hg::optim::AdamOptions(lr));
+  std::vector<double> losses;
+  for (int i = 0; i < steps; ++i) {
+    Tensor loss = hg::cross_entropy(forward(x), y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+    losses.push_back(loss.item<double>());
+  }
+  return losses;
+}
+
+}  // namespace
+
+// ---- ViT ----------------------------------------------------------------------------------------------------
+
+TEST_CASE("ViT: presets, parameter names and output shapes") {
+  CHECK(models::ViTOptions::tiny().embed_dim() == 192);
+  CHECK(models::ViTOptions::tiny().num_heads() == 3);
+  CHECK(models::ViTOptions::small().embed_dim() == 384);
+  CHECK(models::ViTOptions::small().num_heads() == 6);
+  CHECK(models::ViTOptions::small().depth() == 12);
+
+  models::ViT vit(models::ViTOptions::mini(28, 7, 10).in_channels(1).depth(2));
+  CHECK(vit->num_patches() == 16);
+  CHECK(vit->pos_embed.sizes() == hg::Shape{1, 17, 64});
+  CHECK(vit->cls_token.sizes() == hg::Shape{1, 1, 64});
+  auto names = vit->named_parameters();
+  std::vector<std::string> keys;
+  for (const auto& [name, p] : names) keys.push_back(name);
+  for (const char* expected : {"cls_token", "pos_embed", "patch_embed.weight", "blocks.0.attn.in_proj_weight",
+                               "blocks.1.fc2.bias", "norm.weight", "head.weight"})
+    CHECK_MESSAGE(std::find(keys.begin(), keys.end(), expected) != keys.end(), expected);
+
+  Tensor images = hg::randn({3, 1, 28, 28});
+  CHECK(vit(images).sizes() == hg::Shape{3, 10});
+  auto [logits, weights] = vit->forward_with_attention(images);
+  CHECK(logits.sizes() == hg::Shape{3, 10});
+  REQUIRE(weights.size() == 2);
+  CHECK(weights[0].sizes() == hg::Shape{3, 17, 17});
+  // Softmax attention: every row a distribution.
+  hgtest::check_close(weights[1].sum({2}), hg::ones({3, 17}), 1e-5, 1e-5, "softmax rows");
+
+  // timm's init: truncated N(0, 0.02²) within ±2 (absolute), zero biases.
+  CHECK(hg::max(hg::abs(vit->pos_embed)).item<float>() <= 2.0f);
+  CHECK(std::abs(hg::std(vit->pos_embed.flatten()).item<float>() - 0.02f) < 0.004f);
+  CHECK(hg::max(hg::abs(vit->blocks[0]->fc1->bias)).item<float>() == 0.0f);
+}
+
+TEST_CASE("ViT: every separation function runs and gives [N, classes]") {
+  for (const char* name : {"softmax", "softmax1", "sparsemax", "entmax15", "entmax", "topk", "random", "window",
+                           "linear", "favor", "relu_features"}) {
+    CAPTURE(name);
+    nn::SeparationOptions sep(nn::separation_kind_from_string(name));
+    if (sep.kind() == nn::SeparationKind::TopK) sep.top_k(2);
+    models::ViT vit(models::ViTOptions::mini(8, 4, 5).in_channels(1).embed_dim(16).depth(1).separation(sep));
+    Tensor logits = vit(hg::randn({2, 1, 8, 8}));
+    CHECK(logits.sizes() == hg::Shape{2, 5});
+    for (float v : logits.to_vector<float>()) CHECK(std::isfinite(v));
+  }
+}
+
+TEST_CASE("ViT with LwPF: forgotten keys leave attention rows summing to less than 1") {
+  hg::manual_seed(5);
+  models::ViT plain(models::ViTOptions::mini(8, 2, 4).in_channels(1).embed_dim(16).depth(1));
+  models::ViT forgetting(models::ViTOptions::mini(8, 2, 4).in_channels(1).embed_dim(16).depth(1).separation(lwpf()));
+  {  // the same weights in both
+    hg::NoGradGuard no_grad;
+    auto from = plain->named_parameters(), to = forgetting->named_parameters();
+    REQUIRE(from.size() == to.size());
+    for (size_t i = 0; i < from.size(); ++i) to[i].second.copy_(from[i].second);
+  }
+  plain->eval();
+  forgetting->eval();
+  Tensor images = hg::randn({2, 1, 8, 8});
+  auto [a, wa] = plain->forward_with_attention(images);
+  auto [b, wb] = forgetting->forward_with_attention(images);
+  Tensor sums = wb[0].sum({2});  // [2, 17]
+  // With the global lower-median threshold about half the scores are forgotten: each still adds e^t to the
+  // normaliser (spec B.1), so every row sums strictly below 1, and the outputs differ from plain softmax.
+  CHECK(hg::max(sums).item<float>() < 0.999f);
+  CHECK(hg::min(sums).item<float>() > 0.0f);
+  CHECK(hg::max(hg::abs(a - b)).item<float>() > 1e-4f);
+  hgtest::check_close(wa[0].sum({2}), hg::ones({2, 17}), 1e-5, 1e-5, "plain rows");
+}
+
+TEST_CASE("ViT gradcheck (float64): images non-contiguous, and every parameter; with LwPF too") {
+  for (bool forget : {false, true}) {
+    CAPTURE(forget);
+    models::ViTOptions o = tiny_vit(2);
+    if (forget) o.separation(lwpf());
+    models::ViT vit(o);
+    vit->to(hg::kFloat64);
+    vit->eval();  // no LwPF noise
+    randomize(*vit, 21);
+    // Images given as [N, C, W, H] and transposed: a non-contiguous input.
+    hgtest::gradcheck([&](const hg::Tensors& t) { return vit(t[0].transpose(2, 3)); },
+                      {hgtest::uniform({2, 2, 4, 4}, -1, 1, 3)});
+    Tensor images = hgtest::uniform({2, 2, 4, 4}, -1, 1, 4);
+    check_parameter_gradients(*vit, [&] { return vit(images); });
+  }
+}
+
+TEST_CASE("ViT: a fixed-seed short training run drives the loss down (softmax and LwPF)") {
+  auto [x, y] = quadrant_images(32, 1, 8, 4, 17);
+  for (bool forget : {false, true}) {
+    CAPTURE(forget);
+    hg::manual_seed(3);
+    models::ViTOptions o = models::ViTOptions::mini(8, 4, 4).in_channels(1).embed_dim(16).depth(1);
+    if (forget) o.separation(lwpf());
+    models::ViT vit(o);
+    auto losses = train_steps(*vit, [&](const Tensor& t) { return vit(t); }, x, y, 40, 3e-3);
+    CHECK(losses.back() < 0.5 * losses.front());
+  }
+}
+
+TEST_CASE("ViT: bad options and inputs are refused with the shapes") {
+  CHECK_THROWS_WITH_AS(models::ViT(models::ViTOptions(30, 7, 10)), doctest::Contains("patch_size must divide"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(models::ViT(models::ViTOptions(32, 4, 10).embed_dim(10).num_heads(4)),
+                       doctest::Contains("multiple of num_heads"), hg::Error);
+  models::ViT vit(models::ViTOptions::mini(8, 4, 3).in_channels(1).embed_dim(8).depth(1));
+  CHECK_THROWS_WITH_AS(vit(hg::randn({2, 3, 8, 8})), doctest::Contains("expected images [N, 1, 8, 8]"), hg::Error);
+  CHECK_THROWS_WITH_AS(vit(hg::randn({2, 1, 16, 16})), doctest::Contains("expected images [N, 1, 8, 8]"), hg::Error);
+  CHECK_THROWS_WITH_AS(vit(hg::randn({1, 8, 8})), doctest::Contains("expected images"), hg::Error);
+}
+
+HG_BACKEND_TEST(vit_forward_backward_with_lwpf) {
+  hg::manual_seed(9);
+  models::ViT vit(tiny_vit(2).separation(lwpf()));
+  vit->eval();
+  vit->to(device);
+  Tensor images = hgtest::uniform({3, 2, 4, 4}, -1, 1, 5).to(hg::kFloat32).to(device).requires_grad_(true);
+  auto [logits, weights] = vit->forward_with_attention(images);
+  CHECK(logits.sizes() == hg::Shape{3, 3});
+  CHECK(hg::max(weights[0].sum({2})).item<float>() < 1.0f);
+  hg::sum(logits * logits).backward();
+  return {logits, weights[0], weights[1], images.grad(), vit->pos_embed.grad(), vit->blocks[0]->attn->in_proj_weight.grad()};
+}

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <hopgrad/hopgrad.h>
+#include <hopgrad/models/vih.h>
 #include <hopgrad/models/vit.h>
 
 #include "testing.h"
@@ -95,6 +96,10 @@ std::vector<double> train_steps(nn::Module& model, const std::function<Tensor(co
     losses.push_back(loss.item<double>());
   }
   return losses;
+}
+
+models::ViHOptions tiny_vih(models::HopfieldMemory memory) {
+  return models::ViHOptions(4, 2, 3).in_channels(2).embed_dim(4).num_heads(2).memory(memory).depth(2).mlp_ratio(1.5);
 }
 
 }  // namespace
@@ -223,4 +228,120 @@ HG_BACKEND_TEST(vit_forward_backward_with_lwpf) {
   CHECK(hg::max(weights[0].sum({2})).item<float>() < 1.0f);
   hg::sum(logits * logits).backward();
   return {logits, weights[0], weights[1], images.grad(), vit->pos_embed.grad(), vit->blocks[0]->attn->in_proj_weight.grad()};
+}
+
+// ---- ViH / DeepViH (U-Hop) ------------------------------------------------------------------------------------
+
+TEST_CASE("ViH and DeepViH: shapes, memories and parameter names") {
+  for (auto memory : {models::HopfieldMemory::MHN, models::HopfieldMemory::UMHN}) {
+    const bool umhn = memory == models::HopfieldMemory::UMHN;
+    CAPTURE(umhn);
+    // CIFAR-10's setting: 32×32 in one 32×32 patch → CLS + 1 patch.
+    models::ViH vih(models::ViHOptions(32, 32, 10).embed_dim(32).memory(memory));
+    CHECK(vih->embed(hg::randn({2, 3, 32, 32})).sizes() == hg::Shape{2, 2, 32});
+    CHECK(vih(hg::randn({2, 3, 32, 32})).sizes() == hg::Shape{2, 10});
+    CHECK(vih->memory->umhn.is_empty() == !umhn);
+    CHECK(vih->memory->mhn.is_empty() == umhn);
+
+    models::DeepViH deep(models::ViHOptions::deep(16, 4, 7).embed_dim(16).memory(memory));
+    CHECK(deep->blocks.size() == 3);
+    CHECK(deep->options.num_heads() == 4);
+    CHECK(deep(hg::randn({3, 3, 16, 16})).sizes() == hg::Shape{3, 7});
+    std::vector<std::string> keys;
+    for (const auto& [name, p] : deep->named_parameters()) keys.push_back(name);
+    const char* memory_key = umhn ? "blocks.2.memory.umhn.kernel.weight" : "blocks.2.memory.mhn.in_proj_weight";
+    CHECK_MESSAGE(std::find_if(keys.begin(), keys.end(), [&](const std::string& k) {
+                    return k.rfind(umhn ? "blocks.2.memory.umhn.kernel" : "blocks.2.memory.mhn", 0) == 0;
+                  }) != keys.end(), memory_key);
+    CHECK(std::find(keys.begin(), keys.end(), "embed.cls_token") != keys.end());
+  }
+  CHECK(models::ViHOptions::deep().embed_dim() == 512);
+}
+
+TEST_CASE("ViH and DeepViH gradcheck (float64): images non-contiguous, and every parameter") {
+  for (auto memory : {models::HopfieldMemory::MHN, models::HopfieldMemory::UMHN}) {
+    CAPTURE(memory == models::HopfieldMemory::UMHN);
+    models::ViH vih(tiny_vih(memory));
+    vih->to(hg::kFloat64);
+    randomize(*vih, 31);
+    hgtest::gradcheck([&](const hg::Tensors& t) { return vih(t[0].transpose(2, 3)); },
+                      {hgtest::uniform({2, 2, 4, 4}, -1, 1, 6)});
+    Tensor images = hgtest::uniform({2, 2, 4, 4}, -1, 1, 7);
+    check_parameter_gradients(*vih, [&] { return vih(images); });
+
+    models::DeepViH deep(tiny_vih(memory));
+    deep->to(hg::kFloat64);
+    deep->eval();  // no MLP dropout
+    randomize(*deep, 32);
+    hgtest::gradcheck([&](const hg::Tensors& t) { return deep(t[0].transpose(2, 3)); },
+                      {hgtest::uniform({2, 2, 4, 4}, -1, 1, 8)});
+    check_parameter_gradients(*deep, [&] { return deep(images); });
+    if (memory == models::HopfieldMemory::UMHN) {  // Stage I's loss is differentiable in every parameter
+      check_parameter_gradients(*vih, [&] { return vih->separation_loss(images); });
+      check_parameter_gradients(*deep, [&] { return deep->separation_loss(images); });
+    }
+  }
+}
+
+TEST_CASE("ViH Stage I lowers the separation loss; MHN has none") {
+  auto [x, y] = quadrant_images(40, 3, 8, 4, 23);
+  hg::manual_seed(4);
+  models::ViH vih(models::ViHOptions(8, 4, 4).embed_dim(16));
+  const double before = vih->separation_loss(x).item<double>();
+  auto losses = models::vih_stage_one(*vih, x, models::ViHStageIOptions().epochs(10).batch_size(16));
+  REQUIRE(losses.size() == 10);
+  const double after = vih->separation_loss(x).item<double>();
+  CHECK(after < before);
+  CHECK(losses.back() < losses.front());
+
+  models::DeepViH deep(models::ViHOptions::deep(8, 4, 4).embed_dim(16));
+  const double deep_before = deep->separation_loss(x).item<double>();
+  models::vih_stage_one(*deep, x, models::ViHStageIOptions().epochs(5).batch_size(20));
+  CHECK(deep->separation_loss(x).item<double>() < deep_before);
+
+  models::ViH mhn(models::ViHOptions(8, 4, 4).embed_dim(16).memory(models::HopfieldMemory::MHN));
+  CHECK_THROWS_WITH_AS(models::vih_stage_one(*mhn, x), doctest::Contains("needs the UMHN memory"), hg::Error);
+  CHECK_THROWS_WITH_AS(mhn->separation_loss(x), doctest::Contains("needs the UMHN memory"), hg::Error);
+  CHECK_THROWS_WITH_AS(models::vih_stage_one(*vih, x, models::ViHStageIOptions().batch_size(0)),
+                       doctest::Contains("batch_size > 0"), hg::Error);
+}
+
+TEST_CASE("ViH and DeepViH: fixed-seed short training runs drive the loss down") {
+  auto [x, y] = quadrant_images(32, 3, 8, 4, 29);
+  for (auto memory : {models::HopfieldMemory::MHN, models::HopfieldMemory::UMHN}) {
+    CAPTURE(memory == models::HopfieldMemory::UMHN);
+    hg::manual_seed(6);
+    models::ViH vih(models::ViHOptions(8, 4, 4).embed_dim(16).memory(memory));
+    auto losses = train_steps(*vih, [&](const Tensor& t) { return vih(t); }, x, y, 30, 3e-3);
+    CHECK(losses.back() < 0.5 * losses.front());
+    models::DeepViH deep(models::ViHOptions::deep(8, 4, 4).embed_dim(16).memory(memory).mlp_dropout(0.0));
+    losses = train_steps(*deep, [&](const Tensor& t) { return deep(t); }, x, y, 50, 5e-3);
+    CHECK(losses.back() < 0.5 * losses.front());
+  }
+}
+
+TEST_CASE("ViH: bad options and inputs are refused") {
+  CHECK_THROWS_WITH_AS(models::ViH(models::ViHOptions(32, 5, 10)), doctest::Contains("patch_size must divide"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(models::DeepViH(models::ViHOptions(32, 4, 10).embed_dim(10).num_heads(4)),
+                       doctest::Contains("DeepViH: embed_dim must be a positive multiple of num_heads"), hg::Error);
+  CHECK_THROWS_WITH_AS(models::ViH(models::ViHOptions(32, 4, 10).update_steps(0)),
+                       doctest::Contains("update_steps must be at least 1"), hg::Error);
+  models::ViH vih(models::ViHOptions(8, 4, 3).embed_dim(8));
+  CHECK_THROWS_WITH_AS(vih(hg::randn({2, 1, 8, 8})), doctest::Contains("expected images [N, 3, 8, 8]"), hg::Error);
+}
+
+HG_BACKEND_TEST(vih_forward_backward_and_separation_loss) {
+  hg::manual_seed(10);
+  models::ViH vih(tiny_vih(models::HopfieldMemory::UMHN));
+  models::DeepViH deep(tiny_vih(models::HopfieldMemory::MHN));
+  deep->eval();
+  vih->to(device);
+  deep->to(device);
+  Tensor images = hgtest::uniform({3, 2, 4, 4}, -1, 1, 9).to(hg::kFloat32).to(device).requires_grad_(true);
+  Tensor a = vih(images), b = deep(images), sep = vih->separation_loss(images);
+  CHECK(a.sizes() == hg::Shape{3, 3});
+  CHECK(b.sizes() == hg::Shape{3, 3});
+  hg::sum(a * a + b).backward();
+  return {a, b, sep, images.grad(), vih->embed->cls_token.grad(), deep->blocks[1]->fc1->weight.grad()};
 }

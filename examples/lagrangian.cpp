@@ -11,6 +11,7 @@
 //
 //   lagrangian                              # every section, about a second on 2 cores
 //   lagrangian --section=3 --seed=7 --out-dir=runs/fixed_points
+//   lagrangian --section=4 --patterns=mnist     # section 4 on MNIST test images (needs <data-dir>/mnist)
 //
 // Float64 throughout, so the tolerances are about the mathematics, not rounding. The exit status is 1 when a
 // claim it prints fails (the test suite runs it), 2 on an error (e.g. an unwritable --out-dir), 0 otherwise.
@@ -18,6 +19,8 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <numeric>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -55,6 +58,8 @@ struct Flags {
   int64_t dim = 16;      ///< d, the width of the stored patterns
   int64_t queries = 64;  ///< state patterns per measurement (sections 1, 4)
   int threads = hg::train::default_threads();
+  std::string patterns = "random";  ///< section 4: "random" unit vectors in ℝᵈ, or "mnist" test images
+  fs::path data_dir;                ///< where mnist/ is (see hg::train::default_data_dir)
 };
 
 double max_of(const Tensor& t) { return hg::max(t).item<double>(); }
@@ -190,8 +195,47 @@ void fixed_points(const Flags& flags, hg::Generator& gen, Claims& claims) {
 }
 
 // ---- 4. Retrieval error vs N: ξ_μ + noise → T(ξ) for T = dense, sparsemax, polynomial ------------------------------
+
+/// Section 4's stored patterns: the first `n` of a fixed sequence of unit vectors — Gaussian directions in ℝᵈ, or
+/// MNIST test images (normalised as torchvision, flattened to 784 values) in a seeded random order. Real images are
+/// far more alike than random directions (overlaps around 0.5 rather than 0), so retrieval fails at smaller N.
+class PatternSource {
+ public:
+  PatternSource(const Flags& flags, hg::Generator& gen) : gen_(gen), dim_(flags.dim) {
+    if (flags.patterns != "mnist") return;
+    const hg::data::MnistSplit test = hg::data::load_mnist(
+        flags.data_dir / "mnist", /*train=*/false,
+        hg::data::MnistOptions().mean(hg::data::kMnistMean).std(hg::data::kMnistStd));
+    images_ = test.images.reshape({test.images.size(0), -1}).to(hg::kFloat64);
+    dim_ = images_.size(1);
+    order_.resize(static_cast<size_t>(images_.size(0)));
+    std::iota(order_.begin(), order_.end(), int64_t{0});
+    std::shuffle(order_.begin(), order_.end(), std::mt19937_64(flags.seed));
+  }
+  int64_t dim() const { return dim_; }
+  std::string describe() const {
+    return images_.defined() ? std::string("MNIST test images as unit vectors, d = 784")
+                             : fmt::format("unit patterns in d = {}", dim_);
+  }
+  /// [n, dim], every row of unit length.
+  Tensor take(int64_t n) {
+    const Tensor raw = images_.defined()
+                           ? hg::index_select(images_, 0, hg::from_vector(std::vector<int64_t>(
+                                                                 order_.begin(), order_.begin() + n), {n}))
+                           : hg::randn({n, dim_}, kF64, &gen_);
+    return raw / hg::norm(raw, 2.0, {-1}, true);
+  }
+
+ private:
+  hg::Generator& gen_;
+  int64_t dim_;
+  Tensor images_;               ///< MNIST [10000, 784] float64, or undefined
+  std::vector<int64_t> order_;  ///< a seeded permutation of the images
+};
+
 void retrieval_capacity(const Flags& flags, hg::Generator& gen, Claims& claims) {
-  fmt::print("\n4. Retrieval error vs number of stored patterns (unit patterns in d = {}, one update)\n", flags.dim);
+  PatternSource source(flags, gen);
+  fmt::print("\n4. Retrieval error vs number of stored patterns ({}, one update)\n", source.describe());
   // Unit-norm patterns keep the overlaps in [−1, 1], so one β (and the polynomial's unnormalised s^10) fits all N.
   // The polynomial's output is not normalised either (its length drifts with the overlaps), so the error compares
   // directions: ‖T(ξ)/‖T(ξ)‖ − ξ_μ‖, 0 for a perfect retrieval, √2 for an orthogonal one.
@@ -215,11 +259,10 @@ void retrieval_capacity(const Flags& flags, hg::Generator& gen, Claims& claims) 
   int64_t exact_queries = 0, all_queries = 0;
   double worst_exact = 0.0, smallest_softmax = INFINITY;
   for (int64_t n = 4; n <= 256; n *= 2) {
-    const Tensor raw = hg::randn({n, flags.dim}, kF64, &gen);
-    const Tensor stored = raw / hg::norm(raw, 2.0, {-1}, true);
+    const Tensor stored = source.take(n);
     // Queries: the stored patterns in turn (repeated when N < queries) plus noise of norm `noise`.
     const Tensor targets = hg::repeat(stored, {(flags.queries + n - 1) / n, 1}).narrow(0, 0, flags.queries);
-    const Tensor direction = hg::randn({flags.queries, flags.dim}, kF64, &gen);
+    const Tensor direction = hg::randn({flags.queries, source.dim()}, kF64, &gen);
     const Tensor noisy = targets + noise * direction / hg::norm(direction, 2.0, {-1}, true);
     fmt::print("  {:5d}", n);
     for (Kind& kind : kinds) {
@@ -369,6 +412,10 @@ int main(int argc, char** argv) {
   app.add_option("--queries", flags.queries, "state patterns per measurement (≥ 1)")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--threads", flags.threads, "CPU (OpenMP) threads (≥ 1)")->check(CLI::Range(1, 1024));
+  app.add_option("--patterns", flags.patterns, "section 4's stored patterns: random or mnist (from --data-dir)")
+      ->check(CLI::IsMember({"random", "mnist"}));
+  flags.data_dir = hg::train::default_data_dir(HG_SOURCE_DIR);
+  app.add_option("--data-dir", flags.data_dir, "the datasets folder (holding mnist/)");
   CLI11_PARSE(app, argc, argv);
   omp_set_num_threads(flags.threads);
 

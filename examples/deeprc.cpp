@@ -1,0 +1,443 @@
+// deeprc: the main job — immune-repertoire classification with DeepRC (Widrich et al., NeurIPS 2020; Ramsauer
+// et al. 2021): each repertoire is a bag of CDR3 amino-acid sequences, and attention over the bag (a modern
+// Hopfield pooling) finds the few sequences that decide its label.
+//
+//   z_i = max_t SELU(Conv1d(x_i))       each sequence's embedding (k-mer detectors, k = 9)
+//   w   = softmax_i(f(z_i))             attention over the repertoire's sequences (f: a small SELU network)
+//   ŷ   = o(Σ_i w_i z_i)                the repertoire's logit; loss = BCE-with-logits
+//
+// Data: by default repertoires generated here with an implanted motif (the paper's "OM" setting, scaled down to
+// run in minutes: 200 repertoires of 200 sequences, 5 % of a positive repertoire's sequences carry the motif —
+// the paper has 1 % and 0.1 % of 10 000+; deterministic from --seed, nothing to download); with
+// --dataset=example the DeepRC example dataset from --data-dir/deeprc_example (100 random repertoires, made to be
+// overfitted). Cross-validation as DeepRC: stratified folds; for fold k, test = fold k, validation = fold k − 1,
+// training = the rest; the state with the best validation loss is restored before testing.
+//
+//   deeprc                                        # 5 folds × 15 epochs, about 2 min on 2 cores
+//   deeprc --witness-rate=0.01 --sequences=1000 --lr=1e-3 --epochs=50   # closer to the paper's "OM 1 %"
+//   deeprc --separation=sparsemax --forgetting=pfu                # any separation function, LwPF per bag
+//   deeprc --dataset=example --data-dir=../shared/data
+//
+// Reports per fold and overall: ROC-AUC, balanced accuracy and F1 (threshold 0.5) on the test fold, beside the
+// paper's AUC; prints the top-attention sequences of test repertoires and, on generated data, how many of them
+// carry the implanted motif. Writes <out-dir>/deeprc_fold<k>.csv and .svg (per-epoch curves).
+// Exits with status 2 when training diverges and 3 when the mean test AUC ends below --min-auc.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <hopgrad/hopgrad.h>
+#include <hopgrad/models/deeprc.h>
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace nn = hg::nn;
+
+struct Options {
+  hg::train::CommonFlags common;
+  std::string dataset = "simulated";
+  // Generated repertoires (spec E, "implanted signals").
+  int64_t repertoires = 200;
+  int64_t sequences = 200;
+  double witness_rate = 0.05;
+  int64_t motifs = 1;
+  int64_t motif_length = 4;
+  // Model and training (spec E.3–E.4).
+  int64_t kernels = 32;
+  int64_t kernel_size = 9;
+  int64_t attention_units = 32;
+  double reduction = 0.1;
+  std::string separation = "softmax";
+  std::string forgetting = "none";
+  double adam_eps = 1e-4;
+  int64_t folds = 5;
+  int64_t run_folds = 5;
+  int64_t top = 5;
+  double min_auc = 0.0;
+};
+
+/// Repertoires as bags, their labels and, for generated data, the ground truth of which sequences carry a motif.
+struct Data {
+  std::string description;
+  std::shared_ptr<hg::data::RepertoireDataset> bags;
+  hg::Tensor labels;                              ///< float32 [R], 1 = positive
+  std::vector<std::vector<int64_t>> witnesses;    ///< per repertoire (generated data only)
+  std::vector<std::string> motifs;
+  double paper_auc = -1;                          ///< spec E.5, where the paper has the setting
+  std::string paper_note;
+};
+
+Data load(const Options& opt) {
+  Data data;
+  std::shared_ptr<const hg::data::DeepRCDataset> rc;
+  if (opt.dataset == "example") {
+    const fs::path dir = opt.common.data_dir / "deeprc_example";
+    HG_CHECK(fs::exists(dir / "metadata.tsv"),
+             "deeprc: no DeepRC example dataset in {} (scripts/fetch-data.sh downloads it; or pass --data-dir)",
+             dir.string());
+    rc = std::make_shared<const hg::data::DeepRCDataset>(hg::data::load_deeprc(dir));
+    data.labels = rc->binary_targets("binary_target_1", "+");
+    data.description = fmt::format("DeepRC example dataset from {} (binary_target_1 = '+'): {} repertoires, {} "
+                                   "sequences; random data, meant to be overfitted",
+                                   dir.string(), rc->size(), rc->num_sequences());
+    data.paper_note = "no paper number (random labels)";
+  } else {
+    auto sim = hg::data::simulate_repertoires(hg::data::SimulatedRepertoireOptions()
+                                                  .num_repertoires(opt.repertoires)
+                                                  .sequences_per_repertoire(opt.sequences)
+                                                  .witness_rate(opt.witness_rate)
+                                                  .num_motifs(opt.motifs)
+                                                  .motif_length(opt.motif_length)
+                                                  .seed(opt.common.seed));
+    rc = std::make_shared<const hg::data::DeepRCDataset>(std::move(sim.dataset));
+    data.labels = rc->binary_targets("status", "True");
+    data.witnesses = std::move(sim.witnesses);
+    data.motifs = std::move(sim.motifs);
+    data.description = fmt::format(
+        "generated repertoires: {} × {} sequences, {} motif{} of {} letters implanted in {:g} % of a positive "
+        "repertoire's sequences (seed {})",
+        opt.repertoires, opt.sequences, opt.motifs, opt.motifs > 1 ? "s" : "", opt.motif_length,
+        100 * opt.witness_rate, opt.common.seed);
+    // Ramsauer et al. Table A.1 (spec E.5): implanted OM/MM at 1 % and 0.1 %.
+    const bool one = opt.motifs == 1;
+    if (std::abs(opt.witness_rate - 0.01) < 1e-12) data.paper_auc = 1.00;
+    if (std::abs(opt.witness_rate - 0.001) < 1e-12) data.paper_auc = one ? 0.98 : 0.94;
+    data.paper_note = data.paper_auc < 0 ? "none at this rate; implanted OM 1 % / 0.1 %: 1.00 / 0.98"
+                                         : fmt::format("paper: DeepRC on implanted {} {:g} % (CMV background, "
+                                                       "10 000+ sequences per repertoire)",
+                                                       one ? "OM" : "MM", 100 * opt.witness_rate);
+  }
+  data.bags = std::make_shared<hg::data::RepertoireDataset>(rc, data.labels);
+  return data;
+}
+
+std::optional<nn::ForgettingOptions> forgetting_unit(const std::string& name) {
+  if (name == "relu") return nn::ForgettingOptions(nn::ForgettingKind::ReLU);
+  if (name == "pfu") return nn::ForgettingOptions(nn::ForgettingKind::PFU);
+  return std::nullopt;
+}
+
+struct Evaluation {
+  double loss = 0;
+  std::vector<double> scores;  ///< logits
+  std::vector<int64_t> labels;
+};
+
+/// Mean BCE, logits and labels over some repertoires, one bag at a time with all its sequences (DeepRC's
+/// evaluation batch of 1; the model's sequence reduction still applies).
+Evaluation evaluate(hg::models::DeepRC& model, const hg::data::RepertoireDataset& bags,
+                    const std::vector<int64_t>& indices, hg::Device device) {
+  hg::NoGradGuard no_grad;
+  model->eval();
+  Evaluation e;
+  for (int64_t i : indices) {
+    const hg::data::Bag bag = bags.get(i);
+    const hg::Tensor logit = model(bag.instances.unsqueeze(0).to(device)).logits.reshape({1});
+    const hg::Tensor label = bag.label.reshape({1}).to(device);
+    e.loss += hg::binary_cross_entropy_with_logits(logit, label).item<float>();
+    e.scores.push_back(logit.item<float>());
+    e.labels.push_back(label.item<float>() > 0.5f);
+  }
+  model->train();
+  e.loss /= static_cast<double>(std::max<size_t>(indices.size(), 1));
+  return e;
+}
+
+struct Scores {
+  double auc = NAN, balanced_accuracy = NAN, f1 = NAN;
+};
+
+Scores score(const Evaluation& e) {
+  Scores s;
+  std::vector<int64_t> predicted;
+  for (double x : e.scores) predicted.push_back(x > 0.0);  // sigmoid(logit) > 0.5
+  const bool both = std::count(e.labels.begin(), e.labels.end(), 1) > 0 &&
+                    std::count(e.labels.begin(), e.labels.end(), 0) > 0;
+  if (both) s.auc = hg::metrics::roc_auc(e.scores, e.labels);
+  s.balanced_accuracy = hg::metrics::balanced_accuracy(predicted, e.labels);
+  s.f1 = hg::metrics::f1_score(predicted, e.labels);
+  return s;
+}
+
+/// How the attention ranks a test fold's positive repertoires: for each, is its top sequence a witness (carries
+/// the implanted motif), and what share of its top-W sequences are witnesses (W = its number of witnesses).
+struct MotifRecovery {
+  int64_t repertoires = 0, top1 = 0;
+  double precision_at_w = 0;
+};
+
+MotifRecovery print_top_sequences(hg::models::DeepRC& model, const Data& data, const std::vector<int64_t>& test,
+                                  int64_t top, hg::Device device, bool print) {
+  hg::NoGradGuard no_grad;
+  model->eval();
+  MotifRecovery recovery;
+  int64_t printed = 0;
+  for (int64_t i : test) {
+    const hg::data::Bag bag = data.bags->get(i);
+    if (bag.label.item<float>() < 0.5f) continue;
+    const std::vector<float> u =
+        model->score_sequences(bag.instances.unsqueeze(0).to(device)).reshape({-1}).to(hg::kCPU).to_vector<float>();
+    std::vector<int64_t> order(u.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return u[a] > u[b]; });
+    const hg::data::Repertoire& rep = data.bags->data().repertoires[static_cast<size_t>(i)];
+    const bool known = !data.witnesses.empty();
+    if (known) {
+      const auto& w = data.witnesses[static_cast<size_t>(i)];
+      auto is_witness = [&](int64_t s) { return std::binary_search(w.begin(), w.end(), s); };
+      ++recovery.repertoires;
+      recovery.top1 += is_witness(order[0]);
+      int64_t hits = 0;
+      for (size_t k = 0; k < w.size(); ++k) hits += is_witness(order[k]);
+      recovery.precision_at_w += static_cast<double>(hits) / static_cast<double>(std::max<size_t>(w.size(), 1));
+    }
+    if (print && printed++ < 2) {
+      fmt::print("  top-attention sequences of positive test repertoire {} ({} sequences):\n", rep.id, rep.size());
+      for (int64_t k = 0; k < std::min<int64_t>(top, static_cast<int64_t>(order.size())); ++k) {
+        const std::string& seq = rep.sequences[static_cast<size_t>(order[k])];
+        std::string mark;
+        for (const std::string& motif : data.motifs)
+          if (seq.find(motif) != std::string::npos) mark = fmt::format("  ← implanted motif {}", motif);
+        fmt::print("    {:>2}. {:<20} logit {:+.3f}{}\n", k + 1, seq, u[static_cast<size_t>(order[k])], mark);
+      }
+    }
+  }
+  model->train();
+  if (recovery.repertoires > 0) recovery.precision_at_w /= static_cast<double>(recovery.repertoires);
+  return recovery;
+}
+
+/// Parameters copied out (and back): the best-validation state restored before testing.
+std::vector<hg::Tensor> snapshot(const hg::models::DeepRC& model) {
+  std::vector<hg::Tensor> copy;
+  for (const hg::Tensor& p : model->parameters()) copy.push_back(p.detach().clone());
+  return copy;
+}
+void restore(hg::models::DeepRC& model, const std::vector<hg::Tensor>& copy) {
+  hg::NoGradGuard no_grad;
+  const hg::Tensors params = model->parameters();
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(copy[i]);
+}
+
+struct FoldResult {
+  Scores test;
+  MotifRecovery motif;
+  int best_epoch = 0;
+};
+
+double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / v.size(); }
+double stddev(const std::vector<double>& v) {  // over folds, ddof 1 (0 for one fold)
+  if (v.size() < 2) return 0.0;
+  const double m = mean(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+int run(const Options& opt) {
+  const hg::Device device = hg::train::apply_common_flags(opt.common);
+  const Data data = load(opt);
+  const auto folds = hg::data::stratified_k_fold(data.labels, opt.folds, opt.common.seed);
+  auto model_options = hg::models::DeepRCOptions()
+                           .kernels(opt.kernels)
+                           .kernel_size(opt.kernel_size)
+                           .attention_units(opt.attention_units)
+                           .sequence_reduction(opt.reduction);
+  model_options.separation(nn::separation_kind_from_string(opt.separation));
+  model_options.forgetting(forgetting_unit(opt.forgetting));
+  fmt::print("deeprc: {}\n", data.description);
+  fmt::print("deeprc: CNN {}×{} → attention {}×{} ({}{}), keep top {:g} % of sequences; Adam lr {} eps {}, batch {}, "
+             "{} epochs; {} of {} folds; on {} ({} thread{})\n",
+             opt.kernels, opt.kernel_size, 2, opt.attention_units, opt.separation,
+             opt.forgetting == "none" ? "" : " + " + opt.forgetting, 100 * opt.reduction, opt.common.lr, opt.adam_eps,
+             opt.common.batch_size, opt.common.epochs, opt.run_folds, opt.folds, device, opt.common.threads,
+             opt.common.threads > 1 ? "s" : "");
+
+  const bool show_progress = opt.common.show_progress();
+  std::vector<FoldResult> results;
+  for (int64_t k = 0; k < opt.run_folds; ++k) {
+    // DeepRC's split: test = fold k, validation = fold k − 1, training = the other folds.
+    const int64_t v = (k + opt.folds - 1) % opt.folds;
+    std::vector<int64_t> train, val = folds[v].test, test = folds[k].test;
+    for (int64_t f = 0; f < opt.folds; ++f)
+      if (f != k && f != v) train.insert(train.end(), folds[f].test.begin(), folds[f].test.end());
+
+    hg::manual_seed(opt.common.seed + static_cast<uint64_t>(k));
+    hg::models::DeepRC model(model_options);
+    model->to(device);
+    hg::optim::Adam optimizer(model->parameters(), hg::optim::AdamOptions(opt.common.lr).eps(opt.adam_eps));
+    auto loader = hg::data::make_data_loader(hg::data::make_subset(data.bags, train),
+                                             hg::data::DataLoaderOptions()
+                                                 .batch_size(opt.common.batch_size)
+                                                 .shuffle(true)
+                                                 .seed(opt.common.seed + static_cast<uint64_t>(k)));
+    const fs::path csv_path = opt.common.out_dir / fmt::format("deeprc_fold{}.csv", k),
+                   svg_path = opt.common.out_dir / fmt::format("deeprc_fold{}.svg", k);
+    hg::train::CsvLog log(csv_path, {"epoch", "train_loss", "val_loss", "val_auc", "seconds"});
+    fmt::print("fold {}/{}: {} training, {} validation, {} test repertoires\n", k + 1, opt.folds, train.size(),
+               val.size(), test.size());
+
+    double best_val = INFINITY, seconds = 0, first_loss = 0, train_loss = 0;
+    std::vector<hg::Tensor> best = snapshot(model);
+    FoldResult result;
+    for (int epoch = 1; epoch <= opt.common.epochs; ++epoch) {
+      hg::train::ProgressBar bar(fmt::format("fold {} epoch {}/{}", k + 1, epoch, opt.common.epochs), loader.size(),
+                                 show_progress);
+      for (const hg::data::BagBatch& batch : loader) {
+        const hg::Tensor logits = model(batch.instances.to(device), batch.padding_mask.to(device)).logits;
+        const hg::Tensor loss = hg::binary_cross_entropy_with_logits(logits.squeeze(1), batch.labels.to(device));
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+        const double value = loss.item<float>();
+        if (!std::isfinite(value)) {
+          bar.finish(fmt::format("fold {} epoch {}: diverged", k + 1, epoch));
+          fmt::print(stderr, "deeprc: diverged: loss is {} in fold {} epoch {} (try a smaller --lr)\n", value, k + 1,
+                     epoch);
+          return 2;
+        }
+        bar.update(value, batch.instances.size(0));
+      }
+      train_loss = bar.mean_loss();
+      if (epoch == 1) first_loss = train_loss;
+      const Evaluation val_eval = evaluate(model, *data.bags, val, device);
+      const Scores val_scores = score(val_eval);
+      seconds += bar.elapsed_seconds();
+      // Model selection on the validation loss (spec E.4).
+      const bool improved = val_eval.loss < best_val;
+      if (improved) {
+        best_val = val_eval.loss;
+        best = snapshot(model);
+        result.best_epoch = epoch;
+      }
+      bar.finish(fmt::format("fold {} epoch {:>3}/{}  loss {:.4f}  val loss {:.4f}  val AUC {:.3f}{}  ({:.1f} s)",
+                             k + 1, epoch, opt.common.epochs, train_loss, val_eval.loss, val_scores.auc,
+                             improved ? " *" : "", seconds));
+      log.write({static_cast<double>(epoch), train_loss, val_eval.loss, val_scores.auc, seconds});
+      hg::train::write_svg_plot(svg_path, hg::train::panels_from_log(log, "epoch", {"seconds"}),
+                                fmt::format("deeprc fold {}: {}", k + 1, data.description));
+    }
+    if (opt.common.epochs > 1 && !(train_loss < first_loss)) {
+      fmt::print(stderr, "deeprc: diverged: the training loss did not fall in fold {} ({:.4f} → {:.4f})\n", k + 1,
+                 first_loss, train_loss);
+      return 2;
+    }
+    restore(model, best);
+    result.test = score(evaluate(model, *data.bags, test, device));
+    result.motif = print_top_sequences(model, data, test, opt.top, device, /*print=*/k == 0);
+    fmt::print("fold {}: best validation loss at epoch {}; test AUC {:.4f}, balanced accuracy {:.4f}, F1 {:.4f}",
+               k + 1, result.best_epoch, result.test.auc, result.test.balanced_accuracy, result.test.f1);
+    if (result.motif.repertoires > 0)
+      fmt::print("; top sequence carries the motif in {}/{} positive test repertoires, {:.1f} % of the top-W",
+                 result.motif.top1, result.motif.repertoires, 100 * result.motif.precision_at_w);
+    fmt::print("\n");
+    results.push_back(result);
+  }
+
+  std::vector<double> auc, bacc, f1, top1, prec;
+  for (const FoldResult& r : results) {
+    auc.push_back(r.test.auc);
+    bacc.push_back(r.test.balanced_accuracy);
+    f1.push_back(r.test.f1);
+    if (r.motif.repertoires > 0) {
+      top1.push_back(static_cast<double>(r.motif.top1) / static_cast<double>(r.motif.repertoires));
+      prec.push_back(r.motif.precision_at_w);
+    }
+  }
+  fmt::print("\nresult over {} test fold{} (mean ± std):\n", results.size(), results.size() > 1 ? "s" : "");
+  fmt::print("  {:<34} {:>15}   {}\n", "metric", "hopgrad", "paper (Ramsauer et al. Table A.1)");
+  fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}   {}\n", "ROC-AUC", mean(auc), stddev(auc),
+             data.paper_auc < 0 ? data.paper_note : fmt::format("{:.2f}  ({})", data.paper_auc, data.paper_note));
+  fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "balanced accuracy", mean(bacc), stddev(bacc));
+  fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "F1", mean(f1), stddev(f1));
+  if (!top1.empty()) {
+    fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "top sequence carries the motif", mean(top1), stddev(top1));
+    fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "witnesses among the top-W", mean(prec), stddev(prec));
+  }
+  fmt::print("wrote {}/deeprc_fold*.csv and .svg\n", opt.common.out_dir.string());
+  if (!(mean(auc) >= opt.min_auc)) {
+    fmt::print(stderr, "deeprc: mean test AUC {:.4f} is below --min-auc {:.4f}\n", mean(auc), opt.min_auc);
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  opt.common.epochs = 15;
+  opt.common.batch_size = 4;
+  opt.common.lr = 3e-3;
+  opt.common.data_dir = hg::train::default_data_dir(HG_SOURCE_DIR);
+  opt.common.out_dir = "runs/deeprc";
+  CLI::App app{"Immune-repertoire classification with DeepRC (attention over each repertoire's sequences)"};
+  hg::train::add_common_flags(app, opt.common);
+  app.add_option("--dataset", opt.dataset,
+                 "simulated: repertoires with an implanted motif, generated here; example: the DeepRC example "
+                 "dataset in --data-dir/deeprc_example")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"simulated", "example"}).description(""));
+  app.add_option("--repertoires", opt.repertoires, "simulated: number of repertoires (≥ 10)")
+      ->type_name("N")
+      ->check(hg::train::in_range(10, 1e6));
+  app.add_option("--sequences", opt.sequences, "simulated: sequences per repertoire (≥ 1)")
+      ->type_name("N")
+      ->check(hg::train::in_range(1, 1e7));
+  app.add_option("--witness-rate", opt.witness_rate,
+                 "simulated: share of a positive repertoire's sequences carrying a motif (paper: 0.01, 0.001)")
+      ->type_name("X")
+      ->check(hg::train::in_range(1e-7, 1));
+  app.add_option("--motifs", opt.motifs, "simulated: number of distinct motifs (1: the paper's OM, more: MM)")
+      ->type_name("N")
+      ->check(hg::train::in_range(1, 100));
+  app.add_option("--motif-length", opt.motif_length, "simulated: motif length in amino acids")
+      ->type_name("N")
+      ->check(hg::train::in_range(1, 10));
+  app.add_option("--kernels", opt.kernels, "CNN kernels (embedding width)")->type_name("N")->check(
+      hg::train::in_range(1, 4096));
+  app.add_option("--kernel-size", opt.kernel_size, "CNN kernel width (k-mer length)")->type_name("N")->check(
+      hg::train::in_range(1, 64));
+  app.add_option("--attention-units", opt.attention_units, "attention network width")->type_name("N")->check(
+      hg::train::in_range(1, 4096));
+  app.add_option("--reduction", opt.reduction, "share of each repertoire's sequences kept by attention, in (0, 1]")
+      ->type_name("X")
+      ->check(hg::train::in_range(1e-6, 1));
+  app.add_option("--separation", opt.separation,
+                 "separation function of the attention pooling: softmax, softmax1, sparsemax, entmax15, entmax, "
+                 "topk, random, poly")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"softmax", "softmax1", "sparsemax", "entmax15", "entmax", "topk", "random", "poly"})
+                  .description(""));
+  app.add_option("--forgetting", opt.forgetting, "LwPF forgetting unit per repertoire: none, relu, pfu")
+      ->type_name("NAME")
+      ->check(CLI::IsMember({"none", "relu", "pfu"}).description(""));
+  app.add_option("--adam-eps", opt.adam_eps, "Adam's epsilon (DeepRC: 1e-4)")->type_name("X")->check(
+      hg::train::in_range(0, 1));
+  app.add_option("--folds", opt.folds, "cross-validation folds (DeepRC: 5)")->type_name("N")->check(
+      hg::train::in_range(3, 100));
+  app.add_option("--run-folds", opt.run_folds, "how many of the folds to train and test (from the first)")
+      ->type_name("N")
+      ->check(hg::train::in_range(1, 100));
+  app.add_option("--top", opt.top, "top-attention sequences printed per repertoire")->type_name("N")->check(
+      hg::train::in_range(0, 1000));
+  app.add_option("--min-auc", opt.min_auc, "fail (exit 3) when the mean test AUC is below this, in [0, 1]")
+      ->type_name("X")
+      ->check(hg::train::in_range(0, 1));
+  CLI11_PARSE(app, argc, argv);
+  opt.run_folds = std::min(opt.run_folds, opt.folds);
+  try {
+    return run(opt);
+  } catch (const hg::Error& e) {
+    fmt::print(stderr, "deeprc: {}\n", e.what());
+    return 1;
+  }
+}

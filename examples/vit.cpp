@@ -426,9 +426,9 @@ int run(Options& opt) {
 
 int main(int argc, char** argv) {
   Options opt;
-  opt.common.epochs = 5;
-  opt.common.batch_size = 128;
-  opt.common.lr = 1e-3;
+  opt.common.epochs = 6;
+  opt.common.batch_size = 64;
+  opt.common.lr = 2e-3;
   opt.common.data_dir = hg::train::default_data_dir(HG_SOURCE_DIR);
   opt.common.out_dir = "runs/vit";
   CLI::App app{"Image classification with a ViT (with and without LwPF) or U-Hop's ViH models (MHN vs UMHN)"};
@@ -442,7 +442,7 @@ int main(int argc, char** argv) {
   app.add_option("--dataset", opt.dataset, "cifar10, mnist, synthetic, or auto (the first found, in that order)")
       ->type_name("NAME")
       ->check(CLI::IsMember({"auto", "cifar10", "mnist", "synthetic"}).description(""));
-  app.add_option("--preset", opt.preset, "vit size: mini (64 wide, 4 blocks, 4 heads), tiny or small (timm's)")
+  app.add_option("--preset", opt.preset, "vit size: mini (64 wide, 2 blocks, 4 heads), tiny or small (timm's)")
       ->type_name("NAME")
       ->check(CLI::IsMember({"mini", "tiny", "small"}).description(""));
   app.add_option("--separation", opt.separation,

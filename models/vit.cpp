@@ -45,7 +45,7 @@ ViTOptions ViTOptions::small(int64_t image_size, int64_t patch_size, int64_t num
   return sized(ViTOptions(image_size, patch_size, num_classes), 384, 12, 6);
 }
 ViTOptions ViTOptions::mini(int64_t image_size, int64_t patch_size, int64_t num_classes) {
-  return sized(ViTOptions(image_size, patch_size, num_classes), 64, 4, 4);
+  return sized(ViTOptions(image_size, patch_size, num_classes), 64, 2, 4);
 }
 
 // ---------------------------------------------------------------------------------------------------- block

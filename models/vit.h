@@ -39,7 +39,7 @@ struct ViTOptions {
   static ViTOptions tiny(int64_t image_size = 224, int64_t patch_size = 16, int64_t num_classes = 1000);
   /// timm's vit_small_patch16_224: width 384, 12 blocks, 6 heads.
   static ViTOptions small(int64_t image_size = 224, int64_t patch_size = 16, int64_t num_classes = 1000);
-  /// A small ViT for 28×28 / 32×32 images that trains in minutes on a CPU: width 64, 4 blocks, 4 heads.
+  /// A small ViT for 28×28 / 32×32 images that trains in minutes on a CPU: width 64, 2 blocks, 4 heads.
   static ViTOptions mini(int64_t image_size = 32, int64_t patch_size = 4, int64_t num_classes = 10);
 
   /// Square images image_size × image_size; patch_size must divide it.

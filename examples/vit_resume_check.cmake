@@ -1,0 +1,35 @@
+# Resuming vit from its checkpoint gives the losses of an uninterrupted run, LwPF's training noise included: runs
+# the program straight through, then stopped after epoch 1 and resumed, and compares the two CSV logs row by row
+# (every column but the wall-clock seconds).
+#   cmake -DPROGRAM=<vit> -DWORK_DIR=<dir> -P vit_resume_check.cmake
+set(common --dataset=synthetic --train-images=128 --test-images=64 --batch-size=32 --epochs=3 --embed-dim=16
+    --depth=1 --variants=lwpf --threads=1 --no-progress)
+file(REMOVE_RECURSE ${WORK_DIR})
+execute_process(COMMAND ${PROGRAM} ${common} --out-dir=${WORK_DIR}/straight RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the uninterrupted run failed (exit ${rc})")
+endif()
+execute_process(COMMAND ${PROGRAM} ${common} --stop-after=1 --out-dir=${WORK_DIR}/resumed RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the interrupted run failed (exit ${rc})")
+endif()
+execute_process(COMMAND ${PROGRAM} ${common} --resume --out-dir=${WORK_DIR}/resumed RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the resumed run failed (exit ${rc})")
+endif()
+file(STRINGS ${WORK_DIR}/straight/vit_lwpf_s0.csv straight)
+file(STRINGS ${WORK_DIR}/resumed/vit_lwpf_s0.csv resumed)
+list(LENGTH straight n_straight)
+list(LENGTH resumed n_resumed)
+if(NOT n_straight EQUAL 4 OR NOT n_resumed EQUAL 4)
+  message(FATAL_ERROR "expected a header and 3 epochs in both logs, got ${n_straight} and ${n_resumed} lines")
+endif()
+foreach(i RANGE 0 3)
+  list(GET straight ${i} a)
+  list(GET resumed ${i} b)
+  string(REGEX REPLACE ",[^,]*$" "" a "${a}")  # drop the seconds column
+  string(REGEX REPLACE ",[^,]*$" "" b "${b}")
+  if(NOT a STREQUAL b)
+    message(FATAL_ERROR "line ${i} differs:\n  straight: ${a}\n  resumed:  ${b}")
+  endif()
+endforeach()

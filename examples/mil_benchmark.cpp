@@ -12,7 +12,7 @@
 // the paper's full protocol is --paper-protocol: 10 outer folds × 5 repetitions, 160 epochs, a larger grid).
 // Features are standardised with the mean and standard deviation of the outer training part's instances.
 //
-//   mil_benchmark                                     # all four datasets, Hopfield pooling, 5 folds × 3 repetitions, ~3 min on 1 core
+//   mil_benchmark                      # all four datasets, Hopfield pooling, 5 folds × 3 repetitions: ~3 min, 1 core
 //   mil_benchmark --dataset=fox --model=gated
 //   mil_benchmark --model=nph-sparsemax --grid-lr=1e-3,1e-4
 //   mil_benchmark --paper-protocol --dataset=tiger   # 10 × 5 folds, 160 epochs, 24 configurations: hours
@@ -239,7 +239,8 @@ Summary run_dataset(const Options& opt, const std::string& name, hg::Device devi
   for (const hg::data::NestedFold& split : splits) {
     bool finished = false;
     for (size_t i = 0; i < done_rep.size(); ++i)
-      if (done_rep[i] == static_cast<double>(split.repetition) && done_fold[i] == static_cast<double>(split.outer_fold)) {
+      if (done_rep[i] == static_cast<double>(split.repetition) &&
+          done_fold[i] == static_cast<double>(split.outer_fold)) {
         summary.test_auc.push_back(done_auc[i]);
         finished = true;
       }
@@ -269,7 +270,8 @@ Summary run_dataset(const Options& opt, const std::string& name, hg::Device devi
     hg::train::CsvLog curve(opt.common.out_dir / (run + ".csv"), {"epoch", "train_loss", "val_auc", "test_auc", "lr"});
     for (const auto& row : best.curve) curve.write(row);
     hg::train::write_svg_plot(opt.common.out_dir / (run + ".svg"), hg::train::panels_from_log(curve, "epoch", {"lr"}),
-                              fmt::format("mil_benchmark {} ({}): {}", name, opt.model, configs[best_config].describe()));
+                              fmt::format("mil_benchmark {} ({}): {}", name, opt.model,
+                                          configs[best_config].describe()));
     folds.write({static_cast<double>(split.repetition), static_cast<double>(split.outer_fold),
                  static_cast<double>(best_config), static_cast<double>(best.best_epoch), best.val_auc, best.test_auc,
                  seconds});

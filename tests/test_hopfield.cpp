@@ -34,45 +34,8 @@ nn::HopfieldOptions plain(int64_t input_size) {
       .normalize_pattern_projection_affine(false);
 }
 
-/// Fills every parameter with N(0, scale²) values from a fixed seed (so tests do not depend on the 0.02 init).
-void randomize(nn::Module& module, uint64_t seed, double scale = 0.5) {
-  hg::NoGradGuard no_grad;
-  hg::Generator gen(seed);
-  for (const auto& [name, p] : module.named_parameters())
-    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
-}
-
-/// Central differences of L = Σ W ⊙ f() with respect to every element of every parameter of `module`
-/// (float64), against backward: checks the parameter gradients the way hgtest::gradcheck checks inputs.
-void check_parameter_gradients(nn::Module& module, const std::function<Tensor()>& f, double eps = 1e-6,
-                               double atol = 1e-6, double rtol = 1e-4) {
-  module.zero_grad();
-  Tensor out = f();
-  Tensor w = hgtest::uniform(out.sizes(), 0.5, 1.5, 99);
-  hg::sum(out * w).backward();
-  hg::NoGradGuard no_grad;
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (!p.requires_grad()) continue;
-    REQUIRE(p.dtype() == hg::kFloat64);
-    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
-                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
-    double* data = p.data_ptr<double>();
-    int64_t bad = 0;
-    std::string first;
-    for (int64_t j = 0; j < p.numel(); ++j) {
-      const double original = data[j];
-      data[j] = original + eps;
-      const double plus = hg::sum(f() * w).item<double>();
-      data[j] = original - eps;
-      const double minus = hg::sum(f() * w).item<double>();
-      data[j] = original;
-      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
-      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
-        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
-    }
-    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
-  }
-}
+using hgtest::check_parameter_gradients;
+using hgtest::randomize_parameters;
 
 /// Multi-head softmax attention written out with ops, from a fused Hopfield's parameters:
 /// concat_h(softmax(β (X W_q,h + b) (Y W_k,h + b)ᵀ + mask) (Y W_v,h + b)) W_Oᵀ + b_O.
@@ -101,7 +64,7 @@ Tensor hand_attention(const nn::HopfieldImpl& hopfield, const Tensor& stored, co
 TEST_CASE("hopfield: update_steps_max = 0 without LayerNorms is multi-head attention (and MultiheadAttention)") {
   nn::Hopfield hopfield(plain(6).num_heads(2));
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 1);
+  randomize_parameters(*hopfield, 1);
   Tensor x = normal64({2, 4, 6}, 2), y = normal64({2, 5, 6}, 3);
   Tensor mask = hg::from_vector(std::vector<bool>{false, true, false, false, true, false, false, false, false, false,
                                                   false, false, true, false, false, true, true, true, true, false},
@@ -198,7 +161,7 @@ TEST_CASE("hopfield: eps huge gives exactly two separations; None with a small e
   Tensor x = normal64({2, 3, 4}, 41), y = normal64({2, 5, 4}, 42, 2.0);
   nn::Hopfield hopfield(plain(4).num_heads(2).update_steps_max(3).update_steps_eps(1e9));
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 43, 1.0);
+  randomize_parameters(*hopfield, 43, 1.0);
   auto r = hopfield->associate(y, x, y, nn::AssociateOptions().return_association(true));
   CHECK(r.update_steps == std::vector<int64_t>{1, 1});
   // By hand: ξ₀ = softmax(β Q Kᵀ), Q₁ = ξ₀ K, ξ₁ = softmax(β Q₁ Kᵀ), out = W_O concat(ξ₁ V).
@@ -284,7 +247,7 @@ TEST_CASE("hopfield: per-head beta gives head h exactly beta_h; compat reproduce
   auto options = plain(8).num_heads(H).scaling({0.5, 2.0});
   nn::Hopfield hopfield(options);
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 71);
+  randomize_parameters(*hopfield, 71);
   Tensor x = normal64({2, 3, 8}, 72), y = normal64({2, 5, 8}, 73);
   auto r = hopfield->associate(y, x, y, nn::AssociateOptions().return_association(true));
   const auto& core = *hopfield->association_core;
@@ -313,7 +276,7 @@ TEST_CASE("hopfield: per-head beta gives head h exactly beta_h; compat reproduce
 TEST_CASE("hopfield: masks — a fully masked row gives zeros (not NaN), padding and float masks, gradients finite") {
   nn::Hopfield hopfield(plain(4).num_heads(2));
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 81);
+  randomize_parameters(*hopfield, 81);
   Tensor x = normal64({2, 3, 4}, 82).requires_grad_(), y = normal64({2, 4, 4}, 83).requires_grad_();
   // Batch 1 has every stored pattern padded; query 0 of every batch is forbidden everything by the bool mask.
   Tensor padding = hg::from_vector(std::vector<bool>{false, true, false, false, true, true, true, true}, {2, 4});
@@ -476,7 +439,7 @@ TEST_CASE("hopfield gradchecks: inputs (non-contiguous) and parameters for the m
     CAPTURE(c.what);
     nn::Hopfield hopfield(c.options);
     hopfield->to(hg::kFloat64);
-    randomize(*hopfield, 91, 0.6);
+    randomize_parameters(*hopfield, 91, 0.6);
     const int64_t kw = c.options.stored_pattern_as_static() ? hopfield->head_dim() : 4;
     Tensor x = normal64({2, 4, 3}, 92), y = normal64({2, kw, 3}, 93), p = normal64({2, 4, 3}, 94);
     auto f = [&](const Tensors& t) {
@@ -492,7 +455,7 @@ TEST_CASE("hopfield gradgradcheck: one and two updates") {
   for (int64_t steps : {0, 1}) {
     nn::Hopfield hopfield(nn::HopfieldOptions(4).num_heads(2).update_steps_max(steps).update_steps_eps(1e-12));
     hopfield->to(hg::kFloat64);
-    randomize(*hopfield, 101, 0.6);
+    randomize_parameters(*hopfield, 101, 0.6);
     hgtest::gradgradcheck([&](const Tensors& t) { return hopfield(t[0], t[1], t[0]); },
                           {normal64({1, 3, 4}, 102), normal64({1, 2, 4}, 103)});
   }
@@ -504,7 +467,7 @@ HG_BACKEND_TEST(hopfield_pooling_is_hopfield_with_a_learned_query) {
   nn::HopfieldPooling pool(nn::HopfieldPoolingOptions(nn::HopfieldOptions(4).num_heads(2).output_size(3)).quantity(2));
   CHECK(pool->pooling_weights.sizes() == hg::Shape{1, 2, 4});
   pool->to(device, hg::kFloat64);
-  randomize(*pool, 111);
+  randomize_parameters(*pool, 111);
   Tensor y = normal64({3, 5, 4}, 112).to(device);
   Tensor padding = hg::from_vector(std::vector<bool>(15, false), {3, 5}).to(device);
   Tensor z = pool(y, padding);
@@ -522,14 +485,14 @@ HG_BACKEND_TEST(hopfield_pooling_is_hopfield_with_a_learned_query) {
 TEST_CASE("hopfield pooling and lookup layer: gradchecks") {
   nn::HopfieldPooling pool(nn::HopfieldPoolingOptions(nn::HopfieldOptions(3).update_steps_max(1)).quantity(2));
   pool->to(hg::kFloat64);
-  randomize(*pool, 121);
+  randomize_parameters(*pool, 121);
   Tensor y = normal64({2, 4, 3}, 122);
   hgtest::gradcheck([&](const Tensors& t) { return pool(t[0]); }, {y});
   check_parameter_gradients(*pool, [&] { return pool(y); });
 
   nn::HopfieldLayer lookup(nn::HopfieldLayerOptions(plain(3).num_heads(1)).quantity(5).lookup_weights_as_separated(true));
   lookup->to(hg::kFloat64);
-  randomize(*lookup, 123);
+  randomize_parameters(*lookup, 123);
   Tensor x = normal64({2, 3, 3}, 124);
   hgtest::gradcheck([&](const Tensors& t) { return lookup(t[0]); }, {x});
   check_parameter_gradients(*lookup, [&] { return lookup(x); });
@@ -545,7 +508,7 @@ HG_BACKEND_TEST(hopfield_layer_looks_up_learned_patterns) {
   CHECK(lookup->lookup_weights.requires_grad());
   CHECK(!lookup->target_weights.requires_grad());
   lookup->to(device, hg::kFloat64);
-  randomize(*lookup, 131);
+  randomize_parameters(*lookup, 131);
   Tensor x = normal64({2, 3, 4}, 132).to(device);
   Tensor z = lookup(x);
   CHECK(z.sizes() == hg::Shape{2, 3, 4});
@@ -565,7 +528,7 @@ HG_BACKEND_TEST(hopfield_encoder_layer_is_a_post_norm_block) {
   CHECK(block->options.activation() == "relu");
   CHECK(nn::HopfieldEncoderLayerOptions(nn::HopfieldOptions(4)).dim_feedforward() == 2048);
   block->to(device, hg::kFloat64);
-  randomize(*block, 141);
+  randomize_parameters(*block, 141);
   block->eval();
   Tensor x = normal64({2, 3, 4}, 142).to(device);
   Tensor mask = hg::from_vector(std::vector<bool>{false, true, false, false, false, false, true, false, false}, {3, 3})
@@ -588,14 +551,14 @@ TEST_CASE("hopfield: any separation through the layer; top-K with K = S equals s
   nn::Hopfield top(nn::HopfieldOptions(dense->options).separation(nn::SeparationOptions(nn::SeparationKind::TopK).top_k(5)));
   for (auto* h : {&dense, &top}) {
     (*h)->to(hg::kFloat64);
-    randomize(**h, 153);
+    randomize_parameters(**h, 153);
   }
   hgtest::check_close(top(y, x, y), dense(y, x, y), 1e-12, 1e-14, "top-K, K = S");
   // Top-2 keeps two stored patterns per query in every update.
   top->options.separation(nn::SeparationOptions(nn::SeparationKind::TopK).top_k(2));
   nn::Hopfield top2(top->options);
   top2->to(hg::kFloat64);
-  randomize(*top2, 153);
+  randomize_parameters(*top2, 153);
   auto r = top2->associate(y, x, y, nn::AssociateOptions().return_association(true));
   Tensor nonzero = hg::sum(hg::gt(r.association, 0.0).to(hg::kFloat64), {-1});
   CHECK(hg::max_abs_diff(nonzero, hg::full(nonzero.sizes(), 2.0, hg::kFloat64)) == 0.0);
@@ -604,7 +567,7 @@ TEST_CASE("hopfield: any separation through the layer; top-K with K = S equals s
 TEST_CASE("hopfield: dropout once on the final association, training mode only") {
   nn::Hopfield hopfield(plain(4).num_heads(2).dropout(0.5).update_steps_max(1).update_steps_eps(1e-12));
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 161);
+  randomize_parameters(*hopfield, 161);
   Tensor x = normal64({2, 3, 4}, 162);
   hopfield->eval();
   auto clean = hopfield->associate(x, x, x, nn::AssociateOptions().return_association(true).return_projected_patterns(true));
@@ -715,7 +678,7 @@ TEST_CASE("hopfield: LwPF forgetting inside the layer — D′ from the last upd
   nn::Hopfield hopfield(plain(4).num_heads(2).update_steps_max(1).update_steps_eps(1e-12).separation(
       nn::SeparationOptions().forgetting(forgetting)));
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 171, 1.0);
+  randomize_parameters(*hopfield, 171, 1.0);
   hopfield->eval();  // no threshold noise
   Tensor x = normal64({2, 3, 4}, 172), y = normal64({2, 6, 4}, 173);
   auto r = hopfield->associate(y, x, y, nn::AssociateOptions().return_association(true).return_projected_patterns(true));
@@ -740,7 +703,7 @@ TEST_CASE("hopfield: a feature separation updates the state with the kernel asso
   nn::Hopfield hopfield(plain(4).num_heads(2).update_steps_max(2).update_steps_eps(1e-12).separation(
       nn::SeparationOptions(nn::SeparationKind::Linear)));
   hopfield->to(hg::kFloat64);
-  randomize(*hopfield, 181);
+  randomize_parameters(*hopfield, 181);
   Tensor x = normal64({2, 3, 4}, 182), y = normal64({2, 5, 4}, 183);
   auto r = hopfield->associate(y, x, y, nn::AssociateOptions().return_association(true).return_projected_patterns(true));
   CHECK(r.update_steps == std::vector<int64_t>{2, 2});

@@ -38,13 +38,8 @@ DeepRCOptions tiny(double reduction = 1.0) {
       .sequence_reduction(reduction);
 }
 
-/// Fills every parameter with N(0, scale²) values from a fixed seed (DeepRC's own init is tiny: 1/√(fan product)).
-void randomize(nn::Module& module, uint64_t seed, double scale = 0.5) {
-  hg::NoGradGuard no_grad;
-  hg::Generator gen(seed);
-  for (const auto& [name, p] : module.named_parameters())
-    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
-}
+using hgtest::check_parameter_gradients;
+using hgtest::randomize_parameters;
 
 /// bool [B, N] padding mask from each bag's size.
 Tensor mask_from_sizes(const std::vector<int64_t>& sizes, int64_t n) {
@@ -58,37 +53,6 @@ Tensor mask_from_sizes(const std::vector<int64_t>& sizes, int64_t n) {
 void check_sums_to_one(const Tensor& attention) {
   for (double total : hg::sum(attention, {1}).to(hg::kFloat64).to_vector<double>())
     CHECK(total == doctest::Approx(1.0).epsilon(1e-6));
-}
-
-/// Central differences of L = Σ W ⊙ f() for every parameter element (float64), against backward.
-void check_parameter_gradients(nn::Module& module, const std::function<Tensor()>& f, double eps = 1e-6,
-                               double atol = 1e-6, double rtol = 1e-4) {
-  module.zero_grad();
-  Tensor out = f();
-  Tensor w = hgtest::uniform(out.sizes(), 0.5, 1.5, 99);
-  hg::sum(out * w).backward();
-  hg::NoGradGuard no_grad;
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (!p.requires_grad()) continue;
-    REQUIRE(p.dtype() == hg::kFloat64);
-    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
-                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
-    double* data = p.data_ptr<double>();
-    int64_t bad = 0;
-    std::string first;
-    for (int64_t j = 0; j < p.numel(); ++j) {
-      const double original = data[j];
-      data[j] = original + eps;
-      const double plus = hg::sum(f() * w).item<double>();
-      data[j] = original - eps;
-      const double minus = hg::sum(f() * w).item<double>();
-      data[j] = original;
-      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
-      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
-        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
-    }
-    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
-  }
 }
 
 }  // namespace
@@ -120,7 +84,7 @@ TEST_CASE("deeprc: paper defaults (spec E.3) and output shapes") {
 TEST_CASE("deeprc: attention weights are a distribution over each bag's real sequences") {
   DeepRC model(tiny());
   model->to(hg::kFloat64);
-  randomize(*model, 1);
+  randomize_parameters(*model, 1);
   Tensor x = hgtest::uniform({3, 6, 7, 5}, -1, 1, 11);
   Tensor mask = mask_from_sizes({6, 3, 1}, 6);
   auto out = model(x, mask);
@@ -154,7 +118,7 @@ TEST_CASE("deeprc: padding invariance (padded sequences change nothing, whatever
     CAPTURE(reduction);
     DeepRC model(tiny(reduction));
     model->to(hg::kFloat64);
-    randomize(*model, 2);
+    randomize_parameters(*model, 2);
     Tensor bag = hgtest::uniform({1, 4, 6, 5}, -1, 1, 21);
     // Two padded sequences holding large garbage: the mask must keep them out of the reduction and the pooling.
     Tensor padded = hg::cat({bag, hgtest::uniform({1, 2, 6, 5}, 5, 9, 22)}, 1);
@@ -175,7 +139,7 @@ TEST_CASE("deeprc: padding invariance (padded sequences change nothing, whatever
 TEST_CASE("deeprc: sequence reduction keeps each bag's top ⌊fraction · n⌋ sequences by attention logit") {
   DeepRC reduced(tiny(0.1)), full(tiny(1.0));
   reduced->to(hg::kFloat64);
-  randomize(*reduced, 3);
+  randomize_parameters(*reduced, 3);
   full->to(hg::kFloat64);
   {  // the same weights in both
     hg::NoGradGuard no_grad;
@@ -231,7 +195,7 @@ TEST_CASE("deeprc gradchecks: inputs (non-contiguous) and parameters, with and w
     CAPTURE(reduction);
     DeepRC model(tiny(reduction));
     model->to(hg::kFloat64);
-    randomize(*model, 4);
+    randomize_parameters(*model, 4);
     Tensor mask = mask_from_sizes({4, 2}, 4);
     // Stored as [B, N, F, L] and transposed inside: the model sees a non-contiguous [B, N, L, F].
     Tensor x = hgtest::uniform({2, 4, 5, 4}, -1, 1, 41);
@@ -248,7 +212,7 @@ TEST_CASE("deeprc: other separations and LwPF forgetting per bag") {
   SUBCASE("sparsemax: sparse weights summing to 1 over real sequences") {
     DeepRC model(tiny().separation(nn::SeparationKind::Sparsemax));
     model->to(hg::kFloat64);
-    randomize(*model, 5, 2.0);
+    randomize_parameters(*model, 5, 2.0);
     auto out = model(x, mask);
     check_sums_to_one(out.attention);
     CHECK(hg::min(out.attention).item<double>() >= 0.0);
@@ -257,7 +221,7 @@ TEST_CASE("deeprc: other separations and LwPF forgetting per bag") {
   SUBCASE("PFU: the median is each bag's (B.3), so a bag's output does not depend on the others") {
     DeepRC model(tiny().forgetting(nn::ForgettingOptions(nn::ForgettingKind::PFU)));
     model->to(hg::kFloat64);
-    randomize(*model, 6);
+    randomize_parameters(*model, 6);
     model->eval();  // no threshold noise
     auto both = model(x, mask);
     auto first = model(x.narrow(0, 0, 1), mask.narrow(0, 0, 1));
@@ -313,7 +277,7 @@ TEST_CASE("deeprc: a short training run on implanted-motif repertoires lowers th
 HG_BACKEND_TEST(deeprc_forward_backward) {
   hg::manual_seed(0);
   DeepRC model(tiny(0.5));
-  randomize(*model, 8);
+  randomize_parameters(*model, 8);
   model->to(device);
   Tensor x = hgtest::uniform({2, 6, 7, 5}, -1, 1, 61).to(hg::kFloat32).to(device);
   Tensor mask = mask_from_sizes({6, 3}, 6).to(device);

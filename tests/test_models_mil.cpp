@@ -32,44 +32,8 @@ Tensor padding_for(const std::vector<int64_t>& sizes, int64_t n) {
   return hg::from_vector(mask, {static_cast<int64_t>(sizes.size()), n});
 }
 
-/// Every parameter N(0, scale²) from a fixed seed, so tests do not depend on the initialisers.
-void randomize(nn::Module& module, uint64_t seed, double scale = 0.5) {
-  hg::NoGradGuard no_grad;
-  hg::Generator gen(seed);
-  for (const auto& [name, p] : module.named_parameters())
-    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
-}
-
-/// Central differences of Σ W ⊙ f() for every parameter element against backward (float64 modules).
-void check_parameter_gradients(nn::Module& module, const std::function<Tensor()>& f, double eps = 1e-6,
-                               double atol = 1e-6, double rtol = 1e-4) {
-  module.zero_grad();
-  Tensor out = f();
-  Tensor w = hgtest::uniform(out.sizes(), 0.5, 1.5, 99);
-  hg::sum(out * w).backward();
-  hg::NoGradGuard no_grad;
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (!p.requires_grad()) continue;
-    REQUIRE(p.dtype() == hg::kFloat64);
-    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
-                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
-    double* data = p.data_ptr<double>();
-    int64_t bad = 0;
-    std::string first;
-    for (int64_t j = 0; j < p.numel(); ++j) {
-      const double original = data[j];
-      data[j] = original + eps;
-      const double plus = hg::sum(f() * w).item<double>();
-      data[j] = original - eps;
-      const double minus = hg::sum(f() * w).item<double>();
-      data[j] = original;
-      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
-      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
-        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
-    }
-    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
-  }
-}
+using hgtest::check_parameter_gradients;
+using hgtest::randomize_parameters;
 
 /// The four models on d = 5 features, tiny, for the generic tests.
 struct Named {
@@ -159,7 +123,7 @@ TEST_CASE("attention mil: weights are softmax(wᵀ tanh(V h)) (gated: ⊙ sigmoi
     CAPTURE(gated);
     models::AttentionMIL m(models::AttentionMILOptions(3).attention_size(2).gated(gated));
     m->to(hg::kFloat64);
-    randomize(*m, 4);
+    randomize_parameters(*m, 4);
     Tensor x = normal64({1, 4, 3}, 5);
     Tensor mask = padding_for({3}, 4);
     models::MILOutput out = m(x, mask);
@@ -182,7 +146,7 @@ TEST_CASE("mil models: float64 gradchecks in the instances (non-contiguous) and 
     CAPTURE(m.what);
     m.module->to(hg::kFloat64);
     m.module->eval();  // dropout off: a deterministic function
-    randomize(*m.module, 6);
+    randomize_parameters(*m.module, 6);
     // Instances given as [B, d, N], transposed inside: the models see non-contiguous bags.
     auto f = [&](const Tensors& t) { return m.forward(t[0].transpose(1, 2), mask).logits; };
     hgtest::gradcheck(f, {normal64({2, 5, 3}, 7)});
@@ -193,11 +157,11 @@ TEST_CASE("mil models: float64 gradchecks in the instances (non-contiguous) and 
   models::HopfieldMIL sparse(models::HopfieldMILOptions(5).embedding({4}).num_heads(1).head_size(3).separation(
       nn::SeparationOptions(nn::SeparationKind::Entmax15)));
   sparse->to(hg::kFloat64);
-  randomize(*sparse, 9);
+  randomize_parameters(*sparse, 9);
   hgtest::gradcheck([&](const Tensors& t) { return sparse(t[0], mask).logits; }, {normal64({2, 3, 5}, 10)});
   models::AttentionMIL gated(models::AttentionMILOptions(5).gated(true).attention_size(3));
   gated->to(hg::kFloat64);
-  randomize(*gated, 11);
+  randomize_parameters(*gated, 11);
   hgtest::gradgradcheck([&](const Tensors& t) { return gated(t[0], mask).logits; }, {normal64({2, 3, 5}, 12)});
 }
 
@@ -244,7 +208,7 @@ HG_BACKEND_TEST(mil_models_forward_backward) {
   Tensors results;
   for (auto& m : zoo.all()) {
     m.module->eval();
-    randomize(*m.module, 16);
+    randomize_parameters(*m.module, 16);
     m.module->to(device);
     m.module->zero_grad();
     models::MILOutput out = m.forward(x, mask);

@@ -27,45 +27,8 @@ Tensor normal64(hg::IntArrayRef shape, uint64_t seed, double scale = 1.0) {
   return hg::randn(shape, hg::TensorOptions(hg::kFloat64), &gen) * scale;
 }
 
-/// Fills every parameter with N(0, scale²) values from a fixed seed.
-void randomize(nn::Module& module, uint64_t seed, double scale = 0.5) {
-  hg::NoGradGuard no_grad;
-  hg::Generator gen(seed);
-  for (const auto& [name, p] : module.named_parameters())
-    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
-}
-
-/// Central differences of L = Σ W ⊙ f() in every element of every trainable parameter (float64) against
-/// backward.
-void check_parameter_gradients(nn::Module& module, const std::function<Tensor()>& f) {
-  constexpr double eps = 1e-6, atol = 1e-6, rtol = 1e-4;
-  module.zero_grad();
-  Tensor out = f();
-  Tensor w = hgtest::uniform(out.sizes(), 0.5, 1.5, 99);
-  hg::sum(out * w).backward();
-  hg::NoGradGuard no_grad;
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (!p.requires_grad()) continue;
-    REQUIRE(p.dtype() == hg::kFloat64);
-    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
-                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
-    double* data = p.data_ptr<double>();
-    int64_t bad = 0;
-    std::string first;
-    for (int64_t j = 0; j < p.numel(); ++j) {
-      const double original = data[j];
-      data[j] = original + eps;
-      const double plus = hg::sum(f() * w).item<double>();
-      data[j] = original - eps;
-      const double minus = hg::sum(f() * w).item<double>();
-      data[j] = original;
-      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
-      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
-        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
-    }
-    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
-  }
-}
+using hgtest::check_parameter_gradients;
+using hgtest::randomize_parameters;
 
 /// A tiny BITModel: 4 bits, 2 heads of width 3, β 0.7, the given separation; float64, eval mode (no dropout).
 models::BITModel tiny_bit_model(const nn::SeparationOptions& separation, int64_t update_steps = 1,
@@ -79,7 +42,7 @@ models::BITModel tiny_bit_model(const nn::SeparationOptions& separation, int64_t
                                                                 .num_pattern(num_pattern)
                                                                 .separation(separation)));
   model->to(hg::kFloat64);
-  randomize(*model, 21);
+  randomize_parameters(*model, 21);
   model->eval();
   return model;
 }
@@ -217,7 +180,7 @@ TEST_CASE("MNISTModel: shapes for every pooling kind, masks, gradchecks") {
   models::MNISTModel tiny(models::MNISTModelOptions().input_size(6).pooling(
       models::PoolingOptions(4).num_heads(2).scale(0.9).num_pattern(2).dropout(0.0)));
   tiny->to(hg::kFloat64);
-  randomize(*tiny, 51);
+  randomize_parameters(*tiny, 51);
   tiny->eval();
   Tensor mask = hg::from_vector(std::vector<bool>{false, false, true, false, false, false}, {2, 3});
   hgtest::gradcheck([&](const Tensors& t) { return tiny(t[0].transpose(0, 1).reshape({2, 3, 2, 3}), mask); },
@@ -230,7 +193,7 @@ HG_BACKEND_TEST(mnist_model_padding_is_ignored) {
   models::MNISTModel model(models::MNISTModelOptions().input_size(6).pooling(
       models::PoolingOptions(4).num_heads(2).scale(0.9).num_pattern(2).dropout(0.0)));
   model->to(device, hg::kFloat64);
-  randomize(*model, 61);
+  randomize_parameters(*model, 61);
   model->eval();
   Tensor x = normal64({2, 4, 6}, 62).to(device);
   Tensor mask = hg::from_vector(std::vector<bool>{false, false, true, true, false, false, false, false}, {2, 4})
@@ -282,7 +245,7 @@ TEST_CASE("BitPatternNet: the six demo networks, shapes, lookup initialisation, 
     models::BitPatternNet net(models::BitPatternNetOptions(kind).num_bits(4).num_instances(3).quantity(5));
     CHECK(net(hg::randn({2, 3, 4})).sizes() == hg::Shape{2});
     net->to(hg::kFloat64);
-    randomize(*net, 71);
+    randomize_parameters(*net, 71);
     net->eval();
     hgtest::gradcheck([&](const Tensors& t) { return net(t[0].transpose(0, 1)); }, {normal64({3, 2, 4}, 72)});
   }

@@ -28,44 +28,8 @@ nn::SeparationOptions lwpf() {
   return nn::SeparationOptions().forgetting(nn::ForgettingOptions(nn::ForgettingKind::PFU));
 }
 
-/// Every parameter ~ N(0, scale²) from a fixed seed, so the checks do not sit at timm's near-zero init.
-void randomize(nn::Module& module, uint64_t seed, double scale = 0.5) {
-  hg::NoGradGuard no_grad;
-  hg::Generator gen(seed);
-  for (const auto& [name, p] : module.named_parameters())
-    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
-}
-
-/// Central differences of Σ W ⊙ f() with respect to every parameter element (float64), against backward.
-void check_parameter_gradients(nn::Module& module, const std::function<Tensor()>& f, double eps = 1e-6,
-                               double atol = 1e-6, double rtol = 1e-4) {
-  module.zero_grad();
-  Tensor out = f();
-  Tensor w = hgtest::uniform(out.sizes(), 0.5, 1.5, 99);
-  hg::sum(out * w).backward();
-  hg::NoGradGuard no_grad;
-  for (const auto& [name, p] : module.named_parameters()) {
-    if (!p.requires_grad()) continue;
-    REQUIRE(p.dtype() == hg::kFloat64);
-    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
-                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
-    double* data = p.data_ptr<double>();
-    int64_t bad = 0;
-    std::string first;
-    for (int64_t j = 0; j < p.numel(); ++j) {
-      const double original = data[j];
-      data[j] = original + eps;
-      const double plus = hg::sum(f() * w).item<double>();
-      data[j] = original - eps;
-      const double minus = hg::sum(f() * w).item<double>();
-      data[j] = original;
-      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
-      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
-        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
-    }
-    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
-  }
-}
+using hgtest::check_parameter_gradients;
+using hgtest::randomize_parameters;
 
 /// n images [n, c, s, s] whose class (of `classes`) is the quadrant holding a bright square, plus noise.
 std::pair<Tensor, Tensor> quadrant_images(int64_t n, int64_t c, int64_t s, int64_t classes, uint64_t seed) {
@@ -184,7 +148,7 @@ TEST_CASE("ViT gradcheck (float64): images non-contiguous, and every parameter; 
     models::ViT vit(o);
     vit->to(hg::kFloat64);
     vit->eval();  // no LwPF noise
-    randomize(*vit, 21);
+    randomize_parameters(*vit, 21);
     // Images given as [N, C, W, H] and transposed: a non-contiguous input.
     hgtest::gradcheck([&](const hg::Tensors& t) { return vit(t[0].transpose(2, 3)); },
                       {hgtest::uniform({2, 2, 4, 4}, -1, 1, 3)});
@@ -263,7 +227,7 @@ TEST_CASE("ViH and DeepViH gradcheck (float64): images non-contiguous, and every
     CAPTURE(memory == models::HopfieldMemory::UMHN);
     models::ViH vih(tiny_vih(memory));
     vih->to(hg::kFloat64);
-    randomize(*vih, 31);
+    randomize_parameters(*vih, 31);
     hgtest::gradcheck([&](const hg::Tensors& t) { return vih(t[0].transpose(2, 3)); },
                       {hgtest::uniform({2, 2, 4, 4}, -1, 1, 6)});
     Tensor images = hgtest::uniform({2, 2, 4, 4}, -1, 1, 7);
@@ -272,7 +236,7 @@ TEST_CASE("ViH and DeepViH gradcheck (float64): images non-contiguous, and every
     models::DeepViH deep(tiny_vih(memory));
     deep->to(hg::kFloat64);
     deep->eval();  // no MLP dropout
-    randomize(*deep, 32);
+    randomize_parameters(*deep, 32);
     hgtest::gradcheck([&](const hg::Tensors& t) { return deep(t[0].transpose(2, 3)); },
                       {hgtest::uniform({2, 2, 4, 4}, -1, 1, 8)});
     check_parameter_gradients(*deep, [&] { return deep(images); });

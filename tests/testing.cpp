@@ -9,6 +9,43 @@ hg::Tensor uniform(hg::IntArrayRef shape, double lo, double hi, uint64_t seed) {
   return hg::rand(shape, hg::kFloat64, &gen) * (hi - lo) + lo;
 }
 
+void randomize_parameters(hg::nn::Module& module, uint64_t seed, double scale) {
+  hg::NoGradGuard no_grad;
+  hg::Generator gen(seed);
+  for (const auto& [name, p] : module.named_parameters())
+    p.copy_(hg::randn(p.sizes(), hg::TensorOptions(p.dtype()).device(p.device()), &gen) * scale);
+}
+
+void check_parameter_gradients(hg::nn::Module& module, const std::function<hg::Tensor()>& f, double eps, double atol,
+                               double rtol) {
+  module.zero_grad();
+  hg::Tensor out = f();
+  hg::Tensor w = uniform(out.sizes(), 0.5, 1.5, 99);
+  hg::sum(out * w).backward();
+  hg::NoGradGuard no_grad;
+  for (const auto& [name, p] : module.named_parameters()) {
+    if (!p.requires_grad()) continue;
+    REQUIRE(p.dtype() == hg::kFloat64);
+    std::vector<double> analytic = p.grad().defined() ? p.grad().to_vector<double>()
+                                                      : std::vector<double>(static_cast<size_t>(p.numel()), 0.0);
+    double* data = p.data_ptr<double>();
+    int64_t bad = 0;
+    std::string first;
+    for (int64_t j = 0; j < p.numel(); ++j) {
+      const double original = data[j];
+      data[j] = original + eps;
+      const double plus = hg::sum(f() * w).item<double>();
+      data[j] = original - eps;
+      const double minus = hg::sum(f() * w).item<double>();
+      data[j] = original;
+      const double numeric = (plus - minus) / (2 * eps), a = analytic[static_cast<size_t>(j)];
+      if (!(std::abs(a - numeric) <= atol + rtol * std::abs(numeric)) && bad++ == 0)
+        first = fmt::format("element {}: backward {}, finite difference {}", j, a, numeric);
+    }
+    CHECK_MESSAGE(bad == 0, "parameter ", name, ": ", bad, " mismatches; first ", first);
+  }
+}
+
 bool has_cuda() { return hg::cuda_is_available(); }
 
 void check_close(const hg::Tensor& got, const hg::Tensor& expected, double rtol, double atol, const std::string& what) {

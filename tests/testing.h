@@ -32,6 +32,15 @@ void gradgradcheck(const std::function<hg::Tensor(const hg::Tensors&)>& f, hg::T
 /// A float64 CPU tensor of the given shape with values uniform in [lo, hi), from a fixed seed.
 hg::Tensor uniform(hg::IntArrayRef shape, double lo = -1.0, double hi = 1.0, uint64_t seed = 7);
 
+/// Fills every parameter of `module` with N(0, scale²) values from a fixed seed, so gradient checks do not sit
+/// at an initialiser's near-zero values.
+void randomize_parameters(hg::nn::Module& module, uint64_t seed, double scale = 0.5);
+
+/// gradcheck for a module's parameters: central differences of L = Σ W ⊙ f() in every element of every trainable
+/// parameter (float64) against backward, reporting the first mismatching element of each parameter.
+void check_parameter_gradients(hg::nn::Module& module, const std::function<hg::Tensor()>& f, double eps = 1e-6,
+                               double atol = 1e-6, double rtol = 1e-4);
+
 /// True when CUDA tests can run (a CUDA build and at least one GPU).
 bool has_cuda();
 

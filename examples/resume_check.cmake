@@ -1,14 +1,15 @@
-# Resuming train_mlp from its checkpoint gives the losses of an uninterrupted run: runs the program straight
-# through, then again stopped half-way and resumed, and compares the two CSV logs row by row (every column but
-# the wall-clock seconds).
-#   cmake -DPROGRAM=<train_mlp> -DWORK_DIR=<dir> -P resume_check.cmake
-set(common --dataset=spirals --points-per-class=500 --epochs=4 --threads=1 --no-progress)
+# Resuming an example from its checkpoint gives the losses of an uninterrupted run: runs the program straight
+# through, then again stopped after epoch STOP_AFTER and resumed with --resume, and compares the two CSV logs row
+# by row (every column but the last, the wall-clock seconds).
+#   cmake -DPROGRAM=<program> -DARGS="<flags, ending with --epochs=N>" -DEPOCHS=<N> -DSTOP_AFTER=<k>
+#         -DCSV=<log file name> -DWORK_DIR=<dir> -P resume_check.cmake
+separate_arguments(common UNIX_COMMAND "${ARGS}")
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${PROGRAM} ${common} --out-dir=${WORK_DIR}/straight RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the uninterrupted run failed (exit ${rc})")
 endif()
-execute_process(COMMAND ${PROGRAM} ${common} --stop-after=2 --out-dir=${WORK_DIR}/resumed RESULT_VARIABLE rc)
+execute_process(COMMAND ${PROGRAM} ${common} --stop-after=${STOP_AFTER} --out-dir=${WORK_DIR}/resumed RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the interrupted run failed (exit ${rc})")
 endif()
@@ -16,14 +17,15 @@ execute_process(COMMAND ${PROGRAM} ${common} --resume --out-dir=${WORK_DIR}/resu
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the resumed run failed (exit ${rc})")
 endif()
-file(STRINGS ${WORK_DIR}/straight/train_mlp.csv straight)
-file(STRINGS ${WORK_DIR}/resumed/train_mlp.csv resumed)
+file(STRINGS ${WORK_DIR}/straight/${CSV} straight)
+file(STRINGS ${WORK_DIR}/resumed/${CSV} resumed)
 list(LENGTH straight n_straight)
 list(LENGTH resumed n_resumed)
-if(NOT n_straight EQUAL 5 OR NOT n_resumed EQUAL 5)
-  message(FATAL_ERROR "expected a header and 4 epochs in both logs, got ${n_straight} and ${n_resumed} lines")
+math(EXPR lines "${EPOCHS} + 1")
+if(NOT n_straight EQUAL lines OR NOT n_resumed EQUAL lines)
+  message(FATAL_ERROR "expected a header and ${EPOCHS} epochs in both logs, got ${n_straight} and ${n_resumed} lines")
 endif()
-foreach(i RANGE 0 4)
+foreach(i RANGE 0 ${EPOCHS})
   list(GET straight ${i} a)
   list(GET resumed ${i} b)
   string(REGEX REPLACE ",[^,]*$" "" a "${a}")  # drop the seconds column
@@ -32,4 +34,4 @@ foreach(i RANGE 0 4)
     message(FATAL_ERROR "line ${i} differs:\n  uninterrupted: ${a}\n  resumed:       ${b}")
   endif()
 endforeach()
-message(STATUS "resumed run matches the uninterrupted one: ${straight}")
+message(STATUS "the resumed run matches the uninterrupted one")

@@ -189,7 +189,7 @@ int train(const Options& opt) {
     train_loss = log.column("train_loss").back();
     seconds = log.column("seconds").back();
   }
-  Evaluation val = evaluate(model, val_x, val_y);
+  Evaluation val;
   for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {
     const double lr = optimizer.lr(0);
     hg::train::ProgressBar bar(fmt::format("epoch {}/{}", epoch, opt.common.epochs), loader.size(), show_progress);
@@ -237,6 +237,7 @@ int train(const Options& opt) {
     }
   }
 
+  if (!val.logits.defined()) val = evaluate(model, val_x, val_y);  // resumed after the last epoch: no epoch ran
   const double val_accuracy = hg::metrics::accuracy(val.logits, val_y);
   fmt::print("final: loss {:.4f} (first epoch {:.4f}); held out: accuracy {:.2f}%, balanced accuracy {:.2f}%, "
              "macro F1 {:.4f}\n",

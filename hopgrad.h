@@ -12,6 +12,7 @@
 #include <hopgrad/core/print.h>
 #include <hopgrad/core/shape.h>
 #include <hopgrad/core/tensor.h>
+#include <hopgrad/core/threads.h>
 
 #include <hopgrad/autograd/engine.h>
 #include <hopgrad/autograd/grad_mode.h>

@@ -1,0 +1,30 @@
+// mlp_small: one training step of a 784→256→10 MLP on a batch of 128, cross-entropy, Adam
+// (../shared/docs/benchmarks.md workload 6). Small enough that per-op framework cost shows.
+// PyTorch twin: bench/torch/mlp_small.py.
+#include <memory>
+
+#include <hopgrad/hopgrad.h>
+
+#include "workload.h"
+
+namespace nn = hg::nn;
+
+int main(int argc, char** argv) {
+  return hgbench::run_workload(argc, argv, {"mlp_small", "784→256→10 MLP, ReLU, batch 128, cross-entropy, Adam"},
+                               [](hg::Generator& gen) -> hgbench::Step {
+    constexpr int64_t kBatch = 128, kIn = 784, kHidden = 256, kClasses = 10;
+    nn::Sequential model(nn::Linear(kIn, kHidden), nn::ReLU(), nn::Linear(kHidden, kClasses));
+    // shared: the step is a copyable std::function, and every copy must drive the same optimizer state.
+    auto optimizer = std::make_shared<hg::optim::Adam>(model->parameters(), hg::optim::AdamOptions(1e-3));
+    hg::Tensor x = hg::randn({kBatch, kIn}, {}, &gen);
+    hg::Tensor y = hg::randint(0, kClasses, {kBatch}, hg::kInt64, &gen);
+    auto step = [=] {
+      optimizer->zero_grad();
+      hg::cross_entropy(model->forward(x), y).backward();
+      optimizer->step();
+    };
+    // Forward GEMMs 2·B·(784·256 + 256·10); backward twice that (input and weight gradients).
+    const double flops = 3 * 2.0 * kBatch * (kIn * kHidden + kHidden * kClasses);
+    return {step, flops};
+  });
+}

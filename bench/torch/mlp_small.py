@@ -1,0 +1,27 @@
+#!/usr/bin/python3
+"""mlp_small: one training step of a 784→256→10 MLP on a batch of 128, cross-entropy, Adam
+(../shared/docs/benchmarks.md workload 6); the twin of bench/mlp_small.cpp."""
+import sys
+
+import torch
+from harness import run_workload
+
+BATCH, IN, HIDDEN, CLASSES = 128, 784, 256, 10
+
+
+def make(gen):
+    model = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, CLASSES))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.randn(BATCH, IN, generator=gen)
+    y = torch.randint(0, CLASSES, (BATCH,), generator=gen)
+
+    def step():
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return step, 3 * 2.0 * BATCH * (IN * HIDDEN + HIDDEN * CLASSES)
+
+
+if __name__ == "__main__":
+    sys.exit(run_workload("mlp_small", "784→256→10 MLP, ReLU, batch 128, cross-entropy, Adam", make))

@@ -19,12 +19,18 @@
 //   bit_pattern --epochs=250 --lr=1e-3 --seeds=5     # the demo's length and learning rate (G.2)
 //   bit_pattern --setting=nonparametric --nets=np_softmax,np_sparsemax --epochs=300 --seeds=15 --lr=1e-3
 //
-// Writes <out-dir>/bit_pattern.csv (one row per network, LwPF, seed and epoch) and <out-dir>/bit_pattern.svg
-// (training loss and eval accuracy per network, mean over seeds). Exits 2 when a loss is not finite and 3 when
-// the best network's mean final eval accuracy is below --min-accuracy.
+// Writes <out-dir>/bit_pattern.csv (one row per network, LwPF, seed and epoch), <out-dir>/bit_pattern.svg
+// (training loss and eval accuracy per network, mean over seeds), <out-dir>/bit_pattern_results.csv (the printed
+// table) and a checkpoint per run, bit_pattern_<net>[_lwpf]_s<seed>.ckpt (model, AdamW, data order, generator
+// after each epoch). --resume continues the run in --out-dir: finished runs are read back from the log, the
+// interrupted one continues from its checkpoint, with the uninterrupted run's numbers (ctest -R
+// bit_pattern_resume). Exits 2 when a loss is not finite and 3 when the best network's mean final eval accuracy
+// is below --min-accuracy.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -57,6 +63,8 @@ struct Options {
   double weight_decay = 0.01;
   double clip = 1.0;
   double min_accuracy = 0.0;
+  bool resume = false;     ///< continue <out-dir>: finished runs from the log, the interrupted one from its checkpoint
+  int64_t stop_after = 0;  ///< stop (as if interrupted) after this many epochs, counted over the runs; 0: never
 };
 
 /// The data and split of one setting.
@@ -159,12 +167,59 @@ struct Run {
   std::vector<double> train_loss, eval_accuracy;
 };
 
-std::string mean_std(const std::vector<double>& v) {
+/// Mean and sample standard deviation (ddof 1; 0 for one value).
+struct MeanStd {
+  double mean = 0, sd = 0;
+};
+MeanStd mean_std(const std::vector<double>& v) {
   const double mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
   double var = 0;
   for (double x : v) var += (x - mean) * (x - mean);
-  const double sd = v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0;
-  return fmt::format("{:6.2f} ± {:4.2f}", 100 * mean, 100 * sd);
+  return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
+}
+
+/// The settings a resumed run must share with the run it continues (JSON; also in every checkpoint).
+std::string config_json(const Options& opt) {
+  return fmt::format(R"({{"setting": "{}", "nets": "{}", "lwpf": "{}", "seeds": {}, "instances": {}, )"
+                     R"("weight_decay": {}, "clip": {}, "epochs": {}, "batch_size": {}, "lr": {}, "seed": {}}})",
+                     opt.setting, opt.nets, opt.lwpf, opt.seeds, opt.instances, opt.weight_decay, opt.clip,
+                     opt.common.epochs, opt.common.batch_size, opt.common.lr, opt.common.seed);
+}
+
+/// A fresh run records its settings in `path`; a resumed one must find the same settings there, so that the
+/// log and the checkpoints it continues belong to the same experiment.
+void check_resume_config(const fs::path& path, const std::string& config, bool resume) {
+  if (resume && fs::exists(path)) {
+    std::ifstream in(path);
+    const std::string recorded((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    HG_CHECK(recorded == config, "bit_pattern: --resume: {} was written by a run with other settings:\n  recorded: "
+             "{}\n  this run: {}", path.string(), recorded, config);
+    return;
+  }
+  HG_CHECK(!resume, "bit_pattern: --resume: there is no {} (no run to continue in this --out-dir)", path.string());
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << config;
+}
+
+/// The printed result table, one row per printed row, for scripts/make_results.py (RFC 4180 quoting), written
+/// to a temporary file and renamed so that a reader never sees half of it.
+void write_results_csv(const fs::path& path, const std::vector<std::vector<std::string>>& rows) {
+  auto quoted = [](const std::string& cell) {
+    if (cell.find_first_of(",\"\n") == std::string::npos) return cell;
+    std::string out = "\"";
+    for (char c : cell) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+  };
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << quoted(row[i]);
+      out << '\n';
+    }
+    HG_CHECK(out.good(), "bit_pattern: could not write {}", tmp.string());
+  }
+  fs::rename(tmp, path);
 }
 
 int run(const Options& opt) {
@@ -188,9 +243,14 @@ int run(const Options& opt) {
              data.description, nets.size(), opt.seeds, opt.common.epochs, opt.common.lr, opt.weight_decay,
              opt.common.batch_size, opt.clip, device);
 
+  // The log is the record of every run: --resume reads finished runs back from it and continues the interrupted
+  // one from its checkpoint.
+  const std::string config = config_json(opt);
+  check_resume_config(opt.common.out_dir / "bit_pattern_config.json", config, opt.resume);
   const fs::path csv_path = opt.common.out_dir / "bit_pattern.csv", svg_path = opt.common.out_dir / "bit_pattern.svg";
   hg::train::CsvLog log(csv_path, {"net", "lwpf", "seed", "epoch", "train_loss", "train_accuracy", "eval_accuracy",
-                                   "seconds"});
+                                   "seconds"},
+                        opt.resume);
   std::vector<std::vector<Run>> runs(nets.size());
   hg::train::Panel loss_panel{"train loss", {}}, accuracy_panel{"eval accuracy", {}};
   const bool show_progress = opt.common.show_progress();
@@ -198,6 +258,26 @@ int run(const Options& opt) {
     fmt::print("[{}] {}\n", k, nets[k].label());
     for (int s = 0; s < opt.seeds; ++s) {
       const uint64_t seed = opt.common.seed + static_cast<uint64_t>(s);
+      // This run's epochs already in the log (a resumed run).
+      Run r;
+      double seconds = 0;
+      {
+        const std::vector<double> net = log.column("net"), seeds = log.column("seed"),
+                                  loss = log.column("train_loss"), acc = log.column("eval_accuracy"),
+                                  secs = log.column("seconds");
+        for (size_t i = 0; i < net.size(); ++i)
+          if (net[i] == static_cast<double>(k) && seeds[i] == static_cast<double>(seed)) {
+            r.train_loss.push_back(loss[i]);
+            r.eval_accuracy.push_back(acc[i]);
+            seconds = secs[i];
+          }
+      }
+      const int done = static_cast<int>(r.train_loss.size());
+      if (done >= opt.common.epochs) {
+        fmt::print("  seed {}: finished before (--resume): eval {:6.2f}%\n", seed, 100 * r.eval_accuracy.back());
+        runs[k].push_back(std::move(r));
+        continue;
+      }
       hg::manual_seed(seed);  // the initialisation and dropout of this run
       std::function<hg::Tensor(const hg::Tensor&)> net;
       std::shared_ptr<nn::Module> model = build(nets[k], data, net);
@@ -206,9 +286,22 @@ int run(const Options& opt) {
                                  hg::optim::AdamWOptions(opt.common.lr).weight_decay(opt.weight_decay));
       auto loader = hg::data::make_data_loader(
           train_set, hg::data::DataLoaderOptions().batch_size(opt.common.batch_size).shuffle(true).seed(seed));
-      Run r;
-      double seconds = 0;
-      for (int epoch = 1; epoch <= opt.common.epochs; ++epoch) {
+      const fs::path checkpoint_path =
+          opt.common.out_dir / fmt::format("bit_pattern_{}{}_s{}.ckpt", nets[k].name, nets[k].lwpf ? "_lwpf" : "", seed);
+      int start_epoch = 1;
+      if (done > 0) {
+        HG_CHECK(fs::exists(checkpoint_path), "bit_pattern: --resume: {} has {} epochs of {} seed {}, but there is "
+                 "no checkpoint {}", csv_path.string(), done, nets[k].label(), seed, checkpoint_path.string());
+        hg::serialize::TrainingState state = hg::serialize::load(checkpoint_path, *model, &optimizer);
+        HG_CHECK(state.config == config && state.epoch == done,
+                 "bit_pattern: --resume: {} (epoch {}) does not continue the log's {} epochs of this run with these "
+                 "settings", checkpoint_path.string(), state.epoch, done);
+        state.rng.restore();
+        start_epoch = done + 1;
+        loader.set_epoch(state.epoch);  // the next epoch sees the order an uninterrupted run would
+        fmt::print("  seed {}: resuming from {} after epoch {}\n", seed, checkpoint_path.string(), done);
+      }
+      for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {
         model->train();
         hg::train::ProgressBar bar(fmt::format("  seed {} epoch {}/{}", seed, epoch, opt.common.epochs), loader.size(),
                                    show_progress);
@@ -246,6 +339,19 @@ int run(const Options& opt) {
         r.eval_accuracy.push_back(eval_accuracy);
         log.write({static_cast<double>(k), nets[k].lwpf ? 1.0 : 0.0, static_cast<double>(seed),
                    static_cast<double>(epoch), bar.mean_loss(), train_accuracy, eval_accuracy, seconds});
+        hg::serialize::TrainingState state;
+        state.step = epoch * static_cast<int64_t>(loader.size());
+        state.epoch = epoch;
+        state.config = config;
+        state.rng = hg::serialize::RngState::capture();
+        hg::serialize::save(checkpoint_path, *model, &optimizer, state);
+        const int64_t epochs_done = (static_cast<int64_t>(k) * opt.seeds + s) * opt.common.epochs + epoch;
+        if (epochs_done == opt.stop_after &&
+            epochs_done < static_cast<int64_t>(nets.size()) * opt.seeds * opt.common.epochs) {
+          fmt::print("bit_pattern: stopped after epoch {} of {} seed {} (--stop-after); continue with --resume\n",
+                     epoch, nets[k].label(), seed);
+          return 0;
+        }
       }
       runs[k].push_back(std::move(r));
     }
@@ -267,6 +373,8 @@ int run(const Options& opt) {
              opt.seeds);
   fmt::print("| {:<26} | {:>15} | {:>15} | {:>12} |\n", "network", "final", "max over epochs", "paper");
   fmt::print("|{:-<28}|{:-<17}|{:-<17}|{:-<14}|\n", "", "", "", "");
+  std::vector<std::vector<std::string>> table = {
+      {"network", "final_mean", "final_std", "max_mean", "max_std", "seeds", "paper"}};
   double best = 0;
   for (size_t k = 0; k < nets.size(); ++k) {
     std::vector<double> final_acc, max_acc;
@@ -274,11 +382,17 @@ int run(const Options& opt) {
       final_acc.push_back(r.eval_accuracy.back());
       max_acc.push_back(*std::max_element(r.eval_accuracy.begin(), r.eval_accuracy.end()));
     }
-    best = std::max(best, std::accumulate(final_acc.begin(), final_acc.end(), 0.0) / static_cast<double>(opt.seeds));
-    fmt::print("| {:<26} | {:>15} | {:>15} | {:>12} |\n", nets[k].label(), mean_std(final_acc), mean_std(max_acc),
-               "plots only");
+    const MeanStd last = mean_std(final_acc), max = mean_std(max_acc);
+    best = std::max(best, last.mean);
+    auto percent = [](MeanStd m) { return fmt::format("{:6.2f} ± {:4.2f}", 100 * m.mean, 100 * m.sd); };
+    fmt::print("| {:<26} | {:>15} | {:>15} | {:>12} |\n", nets[k].label(), percent(last), percent(max), "plots only");
+    table.push_back({nets[k].label(), fmt::format("{:.4f}", 100 * last.mean), fmt::format("{:.4f}", 100 * last.sd),
+                     fmt::format("{:.4f}", 100 * max.mean), fmt::format("{:.4f}", 100 * max.sd),
+                     std::to_string(opt.seeds), "plots only"});
   }
-  fmt::print("wrote {} and {}\n", csv_path.string(), svg_path.string());
+  const fs::path results_path = opt.common.out_dir / "bit_pattern_results.csv";
+  write_results_csv(results_path, table);
+  fmt::print("wrote {}, {} and {}\n", results_path.string(), csv_path.string(), svg_path.string());
   if (best < opt.min_accuracy) {
     fmt::print(stderr, "bit_pattern: the best mean final eval accuracy {:.2f}% is below --min-accuracy {:.2f}%\n",
                100 * best, 100 * opt.min_accuracy);
@@ -325,6 +439,14 @@ int main(int argc, char** argv) {
                  "fail (exit 3) when the best network's mean final eval accuracy is below this, in [0, 1]")
       ->type_name("X")
       ->check(hg::train::in_range(0, 1));
+  app.add_flag("--resume", opt.resume,
+               "continue the run in --out-dir (same settings): finished runs are read back from bit_pattern.csv, the "
+               "interrupted one continues from its checkpoint");
+  app.add_option("--stop-after", opt.stop_after,
+                 "stop after this many epochs, counted over the runs (network × seed) in order, as if interrupted "
+                 "(0: never)")
+      ->type_name("N")
+      ->check(hg::train::in_range(0, 1e9));
   CLI11_PARSE(app, argc, argv);
   if (opt.setting == "nonparametric" && app.count("--batch-size") == 0) opt.common.batch_size = 128;
   try {

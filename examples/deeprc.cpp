@@ -20,11 +20,18 @@
 //
 // Reports per fold and overall: ROC-AUC, balanced accuracy and F1 (threshold 0.5) on the test fold, beside the
 // paper's AUC; prints the top-attention sequences of test repertoires and, on generated data, how many of them
-// carry the implanted motif. Writes <out-dir>/deeprc_fold<k>.csv and .svg (per-epoch curves).
+// carry the implanted motif. Writes to <out-dir>: deeprc_results.csv (the printed table), deeprc_folds.csv (one
+// row per finished fold), and per fold deeprc_fold<k>.csv and .svg (per-epoch curves, with the attention's
+// support size, gradient norm and motif recovery), deeprc_fold<k>.ckpt (model, Adam, data order and generator
+// after each epoch, written atomically) and deeprc_fold<k>_best.ckpt (the best-validation model). --resume
+// continues the run in --out-dir: finished folds are read back, the interrupted one continues from its
+// checkpoint, and the result is the uninterrupted run's (tested: ctest -R deeprc_resume).
 // Exits with status 2 when training diverges and 3 when the mean test AUC ends below --min-auc.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <numeric>
 #include <optional>
@@ -63,6 +70,8 @@ struct Options {
   int64_t run_folds = 5;
   int64_t top = 5;
   double min_auc = 0.0;
+  bool resume = false;  ///< continue <out-dir>: finished folds from deeprc_folds.csv, the unfinished one from its checkpoint
+  int64_t stop_after = 0;  ///< stop (as if interrupted) after this many epochs, counted over the folds; 0: never
 };
 
 /// Repertoires as bags, their labels and, for generated data, the ground truth of which sequences carry a motif.
@@ -130,6 +139,7 @@ struct Evaluation {
   double loss = 0;
   std::vector<double> scores;  ///< logits
   std::vector<int64_t> labels;
+  std::vector<int64_t> top;    ///< each repertoire's top-attention sequence (index in the repertoire)
 };
 
 /// Mean BCE, logits and labels over some repertoires, one bag at a time with all its sequences (DeepRC's
@@ -141,11 +151,13 @@ Evaluation evaluate(hg::models::DeepRC& model, const hg::data::RepertoireDataset
   Evaluation e;
   for (int64_t i : indices) {
     const hg::data::Bag bag = bags.get(i);
-    const hg::Tensor logit = model(bag.instances.unsqueeze(0).to(device)).logits.reshape({1});
+    const hg::models::DeepRCOutput out = model(bag.instances.unsqueeze(0).to(device));
+    const hg::Tensor logit = out.logits.reshape({1});
     const hg::Tensor label = bag.label.reshape({1}).to(device);
     e.loss += hg::binary_cross_entropy_with_logits(logit, label).item<float>();
     e.scores.push_back(logit.item<float>());
     e.labels.push_back(label.item<float>() > 0.5f);
+    e.top.push_back(hg::argmax(out.attention_logits.reshape({-1}), 0).item<int64_t>());
   }
   model->train();
   e.loss /= static_cast<double>(std::max<size_t>(indices.size(), 1));
@@ -216,16 +228,51 @@ MotifRecovery print_top_sequences(hg::models::DeepRC& model, const Data& data, c
   return recovery;
 }
 
-/// Parameters copied out (and back): the best-validation state restored before testing.
-std::vector<hg::Tensor> snapshot(const hg::models::DeepRC& model) {
-  std::vector<hg::Tensor> copy;
-  for (const hg::Tensor& p : model->parameters()) copy.push_back(p.detach().clone());
-  return copy;
+/// The settings a checkpoint, the folds log and a resumed run must agree on (JSON).
+std::string config_json(const Options& opt) {
+  return fmt::format(
+      R"({{"dataset": "{}", "repertoires": {}, "sequences": {}, "witness_rate": {}, "motifs": {}, "motif_length": {}, )"
+      R"("kernels": {}, "kernel_size": {}, "attention_units": {}, "reduction": {}, "separation": "{}", )"
+      R"("forgetting": "{}", "adam_eps": {}, "folds": {}, "epochs": {}, "batch_size": {}, "lr": {}, "seed": {}}})",
+      opt.dataset, opt.repertoires, opt.sequences, opt.witness_rate, opt.motifs, opt.motif_length, opt.kernels,
+      opt.kernel_size, opt.attention_units, opt.reduction, opt.separation, opt.forgetting, opt.adam_eps, opt.folds,
+      opt.common.epochs, opt.common.batch_size, opt.common.lr, opt.common.seed);
 }
-void restore(hg::models::DeepRC& model, const std::vector<hg::Tensor>& copy) {
-  hg::NoGradGuard no_grad;
-  const hg::Tensors params = model->parameters();
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(copy[i]);
+
+/// A fresh run records its settings in `path`; a resumed one must find the same settings there, so that the
+/// folds log and the checkpoints it continues were written by the same experiment.
+void check_resume_config(const fs::path& path, const std::string& config, bool resume) {
+  if (resume && fs::exists(path)) {
+    std::ifstream in(path);
+    const std::string recorded((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    HG_CHECK(recorded == config, "deeprc: --resume: {} was written by a run with other settings:\n  recorded: {}\n  "
+             "this run: {}", path.string(), recorded, config);
+    return;
+  }
+  HG_CHECK(!resume, "deeprc: --resume: there is no {} (no run to continue in this --out-dir)", path.string());
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << config;
+}
+
+/// The printed result table, one row per printed row, for scripts/make_results.py (RFC 4180 quoting), written
+/// to a temporary file and renamed so that a reader never sees half of it.
+void write_results_csv(const fs::path& path, const std::vector<std::vector<std::string>>& rows) {
+  auto quoted = [](const std::string& cell) {
+    if (cell.find_first_of(",\"\n") == std::string::npos) return cell;
+    std::string out = "\"";
+    for (char c : cell) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + "\"";
+  };
+  const fs::path tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << quoted(row[i]);
+      out << '\n';
+    }
+    HG_CHECK(out.good(), "deeprc: could not write {}", tmp.string());
+  }
+  fs::rename(tmp, path);
 }
 
 struct FoldResult {
@@ -241,6 +288,28 @@ double stddev(const std::vector<double>& v) {  // over folds, ddof 1 (0 for one 
   double ss = 0;
   for (double x : v) ss += (x - m) * (x - m);
   return std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
+/// Share of the positive repertoires among `e` whose top-attention sequence carries the motif (NaN without
+/// ground truth): how well the attention has found the witnesses, epoch by epoch.
+double top_is_witness(const Evaluation& e, const std::vector<int64_t>& indices, const Data& data) {
+  if (data.witnesses.empty()) return NAN;
+  int64_t positives = 0, hits = 0;
+  for (size_t j = 0; j < indices.size(); ++j) {
+    if (e.labels[j] != 1) continue;
+    const auto& w = data.witnesses[static_cast<size_t>(indices[j])];
+    ++positives;
+    hits += std::binary_search(w.begin(), w.end(), e.top[j]);
+  }
+  return positives > 0 ? static_cast<double>(hits) / static_cast<double>(positives) : NAN;
+}
+
+/// ‖∂L/∂θ‖ over the attention network f (the part that must learn to rank witnesses first).
+double attention_grad_norm(hg::models::DeepRC& model) {
+  double sq = 0;
+  for (const hg::Tensor& p : model->attention->parameters())
+    if (p.grad().defined()) sq += hg::sum(p.grad() * p.grad()).item<double>();
+  return std::sqrt(sq);
 }
 
 int run(const Options& opt) {
@@ -262,9 +331,30 @@ int run(const Options& opt) {
              opt.common.batch_size, opt.common.epochs, opt.run_folds, opt.folds, device, opt.common.threads,
              opt.common.threads > 1 ? "s" : "");
 
+  // A fold is finished when its row is in the folds log; --resume takes finished folds from it and continues an
+  // unfinished one from its checkpoint.
+  const std::string config = config_json(opt);
+  check_resume_config(opt.common.out_dir / "deeprc_config.json", config, opt.resume);
+  hg::train::CsvLog fold_log(opt.common.out_dir / "deeprc_folds.csv",
+                             {"fold", "best_epoch", "test_auc", "balanced_accuracy", "f1", "motif_repertoires",
+                              "motif_top1", "precision_at_w", "seconds"},
+                             opt.resume);
   const bool show_progress = opt.common.show_progress();
   std::vector<FoldResult> results;
   for (int64_t k = 0; k < opt.run_folds; ++k) {
+    const std::vector<double> done = fold_log.column("fold");
+    if (const auto row = std::find(done.begin(), done.end(), static_cast<double>(k)); row != done.end()) {
+      const size_t i = static_cast<size_t>(row - done.begin());
+      auto at = [&](const char* column) { return fold_log.column(column)[i]; };
+      FoldResult r;
+      r.best_epoch = static_cast<int>(at("best_epoch"));
+      r.test = {at("test_auc"), at("balanced_accuracy"), at("f1")};
+      r.motif = {static_cast<int64_t>(at("motif_repertoires")), static_cast<int64_t>(at("motif_top1")),
+                 at("precision_at_w")};
+      fmt::print("fold {}: finished before (--resume): test AUC {:.4f}\n", k + 1, r.test.auc);
+      results.push_back(r);
+      continue;
+    }
     // DeepRC's split: test = fold k, validation = fold k − 1, training = the other folds.
     const int64_t v = (k + opt.folds - 1) % opt.folds;
     std::vector<int64_t> train, val = folds[v].test, test = folds[k].test;
@@ -280,23 +370,54 @@ int run(const Options& opt) {
                                                  .batch_size(opt.common.batch_size)
                                                  .shuffle(true)
                                                  .seed(opt.common.seed + static_cast<uint64_t>(k)));
-    const fs::path csv_path = opt.common.out_dir / fmt::format("deeprc_fold{}.csv", k),
-                   svg_path = opt.common.out_dir / fmt::format("deeprc_fold{}.svg", k);
-    hg::train::CsvLog log(csv_path, {"epoch", "train_loss", "val_loss", "val_auc", "seconds"});
+    const std::string stem = fmt::format("deeprc_fold{}", k);
+    const fs::path csv_path = opt.common.out_dir / (stem + ".csv"), svg_path = opt.common.out_dir / (stem + ".svg"),
+                   checkpoint_path = opt.common.out_dir / (stem + ".ckpt"),
+                   best_path = opt.common.out_dir / (stem + "_best.ckpt");
+    int start_epoch = 1;
+    const bool resuming = opt.resume && fs::exists(checkpoint_path);
+    if (resuming) {
+      hg::serialize::TrainingState state = hg::serialize::load(checkpoint_path, *model, &optimizer);
+      HG_CHECK(state.config == config, "deeprc: --resume: {} was written by a run with other settings",
+               checkpoint_path.string());
+      state.rng.restore();
+      start_epoch = static_cast<int>(state.epoch) + 1;
+      loader.set_epoch(state.epoch);  // the next epoch sees the order an uninterrupted run would
+      fmt::print("fold {}: resuming from {} after epoch {}\n", k + 1, checkpoint_path.string(), state.epoch);
+    }
+    // support: mean number of sequences per training bag with a non-zero weight (sparse separations can
+    // collapse onto one); attention_grad: mean ‖∂L/∂θ_f‖ per step; val_top1: share of positive validation
+    // repertoires whose top-attention sequence carries the motif.
+    hg::train::CsvLog log(csv_path, {"epoch", "train_loss", "val_loss", "val_auc", "support", "attention_grad",
+                                     "val_top1", "seconds"},
+                          /*append=*/resuming);
     fmt::print("fold {}/{}: {} training, {} validation, {} test repertoires\n", k + 1, opt.folds, train.size(),
                val.size(), test.size());
 
+    // Model selection state: the best validation loss so far and its epoch (from the log when resumed; the
+    // best model itself is in best_path).
     double best_val = INFINITY, seconds = 0, first_loss = 0, train_loss = 0;
-    std::vector<hg::Tensor> best = snapshot(model);
     FoldResult result;
-    for (int epoch = 1; epoch <= opt.common.epochs; ++epoch) {
+    if (log.rows() > 0) {
+      const std::vector<double> val_loss = log.column("val_loss"), epochs = log.column("epoch");
+      for (size_t i = 0; i < val_loss.size(); ++i)
+        if (val_loss[i] < best_val) best_val = val_loss[i], result.best_epoch = static_cast<int>(epochs[i]);
+      first_loss = log.column("train_loss").front();
+      train_loss = log.column("train_loss").back();
+      seconds = log.column("seconds").back();
+    }
+    if (!resuming) hg::serialize::save(best_path, *model, nullptr, {});  // the initial state, if no epoch improves
+    for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {
       hg::train::ProgressBar bar(fmt::format("fold {} epoch {}/{}", k + 1, epoch, opt.common.epochs), loader.size(),
                                  show_progress);
+      double support = 0, grad_norm = 0;
+      int64_t bags = 0, steps = 0;
       for (const hg::data::BagBatch& batch : loader) {
-        const hg::Tensor logits = model(batch.instances.to(device), batch.padding_mask.to(device)).logits;
-        const hg::Tensor loss = hg::binary_cross_entropy_with_logits(logits.squeeze(1), batch.labels.to(device));
+        const hg::models::DeepRCOutput out = model(batch.instances.to(device), batch.padding_mask.to(device));
+        const hg::Tensor loss = hg::binary_cross_entropy_with_logits(out.logits.squeeze(1), batch.labels.to(device));
         optimizer.zero_grad();
         loss.backward();
+        grad_norm += attention_grad_norm(model);
         optimizer.step();
         const double value = loss.item<float>();
         if (!std::isfinite(value)) {
@@ -305,33 +426,50 @@ int run(const Options& opt) {
                      epoch);
           return 2;
         }
+        support += hg::sum(hg::gt(out.attention.detach(), 0.0).to(hg::kFloat64)).item<double>();
+        bags += batch.instances.size(0);
+        ++steps;
         bar.update(value, batch.instances.size(0));
       }
       train_loss = bar.mean_loss();
       if (epoch == 1) first_loss = train_loss;
       const Evaluation val_eval = evaluate(model, *data.bags, val, device);
       const Scores val_scores = score(val_eval);
+      const double val_top1 = top_is_witness(val_eval, val, data);
       seconds += bar.elapsed_seconds();
       // Model selection on the validation loss (spec E.4).
       const bool improved = val_eval.loss < best_val;
       if (improved) {
         best_val = val_eval.loss;
-        best = snapshot(model);
+        hg::serialize::save(best_path, *model, nullptr, {});
         result.best_epoch = epoch;
       }
-      bar.finish(fmt::format("fold {} epoch {:>3}/{}  loss {:.4f}  val loss {:.4f}  val AUC {:.3f}{}  ({:.1f} s)",
+      bar.finish(fmt::format("fold {} epoch {:>3}/{}  loss {:.4f}  val loss {:.4f}  val AUC {:.3f}  support {:.1f}  "
+                             "top-1 witness {:.2f}{}  ({:.1f} s)",
                              k + 1, epoch, opt.common.epochs, train_loss, val_eval.loss, val_scores.auc,
-                             improved ? " *" : "", seconds));
-      log.write({static_cast<double>(epoch), train_loss, val_eval.loss, val_scores.auc, seconds});
+                             support / static_cast<double>(bags), val_top1, improved ? " *" : "", seconds));
+      log.write({static_cast<double>(epoch), train_loss, val_eval.loss, val_scores.auc,
+                 support / static_cast<double>(bags), grad_norm / static_cast<double>(steps), val_top1, seconds});
       hg::train::write_svg_plot(svg_path, hg::train::panels_from_log(log, "epoch", {"seconds"}),
                                 fmt::format("deeprc fold {}: {}", k + 1, data.description));
+      hg::serialize::TrainingState state;
+      state.step = epoch * static_cast<int64_t>(loader.size());
+      state.epoch = epoch;
+      state.config = config;
+      state.rng = hg::serialize::RngState::capture();
+      hg::serialize::save(checkpoint_path, *model, &optimizer, state);
+      const int64_t epochs_done = k * opt.common.epochs + epoch;  // over the folds, as --stop-after counts
+      if (epochs_done == opt.stop_after && epochs_done < opt.run_folds * opt.common.epochs) {
+        fmt::print("deeprc: stopped in fold {} after epoch {} (--stop-after); continue with --resume\n", k + 1, epoch);
+        return 0;
+      }
     }
     if (opt.common.epochs > 1 && !(train_loss < first_loss)) {
       fmt::print(stderr, "deeprc: diverged: the training loss did not fall in fold {} ({:.4f} → {:.4f})\n", k + 1,
                  first_loss, train_loss);
       return 2;
     }
-    restore(model, best);
+    hg::serialize::load(best_path, *model, nullptr);  // the best-validation state, for testing
     result.test = score(evaluate(model, *data.bags, test, device));
     result.motif = print_top_sequences(model, data, test, opt.top, device, /*print=*/k == 0);
     fmt::print("fold {}: best validation loss at epoch {}; test AUC {:.4f}, balanced accuracy {:.4f}, F1 {:.4f}",
@@ -340,6 +478,9 @@ int run(const Options& opt) {
       fmt::print("; top sequence carries the motif in {}/{} positive test repertoires, {:.1f} % of the top-W",
                  result.motif.top1, result.motif.repertoires, 100 * result.motif.precision_at_w);
     fmt::print("\n");
+    fold_log.write({static_cast<double>(k), static_cast<double>(result.best_epoch), result.test.auc,
+                    result.test.balanced_accuracy, result.test.f1, static_cast<double>(result.motif.repertoires),
+                    static_cast<double>(result.motif.top1), result.motif.precision_at_w, seconds});
     results.push_back(result);
   }
 
@@ -353,17 +494,28 @@ int run(const Options& opt) {
       prec.push_back(r.motif.precision_at_w);
     }
   }
+  const std::string paper =
+      data.paper_auc < 0 ? data.paper_note : fmt::format("{:.2f}  ({})", data.paper_auc, data.paper_note);
+  std::vector<std::vector<std::string>> table = {{"metric", "mean", "std", "folds", "paper"}};
+  auto row = [&](const std::string& metric, const std::vector<double>& v, const std::string& paper_text) {
+    fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}{}\n", metric, mean(v), stddev(v),
+               paper_text.empty() ? "" : "   " + paper_text);
+    table.push_back({metric, fmt::format("{:.6g}", mean(v)), fmt::format("{:.6g}", stddev(v)),
+                     std::to_string(v.size()), paper_text});
+  };
   fmt::print("\nresult over {} test fold{} (mean ± std):\n", results.size(), results.size() > 1 ? "s" : "");
   fmt::print("  {:<34} {:>15}   {}\n", "metric", "hopgrad", "paper (Ramsauer et al. Table A.1)");
-  fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}   {}\n", "ROC-AUC", mean(auc), stddev(auc),
-             data.paper_auc < 0 ? data.paper_note : fmt::format("{:.2f}  ({})", data.paper_auc, data.paper_note));
-  fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "balanced accuracy", mean(bacc), stddev(bacc));
-  fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "F1", mean(f1), stddev(f1));
+  row("ROC-AUC", auc, paper);
+  row("balanced accuracy", bacc, "");
+  row("F1", f1, "");
   if (!top1.empty()) {
-    fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "top sequence carries the motif", mean(top1), stddev(top1));
-    fmt::print("  {:<34} {:>7.3f} ± {:<5.3f}\n", "witnesses among the top-W", mean(prec), stddev(prec));
+    row("top sequence carries the motif", top1, "");
+    row("witnesses among the top-W", prec, "");
   }
-  fmt::print("wrote {}/deeprc_fold*.csv and .svg\n", opt.common.out_dir.string());
+  const fs::path results_path = opt.common.out_dir / "deeprc_results.csv";
+  write_results_csv(results_path, table);
+  fmt::print("wrote {}, {}/deeprc_folds.csv and deeprc_fold*.csv, .svg, .ckpt\n", results_path.string(),
+             opt.common.out_dir.string());
   if (!(mean(auc) >= opt.min_auc)) {
     fmt::print(stderr, "deeprc: mean test AUC {:.4f} is below --min-auc {:.4f}\n", mean(auc), opt.min_auc);
     return 3;
@@ -433,6 +585,13 @@ int main(int argc, char** argv) {
   app.add_option("--min-auc", opt.min_auc, "fail (exit 3) when the mean test AUC is below this, in [0, 1]")
       ->type_name("X")
       ->check(hg::train::in_range(0, 1));
+  app.add_flag("--resume", opt.resume,
+               "continue the run in --out-dir (same settings): finished folds are taken from deeprc_folds.csv, the "
+               "interrupted one continues from its checkpoint");
+  app.add_option("--stop-after", opt.stop_after,
+                 "stop after this many epochs, counted over the folds in order, as if interrupted (0: never)")
+      ->type_name("N")
+      ->check(hg::train::in_range(0, 1e9));
   CLI11_PARSE(app, argc, argv);
   opt.run_folds = std::min(opt.run_folds, opt.folds);
   try {

@@ -2,7 +2,9 @@
 # through, then again stopped after epoch STOP_AFTER and resumed with --resume, and compares the two CSV logs row
 # by row (every column but the last, the wall-clock seconds).
 #   cmake -DPROGRAM=<program> -DARGS="<flags, ending with --epochs=N>" -DEPOCHS=<N> -DSTOP_AFTER=<k>
-#         -DCSV=<log file name> -DWORK_DIR=<dir> -P resume_check.cmake
+#         -DCSV=<log file name> -DWORK_DIR=<dir> [-DALSO=<more file names>] -P resume_check.cmake
+# ALSO (optional, space-separated): further CSV files the two runs must write alike (same rule, any number of lines),
+# e.g. the per-configuration results of a program that runs several configurations one after another.
 separate_arguments(common UNIX_COMMAND "${ARGS}")
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${PROGRAM} ${common} --out-dir=${WORK_DIR}/straight RESULT_VARIABLE rc)
@@ -33,5 +35,25 @@ foreach(i RANGE 0 ${EPOCHS})
   if(NOT a STREQUAL b)
     message(FATAL_ERROR "line ${i} differs:\n  uninterrupted: ${a}\n  resumed:       ${b}")
   endif()
+endforeach()
+separate_arguments(also UNIX_COMMAND "${ALSO}")
+foreach(file ${also})
+  file(STRINGS ${WORK_DIR}/straight/${file} straight)
+  file(STRINGS ${WORK_DIR}/resumed/${file} resumed)
+  list(LENGTH straight n_straight)
+  list(LENGTH resumed n_resumed)
+  if(NOT n_straight EQUAL n_resumed OR n_straight LESS 2)
+    message(FATAL_ERROR "${file}: ${n_straight} lines in the uninterrupted run, ${n_resumed} in the resumed one")
+  endif()
+  math(EXPR last "${n_straight} - 1")
+  foreach(i RANGE 0 ${last})
+    list(GET straight ${i} a)
+    list(GET resumed ${i} b)
+    string(REGEX REPLACE ",[^,]*$" "" a "${a}")
+    string(REGEX REPLACE ",[^,]*$" "" b "${b}")
+    if(NOT a STREQUAL b)
+      message(FATAL_ERROR "${file} line ${i} differs:\n  uninterrupted: ${a}\n  resumed:       ${b}")
+    endif()
+  endforeach()
 endforeach()
 message(STATUS "the resumed run matches the uninterrupted one")

@@ -82,6 +82,17 @@ inline std::string csv_line(const Row& r) {
                      r.peak_rss_mib);
 }
 
+/// Appends `rows` to the CSV file at `path`, with the header first when the file is new or empty; `program`
+/// names the benchmark in the error.
+inline void append_csv(const std::string& path, const std::string& program, const std::vector<Row>& rows) {
+  std::ifstream probe(path);
+  const bool fresh = !probe.good() || probe.peek() == std::ifstream::traits_type::eof();
+  std::ofstream out(path, std::ios::app);
+  HG_CHECK(out, "bench {}: cannot write {}", program, path);
+  if (fresh) out << kCsvHeader;
+  for (const Row& r : rows) out << csv_line(r);
+}
+
 /// Parses the shared flags, then for each thread count builds the workload, times its step and prints a row;
 /// appends the rows to --csv. Returns main's exit status (errors are printed, naming the workload).
 inline int run_workload(int argc, char** argv, const Workload& workload,
@@ -117,14 +128,7 @@ inline int run_workload(int argc, char** argv, const Workload& workload,
                  r.flops > 0 ? fmt::format("  {:7.1f} GFLOP/s", r.flops / r.stats.median / 1e9) : "", r.peak_rss_mib);
       std::fflush(stdout);
     }
-    if (!csv.empty()) {
-      std::ifstream probe(csv);
-      const bool fresh = !probe.good() || probe.peek() == std::ifstream::traits_type::eof();
-      std::ofstream out(csv, std::ios::app);
-      HG_CHECK(out, "bench {}: cannot write {}", workload.name, csv);
-      if (fresh) out << kCsvHeader;
-      for (const Row& r : rows) out << csv_line(r);
-    }
+    if (!csv.empty()) append_csv(csv, workload.name, rows);
   } catch (const hg::Error& e) {
     std::fprintf(stderr, "bench %s: %s\n", workload.name.c_str(), e.what());
     return 1;

@@ -1,0 +1,51 @@
+#!/usr/bin/python3
+"""matmul: square float32 GEMM C = A B, A and B [n, n] standard normal, n = 256, 512, 1024, 2048
+(../shared/docs/benchmarks.md workload 7); the twin of bench/matmul.cpp, one CSV row `matmul_n<n>` per size and
+thread count, in harness.py's row format. 2·n³ FLOP per call; C is allocated by every call."""
+import argparse
+import os
+import sys
+
+from harness import CSV_HEADER, resident_memory, time_steps
+
+import torch  # noqa: E402  (harness sets OPENBLAS_CORETYPE before torch loads OpenBLAS)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="PyTorch benchmark matmul: square float32 GEMM, one row "
+                                                 "matmul_n<n> per size")
+    ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
+    parser.add_argument("--sizes", type=ints, default=[256, 512, 1024, 2048], help="matrix sizes n, e.g. 256,512")
+    parser.add_argument("--threads", type=ints, default=[1, 2], help="thread counts to run at, e.g. 1,2")
+    parser.add_argument("--min-repeats", type=int, default=10, help="timed calls at least, after the warm-up")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
+    parser.add_argument("--seed", type=int, default=2024, help="seed for the matrices")
+    parser.add_argument("--csv", help="append the result rows to this CSV file (header written when it is new)")
+    args = parser.parse_args()
+
+    baseline, _ = resident_memory()
+    rows = []
+    for t in args.threads:
+        torch.set_num_threads(t)  # torch.get_num_threads() is 1 here by default
+        for n in args.sizes:
+            gen = torch.Generator().manual_seed(args.seed)
+            a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)  # [n, n] each
+            median, best, repeats = time_steps(lambda: torch.matmul(a, b), args.warmup, args.min_repeats)
+            _, peak = resident_memory()
+            gflops = 2.0 * n ** 3 / median / 1e9
+            rows.append(f"matmul_n{n},pytorch,{t},{median * 1e3:.5f},{best * 1e3:.5f},{repeats},{gflops:.2f},"
+                        f"{baseline:.1f},{peak:.1f}\n")
+            print(f"{f'matmul_n{n}':<20} pytorch {t} thread{'s' if t > 1 else ' '}  median {median * 1e3:9.3f} ms  "
+                  f"min {best * 1e3:9.3f} ms  ({repeats} calls)  {gflops:7.1f} GFLOP/s  peak RSS {peak:.0f} MiB "
+                  f"({baseline:.0f} MiB after import torch)", flush=True)
+    if args.csv:
+        fresh = not os.path.exists(args.csv) or os.path.getsize(args.csv) == 0
+        with open(args.csv, "a") as f:
+            if fresh:
+                f.write(CSV_HEADER)
+            f.writelines(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+#!/usr/bin/python3
+"""mil_pool: one training step of a multiple-instance model — 32 bags × 100 instances × 230 features;
+Linear(230→128) + ReLU per instance; Hopfield pooling with one learned query, 1 head, width 128; Linear(128→1);
+BCE-with-logits; Adam (../shared/docs/benchmarks.md workload 4); the twin of bench/mil_pool.cpp.
+
+hflayers is not a Debian package, so its HopfieldPooling is written out here with its defaults (the ones
+hopgrad's HopfieldPooling shares): LayerNorms on the stored, state and projected patterns (three modules),
+q/k/v in-projections with biases, β = 1/√128, softmax, out-projection. The query is normalised and projected
+once and broadcast over the bags (hflayers expands it first: the same numbers, B times the work)."""
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+from harness import run_workload
+
+BAGS, INSTANCES, FEATURES, WIDTH = 32, 100, 230, 128
+
+
+class HopfieldPooling(torch.nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.pooling_weights = torch.nn.Parameter(torch.randn(1, 1, width) * 0.02)  # the learned query R
+        self.norm_stored_pattern = torch.nn.LayerNorm(width)
+        self.norm_state_pattern = torch.nn.LayerNorm(width)
+        self.norm_pattern_projection = torch.nn.LayerNorm(width)
+        self.in_proj = torch.nn.Linear(width, 3 * width)  # rows [q; k; v]
+        self.out_proj = torch.nn.Linear(width, width)
+        self.beta = 1 / math.sqrt(width)
+
+    def forward(self, y):  # y [B, N, width] → [B, width]
+        wq, wk, wv = self.in_proj.weight.chunk(3)
+        bq, bk, bv = self.in_proj.bias.chunk(3)
+        q = F.linear(self.norm_state_pattern(self.pooling_weights), wq, bq) * self.beta  # [1, 1, width]
+        k = F.linear(self.norm_stored_pattern(y), wk, bk)                                # [B, N, width]
+        v = F.linear(self.norm_pattern_projection(y), wv, bv)                            # [B, N, width]
+        association = torch.softmax(q @ k.transpose(1, 2), dim=-1)                       # [B, 1, N]
+        return self.out_proj(association @ v).flatten(1)
+
+
+def make(gen):
+    model = torch.nn.Sequential(torch.nn.Linear(FEATURES, WIDTH), torch.nn.ReLU(), HopfieldPooling(WIDTH),
+                                torch.nn.Linear(WIDTH, 1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    bags = torch.randn(BAGS, INSTANCES, FEATURES, generator=gen)
+    labels = torch.randint(0, 2, (BAGS, 1), generator=gen).float()
+
+    def step():
+        optimizer.zero_grad()
+        F.binary_cross_entropy_with_logits(model(bags), labels).backward()
+        optimizer.step()
+
+    instances = BAGS * INSTANCES
+    embedding = 2 * instances * FEATURES * WIDTH
+    pooling = 2 * (2 * instances * WIDTH * WIDTH) + 2 * (2 * instances * WIDTH) + 2.0 * BAGS * WIDTH * (WIDTH + 1)
+    return step, 2 * embedding + 3 * pooling
+
+
+if __name__ == "__main__":
+    sys.exit(run_workload("mil_pool", "32 bags × 100 × 230, Linear+ReLU, HopfieldPooling (1 query, width 128), BCE, "
+                          "Adam", make))

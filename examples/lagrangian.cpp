@@ -13,12 +13,14 @@
 //   lagrangian --section=3 --seed=7 --out-dir=runs/fixed_points
 //   lagrangian --section=4 --patterns=mnist     # section 4 on MNIST test images (needs <data-dir>/mnist)
 //
-// Float64 throughout, so the tolerances are about the mathematics, not rounding. The exit status is 1 when a
+// Writes every claim to <out-dir>/lagrangian_results.csv (section, claim, holds; scripts/make_results.py reads
+// it). Float64 throughout, so the tolerances are about the mathematics, not rounding. The exit status is 1 when a
 // claim it prints fails (the test suite runs it), 2 on an error (e.g. an unwritable --out-dir), 0 otherwise.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <string>
@@ -38,16 +40,27 @@ using hg::Tensor;
 
 const hg::TensorOptions kF64(hg::kFloat64);
 
-/// Records the claims a section makes; main's exit status is whether all held.
+/// Records the claims a section makes, one CSV row each (section, claim, holds); main's exit status is whether
+/// all held.
 class Claims {
  public:
+  explicit Claims(const fs::path& csv) : csv_(csv) {
+    if (!csv_) throw hg::Error("could not write " + csv.string());
+    csv_ << "section,claim,holds\n";
+  }
+  void begin_section(int section) { section_ = section; }
   void check(bool holds, const std::string& claim) {
     fmt::print("  [{}] {}\n", holds ? "ok" : "FAILED", claim);
     failures_ += holds ? 0 : 1;
+    std::string quoted;  // RFC 4180: the claim in quotes, its quotes doubled
+    for (char c : claim) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    csv_ << section_ << ",\"" << quoted << "\"," << (holds ? 1 : 0) << '\n' << std::flush;
   }
   int failures() const { return failures_; }
 
  private:
+  std::ofstream csv_;
+  int section_ = 0;
   int failures_ = 0;
 };
 
@@ -422,19 +435,21 @@ int main(int argc, char** argv) {
   using Section = void (*)(const Flags&, hg::Generator&, Claims&);
   const Section sections[] = {energy_descent, attention_equivalence, fixed_points,
                               retrieval_capacity, forgetting_sums, stage_one};
-  Claims claims;
+  int failures = 0;
   try {
     fs::create_directories(flags.out_dir);
+    Claims claims(flags.out_dir / "lagrangian_results.csv");
     for (int i = 1; i <= 6; ++i) {
       if (flags.section != 0 && flags.section != i) continue;
+      claims.begin_section(i);
       hg::Generator gen(flags.seed * 1000 + static_cast<uint64_t>(i));  // each section reproducible on its own
       sections[i - 1](flags, gen, claims);
     }
+    failures = claims.failures();
   } catch (const std::exception& e) {  // an unwritable --out-dir, say: a message, not an abort
     fmt::print(stderr, "lagrangian: {}\n", e.what());
     return 2;
   }
-  fmt::print("\n{}\n", claims.failures() == 0 ? "All claims hold."
-                                              : fmt::format("{} claim(s) FAILED.", claims.failures()));
-  return claims.failures() == 0 ? 0 : 1;
+  fmt::print("\n{}\n", failures == 0 ? "All claims hold." : fmt::format("{} claim(s) FAILED.", failures));
+  return failures == 0 ? 0 : 1;
 }

@@ -10,11 +10,15 @@
 //   memory_retrieval --kernel-epochs=1000 --compat        # the reference code's kernel and distance quirks
 //
 // Queries (spec D.3): masking zeroes each pixel with probability 0.5 and doubles the survivors (torch dropout, as
-// the reference code does; --no-rescale keeps them as they are); noise is clamp(|ξ + σ n|, 0, 1), n ~ N(0, I).
-// Stage I is trained on the first half of the memories for masking and on all of them for noise, as the
-// reference scripts do. With no MNIST under --data-dir the memories are random correlated patterns in [0, 1]
-// (said so in the output). Writes <out-dir>/memory_retrieval.csv (one row per configuration and seed) and
-// <out-dir>/memory_retrieval.svg (error vs M per method, one panel per query kind). Exit status 2 on an error.
+// the reference code does; --no-rescale keeps them as they are); noise is clamp(|ξ + σ n̂|, 0, 1) with n̂ = n/‖n‖,
+// n ~ N(0, I) — a perturbation of norm σ, as memory_retrieval_noise_max_loss.py, the script of this example's
+// max-loss Stage I (--noise-model=gaussian is the plain script's σ n: norm σ√d ≈ 28σ on MNIST, which swamps
+// every image at σ ≥ 0.5). Stage I is trained on the first half of the memories for masking and on all of them
+// for noise, as the reference scripts do; --stage1-loss=average with --noise-model=gaussian is the plain scripts'
+// pairing. With no MNIST under --data-dir the memories are random correlated patterns in [0, 1]
+// (said so in the output). Writes <out-dir>/memory_retrieval.csv (one row per configuration and seed),
+// <out-dir>/memory_retrieval_results.csv (the printed tables: mean and std over seeds per configuration, method
+// and M; scripts/make_results.py reads it) and <out-dir>/memory_retrieval.svg (error vs M per method, one panel per query kind). Exit status 2 on an error.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -56,6 +60,8 @@ struct Flags {
   bool rescale = true;        ///< masking: survivors × 1/(1 − p), as torch dropout (the reference)
   int64_t kernel_epochs = 100;
   bool compat = false;
+  std::string noise_model = "unit";  ///< unit: σ n/‖n‖ (max-loss script); gaussian: σ n (plain script)
+  std::string stage1_loss = "max";   ///< max (train_kernel_max) or average (train_kernel)
   std::string patterns = "auto";  ///< auto (MNIST when present), mnist, random
   int threads = hg::train::default_threads();
 };
@@ -100,7 +106,10 @@ Tensor make_queries(const Flags& flags, const Tensor& memories, const std::strin
     const Tensor dropped = hg::dropout(memories, flags.mask_prob, /*train=*/true, &gen);  // survivors ×1/(1−p)
     return flags.rescale ? dropped : dropped * (1.0 - flags.mask_prob);
   }
-  return hg::clamp(hg::abs(memories + sigma * hg::randn(memories.sizes(), kF32, &gen)), 0.0, 1.0);
+  Tensor n = hg::randn(memories.sizes(), kF32, &gen);
+  // unit: each query's perturbation has norm σ (F.normalize(n, dim=0) per memory in the max-loss script).
+  if (flags.noise_model == "unit") n = n / hg::clamp_min(hg::sqrt(hg::sum(hg::square(n), {-1}, true)), 1e-12);
+  return hg::clamp(hg::abs(memories + sigma * n), 0.0, 1.0);
 }
 
 /// mean_μ Σ_pixels (clamp01(ξ_μ) − clamp01(x̂_μ))² (the reference's metric: a sum over pixels, not a mean).
@@ -142,9 +151,10 @@ int run(const Flags& flags) {
   const Pool pool = load_pool(flags);
   for (int64_t m : flags.memories)
     if (m > pool.images.size(0)) throw hg::Error(fmt::format("--memories={} exceeds the {} patterns", m, pool.images.size(0)));
-  fmt::print("Memories: {}; queries: {}; methods: {}; seeds {}..{}; Stage I: max loss, {} steps{}\n", pool.name,
-             fmt::join(flags.queries, ", "), fmt::join(flags.methods, ", "), flags.seed,
-             flags.seed + static_cast<uint64_t>(flags.seeds) - 1, flags.kernel_epochs,
+  fmt::print("Memories: {}; queries: {} (noise {}); methods: {}; seeds {}..{}; Stage I: {} loss, {} steps{}\n",
+             pool.name, fmt::join(flags.queries, ", "),
+             flags.noise_model == "unit" ? "σ n/‖n‖" : "σ n, n ~ N(0, I)", fmt::join(flags.methods, ", "),
+             flags.seed, flags.seed + static_cast<uint64_t>(flags.seeds) - 1, flags.stage1_loss, flags.kernel_epochs,
              flags.compat ? " (reference-code compat)" : "");
 
   // Configurations: (query kind, level); masking has one level, its drop probability.
@@ -172,8 +182,8 @@ int run(const Flags& flags) {
         nn::KernelMap phi(nn::KernelMapOptions(memories.size(1)).compat(flags.compat));
         phi->reset_parameters(&init);
         const Tensor train = kind == "mask" ? memories.narrow(0, 0, std::max<int64_t>(2, m / 2)) : memories;
-        auto result = nn::train_kernel(
-            phi, train, nn::StageIOptions().loss(nn::SeparationLossKind::Max).steps(flags.kernel_epochs));
+        const auto loss = flags.stage1_loss == "max" ? nn::SeparationLossKind::Max : nn::SeparationLossKind::Average;
+        auto result = nn::train_kernel(phi, train, nn::StageIOptions().loss(loss).steps(flags.kernel_epochs));
         kernels.emplace(kind, std::make_pair(phi, std::move(result)));
       }
       for (size_t c = 0; c < configs.size(); ++c) {
@@ -198,10 +208,13 @@ int run(const Flags& flags) {
 
   // The table: one block per query configuration, methods × M, mean ± std over seeds.
   std::vector<hg::train::Panel> panels;
+  std::ofstream results(flags.out_dir / "memory_retrieval_results.csv");
+  results << "query,noise_model,level,method,memories,seeds,error_mean,error_std\n";
   for (size_t c = 0; c < configs.size(); ++c) {
     const auto& [kind, level] = configs[c];
     const std::string title = kind == "mask" ? fmt::format("masked {:.0f} % of pixels", 100 * level)
-                                             : fmt::format("noise σ = {}", level);
+                              : flags.noise_model == "unit" ? fmt::format("noise σ n/‖n‖, σ = {}", level)
+                                                            : fmt::format("noise σ n, σ = {}", level);
     fmt::print("\nRetrieval error Σ_pixels (ξ − x̂)², {}; mean ± std over {} seeds\n{:<10}", title, flags.seeds,
                "method");
     for (int64_t m : flags.memories) fmt::print(" {:>17}", fmt::format("M = {}", m));
@@ -213,6 +226,8 @@ int run(const Flags& flags) {
       for (int64_t m : flags.memories) {
         const Stats st = stats(errors[{c, method, m}]);
         fmt::print(" {:>17}", fmt::format("{:.2f} ± {:.2f}", st.mean, st.std));
+        results << fmt::format("{},{},{},{},{},{},{},{}\n", kind, kind == "noise" ? flags.noise_model : "", level,
+                               method, m, flags.seeds, st.mean, st.std);
         series.x.push_back(static_cast<double>(m));
         series.y.push_back(st.mean);
       }
@@ -223,6 +238,7 @@ int run(const Flags& flags) {
   }
   fmt::print("\nPaper (U-Hop, Wu, Hu et al. 2024, Fig. 2-3): figures only, no numbers; claims U-Hop's kernel gives "
              "the lowest error of the baselines and that low separation loss goes with low retrieval error.\n");
+  if (!results.good()) throw hg::Error("could not write " + (flags.out_dir / "memory_retrieval_results.csv").string());
   hg::train::write_svg_plot(flags.out_dir / "memory_retrieval.svg", panels, "Memory retrieval error vs memories");
   fmt::print("CSV: {}\nplot: {}\n", (flags.out_dir / "memory_retrieval.csv").string(),
              (flags.out_dir / "memory_retrieval.svg").string());
@@ -246,6 +262,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mask", "noise"}))->delimiter(',');
   app.add_option("--noise", flags.noise, "noise levels σ to sweep (≥ 0)")
       ->check(hg::train::in_range(0, 1e6))->delimiter(',');
+  app.add_option("--noise-model", flags.noise_model,
+                 "noise: unit (σ n/‖n‖, the max-loss noise script) or gaussian (σ n per pixel, the plain script)")
+      ->check(CLI::IsMember({"unit", "gaussian"}));
   app.add_option("--mask-prob", flags.mask_prob, "masking: probability a pixel is zeroed (in [0, 1))")
       ->check(hg::train::in_range(0, 0.999));
   app.add_flag("!--no-rescale", flags.rescale, "masking: keep survivors as they are (the reference doubles them)");
@@ -255,6 +274,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", flags.seed, "first seed");
   app.add_option("--kernel-epochs", flags.kernel_epochs, "U-Hop Stage I gradient steps (≥ 0)")
       ->check(hg::train::in_range(0, 1e7));
+  app.add_option("--stage1-loss", flags.stage1_loss,
+                 "U-Hop Stage I loss: max (train_kernel_max, step 10) or average (train_kernel, step 1/√(i!))")
+      ->check(CLI::IsMember({"max", "average"}));
   app.add_flag("--compat", flags.compat,
                "the reference code's quirks: d × d map without row normalisation, distances with a positive sign");
   app.add_option("--threads", flags.threads, "CPU (OpenMP) threads (≥ 1)")->check(CLI::Range(1, 1024));

@@ -23,10 +23,12 @@
 // Writes per run (variant × seed) <out-dir>/<model>_<variant>_s<seed>.csv (one row per epoch), .svg (curves)
 // and .ckpt (model, Adam, schedule, data order, generator state after each epoch; --resume continues every
 // unfinished run from it and skips finished ones). Exits with status 2 when a run diverges and 3 when a variant's
-// mean accuracy ends below --min-accuracy.
+// mean accuracy ends below --min-accuracy. The printed table also goes to <out-dir>/vit_results.csv (one row per
+// variant: test accuracy in %, mean and std over seeds; scripts/make_results.py reads it).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -403,6 +405,9 @@ int run(Options& opt) {
              opt.model, data.name, data.train_x.size(0), data.test_x.size(0), opt.common.epochs, opt.seeds,
              opt.seeds > 1 ? "s" : "");
   fmt::print("  {:<8} {:>16}   {}\n", "variant", "ours (%)", "paper (%)");
+  const fs::path results_path = opt.common.out_dir / "vit_results.csv";
+  std::ofstream results(results_path);
+  results << "model,variant,data,train_images,test_images,epochs,seeds,accuracy_mean,accuracy_std,paper\n";
   int status = 0;
   for (const Row& row : rows) {
     const double n = static_cast<double>(row.accuracies.size());
@@ -412,13 +417,18 @@ int run(Options& opt) {
     const double sd = row.accuracies.size() > 1 ? std::sqrt(var / (n - 1)) : 0.0;
     fmt::print("  {:<8} {:>9.2f} ± {:<4.2f}   {}\n", row.variant, 100 * mean, 100 * sd,
                paper_number(opt, data.name, row.variant));
+    results << fmt::format("{},{},{},{},{},{},{},{},{},{}\n", opt.model, row.variant, data.name,
+                           data.train_x.size(0), data.test_x.size(0), opt.common.epochs, opt.seeds, 100 * mean,
+                           100 * sd, paper_number(opt, data.name, row.variant));
     if (mean < opt.min_accuracy) {
       fmt::print(stderr, "vit: {} mean accuracy {:.2f}% is below --min-accuracy {:.2f}%\n", row.variant, 100 * mean,
                  100 * opt.min_accuracy);
       status = 3;
     }
   }
-  fmt::print("wrote the per-run CSV logs, SVG plots and checkpoints to {}\n", opt.common.out_dir.string());
+  HG_CHECK(results.good(), "vit: could not write {}", results_path.string());
+  fmt::print("wrote {} and the per-run CSV logs, SVG plots and checkpoints to {}\n", results_path.string(),
+             opt.common.out_dir.string());
   return status;
 }
 

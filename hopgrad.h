@@ -17,6 +17,7 @@
 #include <hopgrad/autograd/engine.h>
 #include <hopgrad/autograd/grad_mode.h>
 
+#include <hopgrad/ops/memory_stats.h>
 #include <hopgrad/ops/ops.h>
 
 #include <hopgrad/nn/metrics/classification.h>

@@ -2,6 +2,7 @@
 // The CPU backend: oneDNN 2.6 primitives where oneDNN has one (matmul, softmax, layer norm, convolution,
 // pooling, large eltwise), OpenMP loops (ops/cpu/loops.h) for the rest. Each op family is one file in ops/cpu/.
 #include <hopgrad/ops/backend.h>
+#include <hopgrad/ops/memory_stats.h>
 
 namespace hg::cpu {
 
@@ -52,5 +53,12 @@ class CpuBackend final : public Backend {
   void gather(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
   void scatter_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;
 };
+
+// The host caching allocator (memory.cpp), behind hg::memory_stats(kCPU) and friends (ops/memory_stats.h).
+/// The block size the host allocator hands out for a request of `nbytes` (what the statistics count).
+size_t allocation_size(size_t nbytes);
+MemoryStats memory_stats();
+void reset_peak_memory_stats();
+void empty_cache();
 
 }  // namespace hg::cpu

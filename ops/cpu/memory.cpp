@@ -1,4 +1,5 @@
 // CPU memory: allocation, strided copies with dtype conversion, fills.
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -24,6 +25,11 @@ namespace {
 // so every op output would pay page faults on first touch and glibc would give the pages back on free; reusing
 // blocks of the same rounded size keeps them mapped. Blocks below 64 KiB go straight to malloc (its bins are
 // already fast), and at most kMaxCached bytes are kept.
+//
+// It also keeps hg::memory_stats(kCPU): every block, cached or not, counts in allocated_bytes while a storage
+// holds it. The counters are relaxed atomics, so the small-block path stays lock-free (one add, one load, and
+// a compare-exchange only when a new peak is set); a snapshot taken while other threads allocate may mix
+// moments, as PyTorch's does.
 class HostBlockCache {
  public:
   static constexpr size_t kMinCached = 64 << 10;
@@ -38,20 +44,23 @@ class HostBlockCache {
   }
 
   void* take(size_t rounded) {
+    void* p = nullptr;
     if (rounded >= kMinCached) {
       std::lock_guard lock(mutex_);
       auto it = free_.find(rounded);
       if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
+        p = it->second.back();
         it->second.pop_back();
         cached_bytes_ -= rounded;
-        return p;
       }
     }
-    return std::aligned_alloc(64, rounded);
+    if (p == nullptr) p = std::aligned_alloc(64, rounded);
+    if (p != nullptr) note_allocated(rounded);
+    return p;
   }
 
   void give_back(void* p, size_t rounded) {
+    allocated_bytes_.fetch_sub(rounded, std::memory_order_relaxed);
     if (rounded >= kMinCached) {
       std::lock_guard lock(mutex_);
       if (cached_bytes_ + rounded <= kMaxCached) {
@@ -63,15 +72,39 @@ class HostBlockCache {
     std::free(p);
   }
 
-  ~HostBlockCache() {
+  void release_cached() {
+    std::lock_guard lock(mutex_);
     for (auto& [size, blocks] : free_)
       for (void* p : blocks) std::free(p);
+    free_.clear();
+    cached_bytes_ = 0;
   }
 
+  MemoryStats stats() {
+    std::lock_guard lock(mutex_);  // cached_bytes_ changes under the lock only
+    const size_t allocated = allocated_bytes_.load(std::memory_order_relaxed);
+    return {allocated, peak_allocated_bytes_.load(std::memory_order_relaxed), allocated + cached_bytes_};
+  }
+
+  void reset_peak() {
+    peak_allocated_bytes_.store(allocated_bytes_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  }
+
+  ~HostBlockCache() { release_cached(); }
+
  private:
+  void note_allocated(size_t rounded) {
+    const size_t now = allocated_bytes_.fetch_add(rounded, std::memory_order_relaxed) + rounded;
+    size_t peak = peak_allocated_bytes_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_allocated_bytes_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+  }
+
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
+  std::atomic<size_t> allocated_bytes_{0};
+  std::atomic<size_t> peak_allocated_bytes_{0};
 };
 
 HostBlockCache& host_cache() {
@@ -89,6 +122,11 @@ std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes, Device device) {
   HG_CHECK(p != nullptr, "out of host memory allocating {} bytes", nbytes);
   return std::make_shared<Storage>(p, nbytes, device, [rounded](void* q) { host_cache().give_back(q, rounded); });
 }
+
+size_t allocation_size(size_t nbytes) { return HostBlockCache::round(nbytes); }
+MemoryStats memory_stats() { return host_cache().stats(); }
+void reset_peak_memory_stats() { host_cache().reset_peak(); }
+void empty_cache() { host_cache().release_cached(); }
 
 void CpuBackend::copy(const Tensor& src, Tensor& out) {
   HG_CHECK(src.device().is_cpu() && out.device().is_cpu(), "cpu copy: both tensors must be on the host");

@@ -264,11 +264,11 @@ MIL_SMOKE = "--dataset=elephant --outer-folds=2 --inner-folds=2 --repetitions=1 
 RETRIEVAL_SMOKE = "--patterns=random --memories=4,8 --seeds=2 --kernel-epochs=3"
 
 SECTIONS: List[Section] = [
-    Section("vit", [Command("vit", "--threads=2", "--dataset=synthetic --train-images=64 --test-images=32 "
+    Section("vit", [Command("vit", "--threads=1", "--dataset=synthetic --train-images=64 --test-images=32 "
                             "--batch-size=32 --epochs=1 --embed-dim=16 --depth=1 --threads=1 --no-progress",
                             uses_data=True)],
             render_vit, "about 6 minutes (2 variants × 1 seed, 6 epochs)"),
-    Section("vih", [Command("vit", "--model=vih --seeds=3 --threads=2",
+    Section("vih", [Command("vit", "--model=vih --seeds=3 --threads=1",
                             "--dataset=synthetic --train-images=64 --test-images=32 --batch-size=32 --epochs=1 "
                             "--embed-dim=16 --kernel-epochs=1 --seeds=1 --threads=1 --no-progress", uses_data=True)],
             render_vit, "about 4 minutes (2 variants × 3 seeds)"),
@@ -278,25 +278,28 @@ SECTIONS: List[Section] = [
             render_mil, "about 15 minutes (5 runs × 3 min, one thread each)", needs="mil"),
     Section("mil_protocol",
             [Command("mil_benchmark", "--dataset=tiger", MIL_SMOKE.replace("elephant", "tiger"), uses_data=True),
+             Command("mil_benchmark", "--dataset=tiger --outer-folds=10 --repetitions=2",
+                     MIL_SMOKE.replace("elephant", "tiger"), uses_data=True),
              Command("mil_benchmark", "--dataset=tiger --outer-folds=10 --repetitions=2 --epochs=160",
                      MIL_SMOKE.replace("elephant", "tiger"), uses_data=True),
              Command("mil_benchmark", "--dataset=tiger --outer-folds=10 --repetitions=1 --epochs=160 "
                      "--grid-beta=0.1,1,10 --grid-bag-dropout=0,0.75 --grid-width=32",
                      MIL_SMOKE.replace("elephant", "tiger"), uses_data=True)],
-            render_mil_protocol, "about 2 hours on one shared core (the table's minutes)", needs="mil",
+            render_mil_protocol, "about 70 minutes on one shared core (the table's minutes)", needs="mil",
             labels=["the default: 5 folds × 3 repetitions, 30 epochs, grid bag dropout {0, 0.75} (β 1, width 64)",
+                    "10 folds × 2 repetitions, 30 epochs, the default grid",
                     "10 folds × 2 repetitions, 160 epochs, the default grid",
                     "10 folds × 1 repetition, 160 epochs, grid β {0.1, 1, 10} × bag dropout {0, 0.75}, width 32"]),
     Section("memory_retrieval",
-            [Command("memory_retrieval", "--query=mask", RETRIEVAL_SMOKE, uses_data=True),
-             Command("memory_retrieval", "--query=noise --noise=0.1,0.5,1,2,4 --memories=20,100 --seeds=3",
+            [Command("memory_retrieval", "--query=mask --threads=1", RETRIEVAL_SMOKE, uses_data=True),
+             Command("memory_retrieval", "--query=noise --noise=0.1,0.5,1,2,4 --memories=20,100 --seeds=3 --threads=1",
                      RETRIEVAL_SMOKE + " --noise=0.5,2", uses_data=True),
-             Command("memory_retrieval", "--query=noise --noise=0.1,0.5,1,2,4 --memories=20,100 --seeds=3 --compat",
+             Command("memory_retrieval", "--query=noise --noise=0.1,0.5,1,2,4 --memories=20,100 --seeds=3 --compat --threads=1",
                      RETRIEVAL_SMOKE + " --noise=0.5,2", uses_data=True),
              Command("memory_retrieval", "--query=noise --noise=0.1,0.5,1,2,4 --memories=20,100 --seeds=3 "
-                     "--noise-model=gaussian --stage1-loss=average", RETRIEVAL_SMOKE + " --noise=0.5,2",
+                     "--noise-model=gaussian --stage1-loss=average --threads=1", RETRIEVAL_SMOKE + " --noise=0.5,2",
                      uses_data=True)],
-            render_memory_retrieval, "about 2 minutes (4 runs of 15–40 s)",
+            render_memory_retrieval, "about a minute (4 runs of 7–10 s)",
             labels=["masking", "U-Hop max loss (this example's Stage I and the max-loss script's noise)",
                     "the same with --compat (the reference code's d × d map and +distance similarities)",
                     "the plain script's noise with its average-loss Stage I"]),

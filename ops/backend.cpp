@@ -26,6 +26,7 @@ const char* unary_name(UnaryOp op) {
     case UnaryOp::Relu: return "relu";
     case UnaryOp::Gelu: return "gelu";
     case UnaryOp::GeluTanh: return "gelu(tanh)";
+    case UnaryOp::GeluDerivative: return "gelu_derivative";
     case UnaryOp::Selu: return "selu";
     case UnaryOp::Elu: return "elu";
     case UnaryOp::Softplus: return "softplus";

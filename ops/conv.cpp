@@ -30,8 +30,8 @@ Tensor convolution(const Tensor& x, const Tensor& w, const Tensor& bias, const C
                   conv_output_size(x.size(3), w.size(3), p.stride[1], p.padding[1], p.dilation[1])};
   Tensor out = empty(out_sizes, x.dtype(), x.device());
   Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
-  backend_for(x.device()).conv2d(x.detach().contiguous(), w.detach().contiguous(), b.defined() ? &b : nullptr, p,
-                                 out);
+  // x as it is: a backend reads strided inputs in whatever way suits its kernels (see Backend::conv2d).
+  backend_for(x.device()).conv2d(x.detach(), w.detach().contiguous(), b.defined() ? &b : nullptr, p, out);
   if (any_requires_grad(x, w, bias)) {
     // ∂L/∂x needs only w and ∂L/∂w only x: save just what will be used.
     SavedTensor saved_x = w.requires_grad() ? SavedTensor(x) : SavedTensor();
@@ -73,7 +73,7 @@ Tensor conv2d_input_grad(const Tensor& grad_out, const Tensor& w, const Shape& x
 // gradients for an incoming ω:  ∂/∂x = conv2d_input_grad(g, ω),  ∂/∂g = x ⋆ ω = conv2d(x, ω)
 Tensor conv2d_weight_grad(const Tensor& x, const Tensor& grad_out, const Shape& w_sizes, const ConvParams& p) {
   Tensor grad_w = empty(w_sizes, x.dtype(), x.device());
-  backend_for(x.device()).conv2d_backward_weight(x.detach().contiguous(), grad_out.detach().contiguous(), p, grad_w);
+  backend_for(x.device()).conv2d_backward_weight(x.detach(), grad_out.detach().contiguous(), p, grad_w);
   if (any_requires_grad(x, grad_out)) {
     record_op("conv2d_weight_grad", {x, grad_out}, grad_w,
               [saved_x = SavedTensor(x), saved_g = SavedTensor(grad_out), x_sizes = x.sizes(), p](

@@ -463,7 +463,22 @@ HG_BACKEND_TEST(conv_onednn_float32_matches_float64_loops) {
   auto depthwise = conv_f32_against_f64(
       "depthwise", [](auto& x, auto& w, auto& b) { return hg::conv2d(x, w, b, {1}, {1}, {1}, 6); }, {2, 6, 9, 9},
       {6, 1, 3, 3}, device);
-  for (auto* set : {&deeprc, &vit, &mixed, &gaps, &depthwise}) r.insert(r.end(), set->begin(), set->end());
+  // Strided inputs go to oneDNN through their strides (no contiguous copy first). DeepRC's sequences
+  // [n, length, features] transposed to [n, features, length] are channels-last in memory; so is an NHWC image
+  // permuted to NCHW; a strided slice has gaps and takes the copy.
+  auto deeprc_transposed = conv_f32_against_f64(
+      "deeprc conv1d on transposed sequences",
+      [](auto& x, auto& w, auto& b) { return hg::conv1d(x.transpose(1, 2), w, b); }, {3, 20, 23}, {32, 23, 9}, device);
+  auto channels_last = conv_f32_against_f64(
+      "conv2d on an NHWC image viewed as NCHW",
+      [](auto& x, auto& w, auto& b) { return hg::conv2d(x.permute({0, 3, 1, 2}), w, b, {2, 1}, {1, 0}); },
+      {2, 9, 7, 5}, {6, 5, 3, 3}, device);
+  auto sliced = conv_f32_against_f64(
+      "conv2d on every other column",
+      [](auto& x, auto& w, auto& b) { return hg::conv2d(x.slice(3, 0, 12, 2), w, b); }, {2, 3, 8, 12}, {4, 3, 3, 3},
+      device);
+  for (auto* set : {&deeprc, &vit, &mixed, &gaps, &depthwise, &deeprc_transposed, &channels_last, &sliced})
+    r.insert(r.end(), set->begin(), set->end());
   return r;
 }
 

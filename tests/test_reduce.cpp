@@ -154,6 +154,44 @@ TEST_CASE("reduce: gradcheck through broadcast (stride-0) inputs") {
 
 // ---- values on every backend -----------------------------------------------------------------------
 
+// Many short rows (fewer than 32 elements: DeepRC's max over 12 positions) are reduced 16 rows at a time across
+// vector lanes; every op must equal a per-row loop, for row counts that leave a partial block, and a NaN in a row
+// must still come out of max/min.
+HG_BACKEND_TEST(reduce_many_short_rows_match_a_row_loop) {
+  hg::Tensors results;
+  for (int64_t n : {1, 3, 12, 31}) {
+    for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+      const int64_t rows = 37;
+      Tensor x64 = hgtest::uniform({rows, n}, -2, 2, 91 + static_cast<uint64_t>(n));
+      std::vector<double> v = x64.to_vector<double>();
+      v[static_cast<size_t>(5 * n + n / 2)] = kNaN;  // row 5 (in the first block of 16)
+      v[static_cast<size_t>(36 * n)] = kNaN;         // row 36 (in the partial block)
+      Tensor x = f64(v, {rows, n}).to(dtype).to(device);
+      const std::vector<double> xs = x.to(hg::kFloat64).to(hg::kCPU).to_vector<double>();
+      std::vector<double> want_sum(rows), want_max(rows), want_min(rows), want_prod(rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        double s = 0, mx = -kInf, mn = kInf, p = 1;
+        for (int64_t i = 0; i < n; ++i) {
+          const double e = xs[static_cast<size_t>(r * n + i)];
+          s += e, p *= e;
+          mx = (e > mx || std::isnan(e)) && !std::isnan(mx) ? e : mx;
+          mn = (e < mn || std::isnan(e)) && !std::isnan(mn) ? e : mn;
+        }
+        want_sum[r] = s, want_max[r] = mx, want_min[r] = mn, want_prod[r] = p;
+      }
+      INFO("n = " << n << ", " << hg::dtype_name(dtype));
+      const double tol = dtype == hg::kFloat32 ? 1e-5 : 1e-13;
+      Tensor sum = hg::sum(x, {1}), amax = hg::amax(x, {1}), amin = hg::amin(x, {1}), prod = hg::prod(x, {1});
+      hgtest::check_close(sum, f64(want_sum), tol, tol, "sum");
+      hgtest::check_close(amax, f64(want_max), 0, 0, "amax");
+      hgtest::check_close(amin, f64(want_min), 0, 0, "amin");
+      hgtest::check_close(prod, f64(want_prod), tol, tol, "prod");
+      results.insert(results.end(), {sum, amax, amin, prod});
+    }
+  }
+  return results;
+}
+
 HG_BACKEND_TEST(reduce_prod_values_and_zero_gradients) {
   Tensor x = f64({1, 2, 3, 4, 0, 5, 0, 0, 6}, {3, 3}).to(device);
   Tensor p = hg::prod(x, {1});

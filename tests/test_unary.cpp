@@ -195,6 +195,31 @@ HG_BACKEND_TEST(unary_special_values) {
   return {relu, sign, clamped};
 }
 
+// gelu's backward runs one fused kernel, gelu′(x) = Φ(x) + x·φ(x); it must equal the composite formula it
+// replaced, g ⊙ ((1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)), in both dtypes, out to where Φ saturates and φ underflows.
+HG_BACKEND_TEST(gelu_fused_backward_matches_composite) {
+  Tensors results;
+  for (hg::DType dtype : {hg::kFloat64, hg::kFloat32}) {
+    INFO(hg::dtype_name(dtype));
+    Tensor x = hg::cat({hgtest::uniform({40}, -4, 4, 31), f64({-40.0, -9.0, -1e-3, 0.0, 1e-3, 9.0, 40.0})})
+                   .to(dtype).to(device);
+    Tensor g = hgtest::uniform({47}, -1, 1, 32).to(dtype).to(device);
+    Tensor leaf = x.detach().requires_grad_(true);
+    hg::gelu(leaf).backward(g);
+    Tensor cdf = hg::mul(hg::add(hg::erf(hg::mul(x, 1.0 / std::sqrt(2.0))), 1.0), 0.5);
+    Tensor pdf = hg::mul(hg::exp(hg::mul(hg::square(x), -0.5)), 1.0 / std::sqrt(2.0 * M_PI));
+    Tensor composite = hg::mul(g, hg::add(cdf, hg::mul(x, pdf)));
+    const bool f32 = dtype == hg::kFloat32;
+    hgtest::check_close(leaf.grad(), composite, f32 ? 1e-6 : 1e-14, f32 ? 1e-7 : 1e-16, "gelu gradient");
+    results.push_back(leaf.grad());
+  }
+  // NaN stays NaN.
+  Tensor leaf = f64({kNaN}).to(device).requires_grad_(true);
+  hg::gelu(leaf).backward(hg::ones_like(leaf));
+  CHECK(std::isnan(leaf.grad().to_vector<double>()[0]));
+  return results;
+}
+
 // ---- dtypes -----------------------------------------------------------------------------------------
 
 HG_BACKEND_TEST(unary_dtype_rules) {

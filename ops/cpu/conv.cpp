@@ -6,6 +6,12 @@
 // shapes that is faster, reorders included, than forcing plain layouts, which select oneDNN's im2col + GEMM
 // implementation. Primitives and their reorders are built once per geometry and cached.
 //
+// The input x may be any dense permutation of NCHW, described to oneDNN by its strides: DeepRC's sequences
+// [n, length, features] transposed to [n, features, 1, length] are channels-last in memory, and one reorder
+// takes them straight into the blocked layout (a contiguous() copy first would read and write them once more).
+// The blocked staging buffers come from hopgrad's caching allocator: a oneDNN-allocated memory object would
+// be a fresh mmap (and page faults on every 4 KiB) on each call.
+//
 // float64 (gradient checks) runs direct OpenMP loops: oneDNN 2.6 has no f64 convolution. The loops are also
 // the reference the oneDNN path is tested against.
 #include <algorithm>
@@ -167,10 +173,11 @@ struct OnednnConvDescs {
   memory::dims strides, dilates, padding;
 };
 
-OnednnConvDescs onednn_descs(const ConvGeometry& g) {
+// x_strides: the input's element strides (NCHW-contiguous or another dense permutation of it).
+OnednnConvDescs onednn_descs(const ConvGeometry& g, const Shape& x_strides) {
   const ConvParams& p = g.p;
   OnednnConvDescs d;
-  d.src = memory::desc({g.N, g.Cin, g.H, g.W}, kF32, Tag::nchw);
+  d.src = memory::desc({g.N, g.Cin, g.H, g.W}, kF32, memory::dims(x_strides.begin(), x_strides.end()));
   // Grouped weights are 5-D in oneDNN; [Cout, Cin/groups, KH, KW] row-major is exactly goihw.
   d.weights = p.groups == 1 ? memory::desc({g.Cout, g.Cin, g.KH, g.KW}, kF32, Tag::oihw)
                             : memory::desc({p.groups, g.cout_per_group(), g.cin_per_group(), g.KH, g.KW}, kF32,
@@ -218,6 +225,7 @@ void run_plan(const OnednnConvPlan& plan, const std::vector<void*>& buffers) {
   dnnl::stream& stream = onednn_stream();
   std::unordered_map<int, memory> args;
   std::vector<std::pair<const OnednnArgument*, std::pair<memory, memory>>> outputs_to_convert;
+  Tensors staging;  // owns the staged buffers until the stream is done with them
   for (size_t i = 0; i < plan.arguments.size(); ++i) {
     const OnednnArgument& a = plan.arguments[i];
     memory user(a.plain, engine, buffers[i]);
@@ -225,7 +233,9 @@ void run_plan(const OnednnConvPlan& plan, const std::vector<void*>& buffers) {
       args.emplace(a.id, user);
       continue;
     }
-    memory staged(a.chosen, engine);
+    const auto floats = static_cast<int64_t>((a.chosen.get_size() + sizeof(float) - 1) / sizeof(float));
+    staging.push_back(empty({floats}, kFloat32, kCPU));
+    memory staged(a.chosen, engine, staging.back().data_ptr());
     if (a.is_output)
       outputs_to_convert.push_back({&a, {staged, user}});
     else
@@ -249,8 +259,8 @@ dnnl::convolution_forward::primitive_desc forward_pd(const OnednnConvDescs& d, b
   return fwd::primitive_desc(desc, onednn_engine());
 }
 
-OnednnConvPlan make_forward_plan(const ConvGeometry& g, bool with_bias) {
-  OnednnConvDescs d = onednn_descs(g);
+OnednnConvPlan make_forward_plan(const ConvGeometry& g, const Shape& x_strides, bool with_bias) {
+  OnednnConvDescs d = onednn_descs(g, x_strides);
   auto pd = forward_pd(d, with_bias);
   OnednnConvPlan plan{dnnl::convolution_forward(pd), {}};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_SRC, d.src, pd.src_desc(), false));
@@ -262,7 +272,7 @@ OnednnConvPlan make_forward_plan(const ConvGeometry& g, bool with_bias) {
 
 OnednnConvPlan make_backward_data_plan(const ConvGeometry& g) {
   using bwd = dnnl::convolution_backward_data;
-  OnednnConvDescs d = onednn_descs(g);
+  OnednnConvDescs d = onednn_descs(g, contiguous_strides({g.N, g.Cin, g.H, g.W}));
   bwd::desc desc(dnnl::algorithm::convolution_direct, any_layout(d.src), any_layout(d.weights), any_layout(d.dst),
                  d.strides, d.dilates, d.padding, d.padding);
   bwd::primitive_desc pd(desc, onednn_engine(), forward_pd(d, false));
@@ -273,9 +283,9 @@ OnednnConvPlan make_backward_data_plan(const ConvGeometry& g) {
   return plan;
 }
 
-OnednnConvPlan make_backward_weights_plan(const ConvGeometry& g) {
+OnednnConvPlan make_backward_weights_plan(const ConvGeometry& g, const Shape& x_strides) {
   using bwd = dnnl::convolution_backward_weights;
-  OnednnConvDescs d = onednn_descs(g);
+  OnednnConvDescs d = onednn_descs(g, x_strides);
   bwd::desc desc(dnnl::algorithm::convolution_direct, any_layout(d.src), any_layout(d.weights), any_layout(d.dst),
                  d.strides, d.dilates, d.padding, d.padding);
   bwd::primitive_desc pd(desc, onednn_engine(), forward_pd(d, false));
@@ -286,19 +296,34 @@ OnednnConvPlan make_backward_weights_plan(const ConvGeometry& g) {
   return plan;
 }
 
-// The plan for `kind` and this geometry, built on first use.
-const OnednnConvPlan& cached_plan(const char* kind, const ConvGeometry& g, bool with_bias,
+// The plan for `kind`, this geometry and input layout, built on first use.
+const OnednnConvPlan& cached_plan(const char* kind, const ConvGeometry& g, const Shape& x_strides, bool with_bias,
                                   const std::function<OnednnConvPlan()>& make) {
   static PrimitiveCache<OnednnConvPlan> cache;
   const ConvParams& p = g.p;
-  std::string key = fmt::format("{}:{}x{}x{}x{}:{}x{}x{}:s{}x{}:p{}x{}:d{}x{}:g{}:b{}", kind, g.N, g.Cin, g.H, g.W,
+  std::string key = fmt::format("{}:{}x{}x{}x{}:{}x{}x{}:s{}x{}:p{}x{}:d{}x{}:g{}:b{}:x{}", kind, g.N, g.Cin, g.H, g.W,
                                 g.Cout, g.KH, g.KW, p.stride[0], p.stride[1], p.padding[0], p.padding[1],
-                                p.dilation[0], p.dilation[1], p.groups, with_bias);
+                                p.dilation[0], p.dilation[1], p.groups, with_bias, x_strides);
   return cache.get(key, [&] {
     OnednnConvPlan plan;
     HG_DNNL_CHECK(plan = make());
     return plan;
   });
+}
+
+// x itself when its elements fill their memory without gaps or overlaps in some dim order (NCHW, channels-last,
+// ...), which oneDNN reads through strides; otherwise a contiguous copy.
+Tensor dense_input(const Tensor& x) {
+  std::vector<int64_t> order;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (x.size(d) != 1) order.push_back(d);
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return x.stride(a) < x.stride(b); });
+  int64_t expected = 1;
+  for (int64_t d : order) {
+    if (x.stride(d) != expected) return x.contiguous();
+    expected *= x.size(d);
+  }
+  return x;
 }
 
 void check_dtypes(const char* kernel, std::initializer_list<const Tensor*> tensors) {
@@ -325,18 +350,22 @@ void CpuBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* bi
       fill(out, 0.0);
     return;
   }
-  Tensor x = x_in.contiguous(), w = w_in.contiguous(), bias = bias_in ? bias_in->contiguous() : Tensor();
-  ConvGeometry g = conv_geometry(x.sizes(), w.sizes(), out.sizes(), p);
+  Tensor w = w_in.contiguous(), bias = bias_in ? bias_in->contiguous() : Tensor();
+  ConvGeometry g = conv_geometry(x_in.sizes(), w.sizes(), out.sizes(), p);
   if (out.dtype() == kFloat64) {
+    Tensor x = x_in.contiguous();
     conv2d_forward_loops<double>(x.data_ptr<double>(), w.data_ptr<double>(),
                                  bias.defined() ? bias.data_ptr<double>() : nullptr, out.data_ptr<double>(), g);
     return;
   }
+  Tensor x = dense_input(x_in);
   bool with_bias = bias.defined();
   std::vector<void*> buffers{x.data_ptr(), w.data_ptr()};
   if (with_bias) buffers.push_back(bias.data_ptr());
   buffers.push_back(out.data_ptr());
-  run_plan(cached_plan("conv_fwd", g, with_bias, [&] { return make_forward_plan(g, with_bias); }), buffers);
+  run_plan(cached_plan("conv_fwd", g, x.strides(), with_bias,
+                       [&] { return make_forward_plan(g, x.strides(), with_bias); }),
+           buffers);
 }
 
 void CpuBackend::conv2d_backward_input(const Tensor& grad_out_in, const Tensor& w_in, const ConvParams& p,
@@ -349,7 +378,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& grad_out_in, const Tensor& 
   if (grad_x.dtype() == kFloat64)
     return conv2d_backward_input_loops<double>(grad_out.data_ptr<double>(), w.data_ptr<double>(),
                                                grad_x.data_ptr<double>(), g);
-  run_plan(cached_plan("conv_bwd_data", g, false, [&] { return make_backward_data_plan(g); }),
+  run_plan(cached_plan("conv_bwd_data", g, {}, false, [&] { return make_backward_data_plan(g); }),
            {grad_out.data_ptr(), w.data_ptr(), grad_x.data_ptr()});
 }
 
@@ -358,12 +387,16 @@ void CpuBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_o
   check_dtypes("cpu conv2d_backward_weight", {&x_in, &grad_out_in, &grad_w});
   if (grad_w.numel() == 0) return;
   if (x_in.numel() == 0 || grad_out_in.numel() == 0) return fill(grad_w, 0.0);
-  Tensor x = x_in.contiguous(), grad_out = grad_out_in.contiguous();
-  ConvGeometry g = conv_geometry(x.sizes(), grad_w.sizes(), grad_out.sizes(), p);
-  if (grad_w.dtype() == kFloat64)
+  Tensor grad_out = grad_out_in.contiguous();
+  ConvGeometry g = conv_geometry(x_in.sizes(), grad_w.sizes(), grad_out.sizes(), p);
+  if (grad_w.dtype() == kFloat64) {
+    Tensor x = x_in.contiguous();
     return conv2d_backward_weight_loops<double>(x.data_ptr<double>(), grad_out.data_ptr<double>(),
                                                 grad_w.data_ptr<double>(), g);
-  run_plan(cached_plan("conv_bwd_weights", g, false, [&] { return make_backward_weights_plan(g); }),
+  }
+  Tensor x = dense_input(x_in);
+  run_plan(cached_plan("conv_bwd_weights", g, x.strides(), false,
+                       [&] { return make_backward_weights_plan(g, x.strides()); }),
            {x.data_ptr(), grad_out.data_ptr(), grad_w.data_ptr()});
 }
 

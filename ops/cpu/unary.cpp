@@ -14,6 +14,7 @@
 //    sqrtss and a branch), and oneDNN's sqrt is accurate to 1 ulp. From kOneDnnSqrtMinNumel
 //    elements on it wins (see there).
 // float64 (the library's reference and gradcheck precision) keeps glibc's scalar functions (< 1 ulp).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -116,22 +117,35 @@ void floating_unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams p) {
         constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
         return T(0.5) * v * (T(1) + math::erf(v * kInvSqrt2));
       });
+    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
+    case UnaryOp::GeluDerivative:
+      return run([](T v) {
+        constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
+        constexpr T kInvSqrt2Pi = static_cast<T>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+        return T(0.5) * (T(1) + math::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * math::exp(T(-0.5) * v * v);
+      });
     // gelu_tanh(x) = x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))
     case UnaryOp::GeluTanh:
       return run([](T v) {
         constexpr T kBeta = static_cast<T>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi), kKappa = T(0.044715);
         return T(0.5) * v * (T(1) + math::tanh(kBeta * (v + kKappa * v * v * v)));
       });
-    // selu(x) = scale·(x > 0 ? x : α·(eˣ − 1)); expm1 keeps tiny negative inputs exact.
+    // selu(x) = scale·(x > 0 ? x : α·(eˣ − 1)); expm1 keeps tiny negative inputs exact. expm1 is evaluated
+    // on every lane (of min(x, 0), so it never overflows into libmvec's slow path) and then selected: a call
+    // under the branch would keep GCC from vectorising the loop, leaving scalar expm1f (8× slower).
     case UnaryOp::Selu:
       return run([](T v) {
         constexpr T kScale = static_cast<T>(kSeluScale), kScaleAlpha = static_cast<T>(kSeluScale * kSeluAlpha);
-        return v > T(0) ? kScale * v : kScaleAlpha * math::expm1(v);
+        const T negative = kScaleAlpha * math::expm1(std::min(v, T(0)));
+        return v > T(0) ? kScale * v : negative;
       });
-    // elu(x) = x > 0 ? x : α·(eˣ − 1)
+    // elu(x) = x > 0 ? x : α·(eˣ − 1), vectorised as selu.
     case UnaryOp::Elu: {
       T alpha = static_cast<T>(p.a);
-      return run([alpha](T v) { return v > T(0) ? v : alpha * math::expm1(v); });
+      return run([alpha](T v) {
+        const T negative = alpha * math::expm1(std::min(v, T(0)));
+        return v > T(0) ? v : negative;
+      });
     }
     // softplus(x) = log(1 + e^(βx)) / β, and x itself where βx > threshold.
     case UnaryOp::Softplus: {

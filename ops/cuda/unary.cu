@@ -13,6 +13,7 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 // 1/√2, and √(2/π) = √2 · (2/√π) / 2 spelled with the digits of M_SQRT2 and M_2_SQRTPI, as the CPU computes it.
 constexpr double kSqrtHalf = 0.70710678118654752440;
 constexpr double kSqrtTwoOverPi = 1.41421356237309504880 * 1.12837916709551257390 * 0.5;
+constexpr double kInvSqrtTwoPi = 0.39894228040143267794;  // 1/√(2π)
 
 
 // float32/float64: every op but LogicalNot.
@@ -42,6 +43,12 @@ template <typename T> void floating_unary(UnaryOp op, const Tensor& x, Tensor& o
     // gelu(x) = x·Φ(x) = x/2 · (1 + erf(x/√2))
     case UnaryOp::Gelu:
       return run([] __device__(T v) { return T(0.5) * v * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf))); });
+    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
+    case UnaryOp::GeluDerivative:
+      return run([] __device__(T v) {
+        const T half = T(0.5), inv_sqrt_2pi = static_cast<T>(kInvSqrtTwoPi);
+        return half * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf))) + v * inv_sqrt_2pi * math::exp(-half * v * v);
+      });
     // gelu_tanh(x) = x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))
     case UnaryOp::GeluTanh:
       return run([] __device__(T v) {

@@ -9,19 +9,22 @@
 // one backward pass (gradients of Σ out to q, k and v), timed on the wall clock; the median of --repeats runs
 // after one warm-up run is reported.
 //
-// Memory: the CPU backend keeps no allocator statistics, so the table gives the bytes of each kind's largest
-// intermediate, computed from its algorithm (as the reference's FLOP counts are): the dense kinds materialise
-// the scores [B, H, L, L] — O(L²) —, window the chunked band scores [B, H, L/c, c, c + 2w] (c = max(w, 16), as
-// window_attention does) — O(L·w) —, linear the key-value summary [B, H, d, d] or the inputs [B, H, L, d] —
-// O(L·d) —, and random features φ(q) [B, H, L, m], m = ⌊d ln d⌋ — O(L·m). Kinds: softmax, sparsemax, entmax15,
-// topk (half the keys), random (each key excluded with probability 0.1), window (w per L as the reference:
-// 4, 6, 8, 12, 14, 18, 30, 48 for L = 24 … 2880), linear (φ = elu + 1), favor (positive random features).
+// Memory, two numbers per point: the bytes of each kind's largest intermediate, computed from its algorithm (as
+// the reference's FLOP counts are): the dense kinds materialise the scores [B, H, L, L] — O(L²) —, window the
+// chunked band scores [B, H, L/c, c, c + 2w] (c = max(w, 16), as window_attention does) — O(L·w) —, linear the
+// key-value summary [B, H, d, d] or the inputs [B, H, L, d] — O(L·d) —, and random features φ(q) [B, H, L, m],
+// m = ⌊d ln d⌋ — O(L·m); and the measured peak of hg::memory_stats during one forward + backward above what
+// q, k and v hold (every intermediate, saved tensor and gradient at once, so several times the largest one).
+// Kinds: softmax, sparsemax, entmax15, topk (half the keys), random (each key excluded with probability 0.1),
+// window (w per L as the reference: 4, 6, 8, 12, 14, 18, 30, 48 for L = 24 … 2880), linear (φ = elu + 1), favor
+// (positive random features).
 //
 //   efficiency                                    # L ≤ 720, 5 repeats, 1 thread: ~10 s
 //   efficiency --max-length=2880 --repeats=20     # the reference's full range (dense kinds need ~0.5 GB per score)
 //   efficiency --kinds=softmax,window,linear --device=cuda
 //
-// Writes <out-dir>/efficiency.csv (one row per L: the window, then milliseconds and MiB per kind) and
+// Writes <out-dir>/efficiency.csv (one row per L: the window, then per kind milliseconds, analytic MiB and
+// measured peak MiB) and
 // <out-dir>/efficiency.svg (time and memory against L, one curve per kind). Exits 1 on bad flags.
 #include <algorithm>
 #include <chrono>
@@ -89,8 +92,13 @@ double largest_intermediate_bytes(nn::SeparationKind kind, int64_t L, int64_t wi
   }
 }
 
-/// Median wall time (ms) of forward + backward through `sep` on fresh random q, k, v [4, 4, L, 4].
-double time_forward_backward(nn::Separation& sep, int64_t L, int repeats, hg::Device device, hg::Generator& gen) {
+struct Cost {
+  double ms = 0;        ///< median wall time of forward + backward
+  double peak_mib = 0;  ///< hg::memory_stats peak during one forward + backward, above the inputs
+};
+
+/// Forward + backward through `sep` on fresh random q, k, v [4, 4, L, 4]: median time, then peak memory.
+Cost measure_forward_backward(nn::Separation& sep, int64_t L, int repeats, hg::Device device, hg::Generator& gen) {
   const hg::Shape shape = {kBatch, kHeads, L, kHeadDim};
   hg::Tensor q = hg::randn(shape, hg::kFloat32, &gen).to(device).requires_grad_();
   hg::Tensor k = hg::randn(shape, hg::kFloat32, &gen).to(device).requires_grad_();
@@ -111,7 +119,15 @@ double time_forward_backward(nn::Separation& sep, int64_t L, int repeats, hg::De
   }
   std::sort(ms.begin(), ms.end());
   const size_t mid = ms.size() / 2;
-  return ms.size() % 2 == 1 ? ms[mid] : (ms[mid - 1] + ms[mid]) / 2;
+  Cost cost;
+  cost.ms = ms.size() % 2 == 1 ? ms[mid] : (ms[mid - 1] + ms[mid]) / 2;
+  // One more pass for the memory, its gradients dropped first so that only q, k and v are alive before it.
+  for (const hg::Tensor* t : {&q, &k, &v}) t->set_grad({});
+  const hg::MemoryStats before = hg::memory_stats(device);
+  hg::reset_peak_memory_stats(device);
+  sep->attend(q, k, v, beta, {}, {}, 0.0, nullptr, &gen).sum().backward();
+  cost.peak_mib = static_cast<double>(hg::memory_stats(device).peak_allocated_bytes - before.allocated_bytes) / (1 << 20);
+  return cost;
 }
 
 int run(const Options& opt) {
@@ -132,6 +148,7 @@ int run(const Options& opt) {
   std::vector<std::string> columns = {"length", "window"};
   for (nn::SeparationKind kind : kinds) columns.push_back(fmt::format("{}_ms", nn::to_string(kind)));
   for (nn::SeparationKind kind : kinds) columns.push_back(fmt::format("{}_mib", nn::to_string(kind)));
+  for (nn::SeparationKind kind : kinds) columns.push_back(fmt::format("{}_peak_mib", nn::to_string(kind)));
   const fs::path csv_path = opt.common.out_dir / "efficiency.csv", svg_path = opt.common.out_dir / "efficiency.svg";
   hg::train::CsvLog log(csv_path, columns);
   fmt::print("efficiency: forward + backward of sep(β q kᵀ) v, q/k/v [{}, {}, L, {}], median of {} after a warm-up, "
@@ -139,7 +156,7 @@ int run(const Options& opt) {
              kBatch, kHeads, kHeadDim, opt.repeats, device, opt.common.threads, opt.common.threads > 1 ? "s" : "");
 
   hg::Generator gen(opt.common.seed);
-  std::vector<std::vector<double>> ms(kinds.size()), mib(kinds.size());
+  std::vector<std::vector<double>> ms(kinds.size()), mib(kinds.size()), peak_mib(kinds.size());
   hg::train::ProgressBar progress("measuring", static_cast<int64_t>(lengths.size() * kinds.size()),
                                   opt.common.show_progress());
   for (size_t i = 0; i < lengths.size(); ++i) {
@@ -147,12 +164,15 @@ int run(const Options& opt) {
     for (size_t j = 0; j < kinds.size(); ++j) {
       nn::Separation sep(separation_options(kinds[j], windows[i]));
       sep->to(device);
-      ms[j].push_back(time_forward_backward(sep, lengths[i], opt.repeats, device, gen));
+      const Cost cost = measure_forward_backward(sep, lengths[i], opt.repeats, device, gen);
+      ms[j].push_back(cost.ms);
+      peak_mib[j].push_back(cost.peak_mib);
       mib[j].push_back(largest_intermediate_bytes(kinds[j], lengths[i], windows[i]) / (1 << 20));
       progress.advance();
     }
     for (size_t j = 0; j < kinds.size(); ++j) row.push_back(ms[j][i]);
     for (size_t j = 0; j < kinds.size(); ++j) row.push_back(mib[j][i]);
+    for (size_t j = 0; j < kinds.size(); ++j) row.push_back(peak_mib[j][i]);
     log.write(row);
     if (!opt.common.show_progress())
       fmt::print("L = {}: measured, slowest {:.2f} ms\n", lengths[i],
@@ -160,14 +180,15 @@ int run(const Options& opt) {
   }
   progress.finish(fmt::format("measured {} kinds at {} lengths in {:.1f} s", kinds.size(), lengths.size(), progress.elapsed_seconds()));
 
-  // The table: one row per kind, forward + backward ms and the largest intermediate's MiB per length.
+  // The table: one row per kind, forward + backward ms, the largest intermediate's MiB and the measured peak MiB
+  // per length.
   std::string header = fmt::format("{:<10}", "kind");
-  for (size_t i = 0; i < lengths.size(); ++i) header += fmt::format(" {:>17}", fmt::format("L={} (w={})", lengths[i], windows[i]));
-  fmt::print("\nforward + backward time, ms (largest intermediate, MiB)\n{}\n", header);
+  for (size_t i = 0; i < lengths.size(); ++i) header += fmt::format(" {:>24}", fmt::format("L={} (w={})", lengths[i], windows[i]));
+  fmt::print("\nforward + backward time, ms (largest intermediate / measured peak, MiB)\n{}\n", header);
   for (size_t j = 0; j < kinds.size(); ++j) {
     std::string line = fmt::format("{:<10}", nn::to_string(kinds[j]));
     for (size_t i = 0; i < lengths.size(); ++i)
-      line += fmt::format(" {:>17}", fmt::format("{:.2f} ({:.3g})", ms[j][i], mib[j][i]));
+      line += fmt::format(" {:>24}", fmt::format("{:.2f} ({:.3g} / {:.3g})", ms[j][i], mib[j][i], peak_mib[j][i]));
     fmt::print("{}\n", line);
   }
   fmt::print("paper: efficiency_main.py reports no numbers (it writes mts_cost.csv of CUDA times and FLOPs)\n");
@@ -175,12 +196,14 @@ int run(const Options& opt) {
   std::vector<double> x(lengths.begin(), lengths.end());
   hg::train::Panel time_panel{"forward + backward (ms)", {}, "sequence length L"};
   hg::train::Panel memory_panel{"largest intermediate (MiB)", {}, "sequence length L"};
+  hg::train::Panel peak_panel{"measured peak memory (MiB)", {}, "sequence length L"};
   for (size_t j = 0; j < kinds.size(); ++j) {
     const std::string name(nn::to_string(kinds[j]));
     time_panel.series.push_back({name, x, ms[j]});
     memory_panel.series.push_back({name, x, mib[j]});
+    peak_panel.series.push_back({name, x, peak_mib[j]});
   }
-  hg::train::write_svg_plot(svg_path, {time_panel, memory_panel},
+  hg::train::write_svg_plot(svg_path, {time_panel, memory_panel, peak_panel},
                             fmt::format("Separation functions: cost against L (median of {})", opt.repeats));
   fmt::print("wrote {} and {}\n", csv_path.string(), svg_path.string());
   return 0;

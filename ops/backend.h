@@ -58,6 +58,15 @@ struct PoolParams {
   int64_t dilation[2] = {1, 1};
 };
 
+/// Scalars of one fused Adam/AdamW update (ops/optim.cpp computes the bias corrections for step t).
+struct AdamParams {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  double bias_correction1 = 1.0;       ///< 1 − β₁ᵗ
+  double bias_correction2_sqrt = 1.0;  ///< √(1 − β₂ᵗ)
+  bool amsgrad = false;
+  bool decoupled_weight_decay = false;  ///< AdamW: p ← p·(1 − η·λ) instead of g ← g + λ·p
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -133,6 +142,28 @@ class Backend {
   /// grad_x (zero-filled by the caller, [N, C, H, W]) += grad_out scattered through indices.
   virtual void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const PoolParams& p,
                                    Tensor& grad_x) = 0;
+
+  // ---- loss kernels --------------------------------------------------------------------------
+  /// Cross entropy of contiguous logits [outer, C, inner] (classes along the middle dim) against contiguous int64
+  /// target [outer, inner] whose values the frontend checked to be in [0, C) or ignore_index; weight [C] or null.
+  /// With lse = log Σ_c exp(x_c), ε = label_smoothing and w ≡ 1 without weight, for each target t ≠ ignore_index:
+  ///   loss = (1 − ε)·w_t·(lse − x_t) + (ε/C)·Σ_c w_c·(lse − x_c),  target_weight = w_t;
+  /// ignored targets get loss 0 and target_weight 0. An all −inf row (lse = −inf) has loss 0, as log_softmax's
+  /// zeros give. loss, log_sum_exp and target_weight are [outer, inner] in the logits' dtype.
+  virtual void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
+                             double label_smoothing, Tensor& loss, Tensor& log_sum_exp, Tensor& target_weight) = 0;
+  /// grad_logits [outer, C, inner] = grad_loss · ∂loss/∂logits with s = exp(x − lse), W = Σ_c w_c:
+  ///   (1 − ε)·w_t·(s − onehot_t) + (ε/C)·(W·s − w);  zero for ignored targets and all −inf rows.
+  /// grad_loss is [outer, inner]; everything contiguous.
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor* weight,
+                                      int64_t ignore_index, double label_smoothing, const Tensor& log_sum_exp,
+                                      const Tensor& grad_loss, Tensor& grad_logits) = 0;
+
+  // ---- optimizer kernels ----------------------------------------------------------------------
+  /// One Adam/AdamW step in place, elementwise in one pass: param, grad, exp_avg, exp_avg_sq and
+  /// max_exp_avg_sq (null unless amsgrad) are contiguous, of one shape and one floating dtype.
+  virtual void adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq,
+                         Tensor* max_exp_avg_sq, const AdamParams& p) = 0;
 
   // ---- indexing (int64 indices, checked in range by the frontend) -------------------------------
   /// out = x.index_select(dim, index) for 1-D index; out contiguous.

@@ -77,20 +77,45 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return bmm(a3, b3).view(out_shape);
 }
 
-// y = x Wᵀ + b
+// y = x Wᵀ + b ;  ∂L/∂x = G W,  ∂L/∂W = Gᵀ x,  ∂L/∂b = Σ_rows G   (x viewed as [rows, in], G as [rows, out])
+// One node instead of the views, bmm and broadcast add it would take as a composite: the backward gets the
+// weight gradient as Gᵀ·x straight into W's [out, in] layout (the composite produced it transposed, and the
+// gradient accumulator then had to copy it), and the bias is added into the product's output in place.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   HG_CHECK(x.defined() && weight.defined(), "linear: got an undefined input or weight");
+  check_matmul_inputs("linear", x, weight);
   HG_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out_features, in_features], got {}", weight.sizes());
   HG_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1),
            "linear: input's last dimension must equal in_features {}; got input {} and weight {}", weight.size(1),
            x.sizes(), weight.sizes());
-  Tensor y = matmul(x, weight.t());
   if (bias.defined()) {
+    check_matmul_inputs("linear", x, bias);
     HG_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias must be [{}], got {}", weight.size(0),
              bias.sizes());
-    y = add(y, bias);
   }
-  return y;
+  const int64_t in = weight.size(1), out_features = weight.size(0);
+  Shape out_shape = x.sizes();
+  out_shape[out_shape.size() - 1] = out_features;
+  int64_t rows = 1;  // the leading dims, flattened (explicit: a -1 in reshape is ambiguous when in = 0)
+  for (int64_t d = 0; d + 1 < x.dim(); ++d) rows *= x.size(d);
+  Tensor x2 = x.detach().reshape({1, rows, in});  // a view when x is contiguous
+  Tensor out = empty({1, rows, out_features}, x.dtype(), x.device());
+  Backend& backend = backend_for(x.device());
+  backend.matmul(x2, weight.detach().t().unsqueeze(0), out);
+  if (bias.defined()) backend.binary(BinaryOp::Add, out, bias.detach().expand(out.sizes()), out);
+  out = out.view(out_shape);
+  if (any_requires_grad(x, weight, bias)) {
+    record_op("linear", {x, weight, bias}, out,
+              [sx = SavedTensor(x), sw = SavedTensor(weight), rows, in](const Tensors& g, const BackwardContext& c) {
+                Tensors r(3);
+                Tensor g2 = g[0].reshape({rows, g[0].size(-1)});
+                if (c.needs_input_grad(0)) r[0] = matmul(g[0], sw.unpack(c));
+                if (c.needs_input_grad(1)) r[1] = matmul(g2.t(), sx.unpack(c).reshape({rows, in}));
+                if (c.needs_input_grad(2)) r[2] = sum(g2, {0});
+                return r;
+              });
+  }
+  return out;
 }
 
 Tensor Tensor::matmul(const Tensor& other) const { return hg::matmul(*this, other); }

@@ -1,9 +1,13 @@
 // Losses as PyTorch defines them: nll_loss and cross_entropy (class weights, ignore_index, label smoothing; Mean
 // over the weights of the non-ignored targets), binary_cross_entropy_with_logits (the stable formula,
 // pos_weight), mse_loss, l1_loss.
-// They are composed of ops, so gradients and second derivatives come from the ops' backward formulas; only
-// binary_cross_entropy_with_logits records its own closed-form gradient (see there).
+// Most are composed of ops, so gradients and second derivatives come from the ops' backward formulas;
+// cross_entropy runs fused kernels (log-sum-exp and both loss terms in one pass; softmax − one-hot in one more)
+// and binary_cross_entropy_with_logits records its own closed-form gradient (see there).
+#include <limits>
+
 #include <hopgrad/autograd/function.h>
+#include <hopgrad/ops/backend.h>
 #include <hopgrad/ops/ops.h>
 
 namespace hg {
@@ -123,16 +127,14 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
   return nll_loss(log_probs, target, NLLLossOptions().reduction(reduction).ignore_index(ignore_index));
 }
 
-// With p = log_softmax(logits) over the C classes, smoothing ε and class weights w (≡ 1 when not given):
-// ℓ_i = (1 − ε)·(−w_{t_i}·p[i, t_i]) + (ε/C)·(−Σ_c w_c·p[i, c]) for t_i ≠ ignore_index (0 otherwise);
-// Mean divides both terms by Σ_{i : t_i ≠ ignore_index} w_{t_i} (as PyTorch: the smoothing term is normalised
-// by the targets' weights, not by Σ_c w_c).
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+namespace {
+
+// cross_entropy composed of ops (log_softmax, gather, where, ...): the path for a class weight that itself
+// requires grad, which the fused kernel does not differentiate. Formula as in cross_entropy below.
+Tensor composite_cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options,
+                               int64_t class_dim) {
   const Tensor& weight = options.weight_;
   const double epsilon = options.label_smoothing_;
-  int64_t class_dim = check_class_targets("cross_entropy", logits, target, options.ignore_index_);
-  check_class_weight("cross_entropy", logits, weight, class_dim);
-  HG_CHECK(epsilon >= 0.0 && epsilon <= 1.0, "cross_entropy: label_smoothing must be in [0, 1], got {}", epsilon);
   Tensor log_probs = log_softmax(logits, class_dim);
   CountedTargets t = counted_targets(target, weight, logits.size(class_dim), options.ignore_index_);
   Tensor nll = reduce_loss(nll_elements(log_probs, t, weight, class_dim), t.weight, options.reduction_);
@@ -144,6 +146,83 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   Tensor smooth = reduce_loss(where(t.counted, neg(sum(weighted, {class_dim})), 0.0), t.weight, options.reduction_);
   const double classes = static_cast<double>(logits.size(class_dim));
   return add(mul(nll, 1.0 - epsilon), mul(smooth, epsilon / classes));
+}
+
+// What the fused kernels need to see logits [N, C, d...] (or [C]) as [outer, C, inner] and targets as [outer, inner].
+struct ClassLayout {
+  int64_t class_dim, outer, classes, inner;
+  Tensor logits3(const Tensor& x) const { return x.contiguous().view({outer, classes, inner}); }
+  Tensor per_target(const Tensor& t) const { return t.contiguous().view({outer, inner}); }
+};
+
+// ∂ℓ_i/∂x[i, :] = (1 − ε)·w_t·(softmax − onehot_t) + (ε/C)·(W·softmax − w), zero for ignored targets and all −inf
+// rows: the kernel's gradient written with ops, for create_graph (so it can be differentiated again).
+Tensor cross_entropy_gradient_ops(const Tensor& x, const Tensor& target, const Tensor& weight,
+                                  const Tensor& target_weight, const Tensor& log_sum_exp, const Tensor& grad_loss,
+                                  const ClassLayout& L, int64_t ignore_index, double epsilon) {
+  const int64_t d = L.class_dim;
+  Shape along_classes(static_cast<size_t>(x.dim()), 1);
+  along_classes[static_cast<size_t>(d)] = L.classes;
+  Tensor probs = softmax(x, d);
+  Tensor classes = arange(static_cast<double>(L.classes), TensorOptions(kInt64).device(x.device())).view(along_classes);
+  Tensor one_hot = eq(classes, target.unsqueeze(d)).to(x.dtype());
+  Tensor grad = mul(sub(probs, one_hot), mul(target_weight.unsqueeze(d), 1.0 - epsilon));
+  if (epsilon != 0.0) {
+    const double per_class = epsilon / static_cast<double>(L.classes);
+    Tensor smooth = weight.defined() ? sub(mul(probs, sum(weight)), weight.view(along_classes))
+                                     : sub(mul(probs, static_cast<double>(L.classes)), 1.0);
+    grad = add(grad, mul(smooth, per_class));
+  }
+  Tensor live = logical_and(ne(target, static_cast<double>(ignore_index)),
+                            ne(log_sum_exp, -std::numeric_limits<double>::infinity()));
+  return where(live.unsqueeze(d), mul(grad, grad_loss.unsqueeze(d)), 0.0);
+}
+
+}  // namespace
+
+// With p = log_softmax(logits) over the C classes, smoothing ε and class weights w (≡ 1 when not given):
+// ℓ_i = (1 − ε)·(−w_{t_i}·p[i, t_i]) + (ε/C)·(−Σ_c w_c·p[i, c]) for t_i ≠ ignore_index (0 otherwise);
+// Mean divides both terms by Σ_{i : t_i ≠ ignore_index} w_{t_i} (as PyTorch: the smoothing term is normalised
+// by the targets' weights, not by Σ_c w_c).
+// ∂ℓ_i/∂x[i, c] = (1 − ε)·w_{t_i}·(softmax_c − [c = t_i]) + (ε/C)·(Σ_c' w_c'·softmax_c − w_c)
+// One fused kernel gives every ℓ_i (and log-sum-exp, kept for backward); another gives the gradient.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
+  const Tensor& weight = options.weight_;
+  const double epsilon = options.label_smoothing_;
+  const int64_t ignore_index = options.ignore_index_;
+  int64_t class_dim = check_class_targets("cross_entropy", logits, target, ignore_index);
+  check_class_weight("cross_entropy", logits, weight, class_dim);
+  HG_CHECK(epsilon >= 0.0 && epsilon <= 1.0, "cross_entropy: label_smoothing must be in [0, 1], got {}", epsilon);
+  if (any_requires_grad(weight)) return composite_cross_entropy(logits, target, options, class_dim);
+
+  ClassLayout L{class_dim, class_dim == 0 ? 1 : logits.size(0), logits.size(class_dim), 1};
+  for (int64_t d = class_dim + 1; d < logits.dim(); ++d) L.inner *= logits.size(d);
+  const TensorOptions per_target_options = TensorOptions(logits.dtype()).device(logits.device());
+  Tensor loss = empty(target.sizes(), per_target_options), log_sum_exp = empty(target.sizes(), per_target_options);
+  Tensor target_weight = empty(target.sizes(), per_target_options);
+  Tensor weight_c = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor loss2 = L.per_target(loss), lse2 = L.per_target(log_sum_exp), target_weight2 = L.per_target(target_weight);
+  backend_for(logits.device())
+      .cross_entropy(L.logits3(logits.detach()), L.per_target(target), weight_c.defined() ? &weight_c : nullptr,
+                     ignore_index, epsilon, loss2, lse2, target_weight2);
+  if (any_requires_grad(logits)) {
+    record_op("cross_entropy", {logits}, loss,
+              [sx = SavedTensor(logits), st = SavedTensor(target), weight_c, target_weight, log_sum_exp, L,
+               ignore_index, epsilon](const Tensors& g, const BackwardContext& c) {
+                Tensor x = sx.unpack(c), t = st.unpack(c);
+                if (GradMode::is_enabled())  // create_graph: a gradient that can be differentiated again
+                  return Tensors{cross_entropy_gradient_ops(x, t, weight_c, target_weight, log_sum_exp, g[0], L,
+                                                            ignore_index, epsilon)};
+                Tensor grad = empty(x.sizes(), x.dtype(), x.device());
+                Tensor grad3 = grad.view({L.outer, L.classes, L.inner});
+                backend_for(x.device())
+                    .cross_entropy_backward(L.logits3(x), L.per_target(t), weight_c.defined() ? &weight_c : nullptr,
+                                            ignore_index, epsilon, L.per_target(log_sum_exp),
+                                            L.per_target(g[0]), grad3);
+                return Tensors{grad};
+              });
+  }
+  return reduce_loss(loss, target_weight, options.reduction_);
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction, int64_t ignore_index,

@@ -142,6 +142,22 @@ const Tensor& zero_(const Tensor& self);
 const Tensor& addcmul_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha = 1.0);
 const Tensor& addcdiv_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha = 1.0);
 
+// ---- fused optimizer updates (ops/optim.cpp) ---------------------------------------------------
+/// Hyperparameters of one Adam/AdamW update at step `step` (1 for the first update), as torch.optim.Adam.
+struct AdamUpdate {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  bool amsgrad = false;
+  bool decoupled_weight_decay = false;  ///< AdamW: p ← p·(1 − η·λ) instead of g ← g + λ·p
+  int64_t step = 1;
+};
+/// One Adam/AdamW update of `param` in place, in a single pass over the parameter and its state:
+///   g ← g + λ·p (Adam) or p ← p·(1 − η·λ) (AdamW);  m ← β₁·m + (1 − β₁)·g;  v ← β₂·v + (1 − β₂)·g²;
+///   v̂ ← max(v̂, v) (amsgrad, then used for v);  p ← p − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε).
+/// exp_avg, exp_avg_sq (and max_exp_avg_sq, defined only with amsgrad) have the parameter's shape, dtype and
+/// device and are updated in place. Not differentiable: optimizers call it under NoGradGuard.
+void adam_update_(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                  const Tensor& max_exp_avg_sq, const AdamUpdate& update);
+
 // ---- elementwise unary (ops/unary.cpp) ---------------------------------------------------------
 Tensor neg(const Tensor& x);
 Tensor abs(const Tensor& x);

@@ -1,7 +1,5 @@
 #include <hopgrad/nn/optim/adam.h>
 
-#include <cmath>
-
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/ops/ops.h>
 
@@ -33,8 +31,6 @@ namespace detail {
 
 void adam_update(const Tensor& param, const Tensor& grad, AdamState& state, const AdamOptions& o,
                  bool decoupled_weight_decay) {
-  auto [beta1, beta2] = o.betas();
-  const double lr = o.lr(), weight_decay = o.weight_decay();
   if (state.step == 0) {
     state.exp_avg = zeros_like(param);
     state.exp_avg_sq = zeros_like(param);
@@ -42,30 +38,17 @@ void adam_update(const Tensor& param, const Tensor& grad, AdamState& state, cons
   // AMSGrad switched on after the state exists starts its running maximum from the current v.
   if (o.amsgrad() && !state.max_exp_avg_sq.defined())
     state.max_exp_avg_sq = state.step == 0 ? zeros_like(param) : state.exp_avg_sq.clone();
-  ++state.step;
-
-  Tensor g = grad;
-  if (weight_decay != 0.0) {
-    if (decoupled_weight_decay)
-      param.mul_(1.0 - lr * weight_decay);  // AdamW: p ← p·(1 − η·λ)
-    else
-      g = add(grad, param, weight_decay);  // Adam: g ← g + λ·p
-  }
-  state.exp_avg.mul_(beta1).add_(g, 1.0 - beta1);          // m ← β₁·m + (1 − β₁)·g
-  addcmul_(state.exp_avg_sq.mul_(beta2), g, g, 1.0 - beta2);  // v ← β₂·v + (1 − β₂)·g²
-
-  const double t = static_cast<double>(state.step);
-  const double bias_correction1 = 1.0 - std::pow(beta1, t);
-  const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(beta2, t));
-  const Tensor* second_moment = &state.exp_avg_sq;
-  if (o.amsgrad()) {
-    state.max_exp_avg_sq.copy_(maximum(state.max_exp_avg_sq, state.exp_avg_sq));  // v̂ ← max(v̂, v)
-    second_moment = &state.max_exp_avg_sq;
-  }
-  // p ← p − η/(1 − β₁ᵗ) · m / (√v / √(1 − β₂ᵗ) + ε)
-  Tensor denominator = sqrt(*second_moment);
-  denominator.div_(bias_correction2_sqrt).add_(o.eps());
-  addcdiv_(param, state.exp_avg, denominator, -lr / bias_correction1);
+  AdamUpdate update;
+  std::tie(update.beta1, update.beta2) = o.betas();
+  update.lr = o.lr();
+  update.eps = o.eps();
+  update.weight_decay = o.weight_decay();
+  update.amsgrad = o.amsgrad();
+  update.decoupled_weight_decay = decoupled_weight_decay;
+  update.step = state.step + 1;
+  // One pass over the parameter and its state (ops/optim.cpp); the formula is in adam.h.
+  adam_update_(param, grad, state.exp_avg, state.exp_avg_sq, o.amsgrad() ? state.max_exp_avg_sq : Tensor(), update);
+  state.step = update.step;
 }
 
 }  // namespace detail

@@ -47,6 +47,15 @@ class CpuBackend final : public Backend {
   void max_pool2d(const Tensor& x, const PoolParams& p, Tensor& out, Tensor& indices) override;
   void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const PoolParams& p,
                            Tensor& grad_x) override;
+  // loss.cpp
+  void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
+                     double label_smoothing, Tensor& loss, Tensor& log_sum_exp, Tensor& target_weight) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
+                              double label_smoothing, const Tensor& log_sum_exp, const Tensor& grad_loss,
+                              Tensor& grad_logits) override;
+  // optim.cpp
+  void adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor* max_exp_avg_sq,
+                 const AdamParams& p) override;
   // index.cpp
   void index_select(const Tensor& x, int64_t dim, const Tensor& index, Tensor& out) override;
   void index_add(Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) override;

@@ -140,6 +140,12 @@ def header(meta, peaks):
     if "load_start" in meta:
         lines.append(f"- Load average (1, 5, 15 min): {meta['load_start']} at the start, "
                      f"{meta.get('load_end', '?')} at the end")
+        loads = [float(meta[key].split()[0]) for key in ("load_start", "load_end") if key in meta]
+        cpus = int(meta.get("cpus", "0") or 0)
+        if cpus and max(loads) > cpus:
+            lines.append(f"- **Warning**: the load average exceeded the {cpus} CPUs, so other jobs competed for the "
+                         "cores. Multi-thread timings, which need every thread of a step scheduled at once, are "
+                         "the most distorted; the 1-thread ratios are the more trustworthy ones of this run.")
     if "command" in meta:
         lines.append(f"- Command: `{meta['command']}`")
     return lines

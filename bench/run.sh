@@ -62,22 +62,27 @@ build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
 [[ $build_type == Release ]] || echo "run.sh: warning: $build is a '$build_type' build; timings need Release" >&2
 targets=(bench_fma_peak)
 for w in "${selected[@]}"; do targets+=("bench_$w"); done
+mkdir -p "$out"
 echo "== building ${targets[*]} in $build" >&2
-ninja -C "$build" -j"${JOBS:-2}" "${targets[@]}" >/dev/null
+if ! ninja -C "$build" -j"${JOBS:-2}" "${targets[@]}" >"$out/build.log" 2>&1; then
+  grep -E -A5 'error|FAILED' "$out/build.log" | head -40 >&2
+  echo "run.sh: the build failed (full log: $out/build.log)" >&2
+  exit 1
+fi
 
 # ---- what and where ---------------------------------------------------------------------------------------------
-mkdir -p "$out"
 csv=$out/results.csv
 started=$(date +%s)
 {
-  echo "command=bench/run.sh $*"
+  echo "command=bench/run.sh${*:+ $*}"
   echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
-  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+  cpu_field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'; }
+  echo "cpu=$(cpu_field 'model name') (x86 family $(cpu_field 'cpu family'), model $(cpu_field model))"
   echo "cpus=$(nproc)"
   echo "hopgrad=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo '+local changes')"
   echo "compiler=$("$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")" --version | head -1)"
   echo "onednn=$(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || true)"
-  echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+  echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?'))"
   echo "python=$($python -c 'import platform; print(platform.python_version())')"
   echo "openblas=$(dpkg-query -W -f='${Version}' libopenblas0-openmp 2>/dev/null || true) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX})"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -214,9 +214,14 @@ def render_efficiency(section: Section, outs: List[Path]) -> str:
 
         def num(x: float) -> str:
             return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
-        body = [[k] + [f"{num(float(r[k + '_ms']))} ({num(float(r[k + '_mib']))})" for r in rows] for k in kinds]
-        blocks.append(f"Forward + backward time in ms (largest intermediate in MiB) — {code(command)}:\n\n"
-                      + table(header, body))
+        peak = all(k + "_peak_mib" in rows[0] for k in kinds)  # measured peak memory, when the program has it
+
+        def cell(r: Dict[str, str], k: str) -> str:
+            memory = num(float(r[k + "_mib"])) + (f" / {num(float(r[k + '_peak_mib']))}" if peak else "")
+            return f"{num(float(r[k + '_ms']))} ({memory})"
+        body = [[k] + [cell(r, k) for r in rows] for k in kinds]
+        unit = "largest intermediate / measured peak in MiB" if peak else "largest intermediate in MiB"
+        blocks.append(f"Forward + backward time in ms ({unit}) — {code(command)}:\n\n" + table(header, body))
     return "\n\n".join(blocks)
 
 

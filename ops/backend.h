@@ -143,6 +143,22 @@ class Backend {
   virtual void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const PoolParams& p,
                                    Tensor& grad_x) = 0;
 
+  // ---- fused attention (ops/cpu/attention.cpp, ops/cuda/attention.cu) ---------------------------
+  /// Scaled-dot-product attention without forming the [L, S] weights: for every (b, h) and query row i,
+  ///   out[i] = Σ_j softmax_j(scale·q[i]·k[j] + mask[i, j]) v[j],   lse[i] = log Σ_j exp(scale·q[i]·k[j] + mask[i, j]).
+  /// q [B, H, L, E], k [B, H, S, E], v [B, H, S, Ev] and mask (null, or a [B, H, L, S] view: bool, true = the pair
+  /// takes part, or q's dtype, added to the scores) have unit stride along their last dim; their other strides
+  /// are free (0 = broadcast). out [B, H, L, Ev] and lse [B, H, L] are contiguous, in q's dtype (float32/64).
+  /// A row whose keys are all masked gets out = 0 and lse = −inf.
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
+                         Tensor& out, Tensor& lse) = 0;
+  /// The gradients of attention() from its out, lse and grad_out [B, H, L, Ev] (contiguous), recomputing the
+  /// weights block by block: grad_q [B, H, L, E], grad_k [B, H, S, E], grad_v [B, H, S, Ev], contiguous,
+  /// overwritten (full size even where q, k or v broadcast).
+  virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                                  double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
+                                  Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) = 0;
+
   // ---- loss kernels --------------------------------------------------------------------------
   /// Cross entropy of contiguous logits [outer, C, inner] (classes along the middle dim) against contiguous int64
   /// target [outer, inner] whose values the frontend checked to be in [0, C) or ignore_index; weight [C] or null.

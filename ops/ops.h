@@ -253,6 +253,15 @@ Tensor layer_norm(const Tensor& x, IntArrayRef normalized_shape, const Tensor& w
 Tensor dropout(const Tensor& x, double p, bool train, Generator* gen = nullptr);
 /// Rows of `weight` [num, dim] picked by int64 `indices` of any shape: [..., dim].
 Tensor embedding(const Tensor& weight, const Tensor& indices);
+/// Scaled-dot-product attention, as torch.nn.functional.scaled_dot_product_attention (no dropout):
+///   out = softmax(q kᵀ·scale + attn_mask) v,   q [..., L, E], k [..., S, E], v [..., S, Ev] → out [..., L, Ev],
+/// batch dims broadcast. attn_mask (optional) broadcasts to [..., L, S]: bool (true = the pair TAKES PART, as in
+/// PyTorch's function; nn::MultiheadAttention's masks mean the opposite) or q's dtype (added to the scores).
+/// scale defaults to 1/√E. Fused (FlashAttention-2 style): the [L, S] weights are never stored; backward recomputes
+/// them from the saved log-sum-exp per row. Unlike PyTorch, a query whose keys are all masked gets zeros, not NaN.
+///   auto out = hg::scaled_dot_product_attention(q, k, v, hg::logical_not(padding).reshape({N, 1, 1, S}));
+Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                                    const Tensor& attn_mask = Tensor(), std::optional<double> scale = std::nullopt);
 
 /// x [N, Cin, L], w [Cout, Cin/groups, K], bias [Cout] or undefined.
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,

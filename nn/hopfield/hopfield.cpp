@@ -380,9 +380,15 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   for (int64_t h = 0; h < H; ++h) active[static_cast<size_t>(h)] = h;
   std::vector<int64_t> update_steps(static_cast<size_t>(H), 0);
 
+  // One association (no update) of plain softmax, without dropout and without returning ξ: attention itself, run
+  // by the fused kernel through Separation::attend in step 11, which never stores ξ. The update loop is skipped.
+  const bool fused_attention = dense && sep.options.kind() == SeparationKind::Softmax && !sep.options.forgetting() &&
+                     o.update_steps_max() == 0 && !(o.dropout() > 0.0 && is_training()) &&
+                     !request.return_association();
+
   Tensor state_h = qh;  // the current state patterns ξ in associative space, unscaled [B, H, L, d_k]
   Tensor xi, keep;      // association weights [B, H, L, S′] and LwPF's D′ (dense kinds)
-  for (int64_t step = 0;; ++step) {
+  for (int64_t step = 0; !fused_attention; ++step) {
     const bool all_active = static_cast<int64_t>(active.size()) == H;
     Tensor index, head_is_active;
     if (!all_active) {
@@ -456,7 +462,9 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   // ---- 11. dropout once, LwPF's D′ after it (spec B.3), then the values and the out-projection ------
   HopfieldResult result;
   Tensor heads_out;  // [B, H, L, d_v]
-  if (dense) {
+  if (fused_attention) {
+    heads_out = sep.attend(qh, kh, vh, beta_tensor, mask, score_bias, 0.0, nullptr, gen);
+  } else if (dense) {
     Tensor w = o.dropout() > 0.0 && is_training() ? dropout(xi, o.dropout(), true, gen) : xi;
     if (keep.defined()) w = w * keep;
     heads_out = matmul(w, vh);

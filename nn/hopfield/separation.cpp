@@ -238,6 +238,18 @@ Tensor SeparationImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
       is_key_padding_mask(mask))
     return window_attention(q, k, v, o.window(), effective_beta, mask);
 
+  // Plain softmax whose weights nobody asks for: the fused kernel (hg::scaled_dot_product_attention), which never
+  // stores the [..., L, S] weights. Same formula as the dense path below: β scales the query, the bool mask
+  // (here true = excluded; the fused op's is true = takes part) and the bias act on the scores.
+  if (o.kind() == SeparationKind::Softmax && !o.forgetting() && !dropout_active && !weights_out) {
+    Tensor scores_mask = bias;
+    if (mask.defined())
+      scores_mask = bias.defined() ? where(mask, -kInf, bias.to(q.dtype())) : logical_not(mask);
+    else if (bias.defined())
+      scores_mask = bias.to(q.dtype());
+    return scaled_dot_product_attention(q * effective_beta, k, v, scores_mask, 1.0);
+  }
+
   // Dense path: scores = β q kᵀ (+ bias), β applied to the query as hflayers does.
   Tensor scores = matmul(q * effective_beta, k.transpose(-2, -1));
   if (bias.defined()) scores = scores + bias;

@@ -1,0 +1,144 @@
+// Fused scaled-dot-product attention: checks, the broadcasting of batch dims into the backend's [B, H, rows, cols]
+// views, the fused forward and backward kernels (ops/cpu/attention.cpp, ops/cuda/attention.cu), and a composite
+// backward written with ops for when a gradient must itself be differentiable.
+#include <cmath>
+#include <limits>
+
+#include <hopgrad/autograd/function.h>
+#include <hopgrad/autograd/grad_mode.h>
+#include <hopgrad/ops/backend.h>
+#include <hopgrad/ops/ops.h>
+
+namespace hg {
+
+namespace {
+
+constexpr const char* kOp = "scaled_dot_product_attention";
+
+/// `t` [..., rows, cols] broadcast to batch + [rows, cols] and viewed as the backend's [B, H, rows, cols]: batch
+/// dims beyond two are merged into B (a copy when their strides do not allow a view), and a last dim that is not
+/// unit-strided is made so.
+Tensor as_4d(const Tensor& t, const Shape& batch, int64_t rows, int64_t cols) {
+  Shape full = batch;
+  full.push_back(rows);
+  full.push_back(cols);
+  Tensor x = t.expand(full);
+  if (batch.size() > 2) {
+    int64_t merged = 1;
+    for (size_t d = 0; d + 1 < batch.size(); ++d) merged *= batch[d];
+    x = x.reshape({merged, batch[batch.size() - 1], rows, cols});
+  }
+  while (x.dim() < 4) x = x.unsqueeze(0);
+  if (cols > 1 && x.stride(3) != 1) x = x.contiguous();
+  return x;
+}
+
+/// A [B, H, rows, cols] result back in the op's shape batch + [rows, cols].
+Tensor from_4d(const Tensor& t, const Shape& batch) {
+  Shape full = batch;
+  full.push_back(t.size(2));
+  full.push_back(t.size(3));
+  return t.reshape(full);
+}
+
+/// The op's operands, checked, as the backend's 4-D views.
+struct Operands {
+  Shape batch;            ///< the broadcast batch dims of query, key, value and mask
+  Tensor q, k, v, mask;   ///< [B, H, L, E], [B, H, S, E], [B, H, S, Ev], [B, H, L, S] or undefined
+};
+
+Operands operands(const Tensor& query, const Tensor& key, const Tensor& value, const Tensor& attn_mask) {
+  const int64_t L = query.size(-2), S = key.size(-2), E = query.size(-1), Ev = value.size(-1);
+  auto leading = [](const Tensor& t) { return Shape(IntArrayRef(t.sizes().begin(), static_cast<size_t>(t.dim() - 2))); };
+  Operands ops;
+  ops.batch = broadcast_shapes(broadcast_shapes(leading(query), leading(key), kOp), leading(value), kOp);
+  if (attn_mask.defined() && attn_mask.dim() > 2) ops.batch = broadcast_shapes(ops.batch, leading(attn_mask), kOp);
+  ops.q = as_4d(query.detach(), ops.batch, L, E);
+  ops.k = as_4d(key.detach(), ops.batch, S, E);
+  ops.v = as_4d(value.detach(), ops.batch, S, Ev);
+  if (attn_mask.defined()) ops.mask = as_4d(attn_mask.detach(), ops.batch, L, S);
+  return ops;
+}
+
+/// softmax(q kᵀ·scale + mask) over the keys, with ops (differentiable; all-masked rows give zeros).
+Tensor composite_weights(const Tensor& q, const Tensor& k, const Tensor& mask, double scale) {
+  Tensor scores = mul(matmul(q, k.transpose(-2, -1)), scale);
+  if (mask.defined())
+    scores = mask.dtype() == kBool ? masked_fill(scores, logical_not(mask), -std::numeric_limits<double>::infinity())
+                                   : add(scores, mask);
+  return softmax(scores, -1);
+}
+
+}  // namespace
+
+// y = softmax(q kᵀ·scale + mask) v   (per batch entry; the [L, S] weights are never stored)
+// with P the weights, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = g vᵀ:
+// ∂L/∂q = dS k·scale,  ∂L/∂k = dSᵀ q·scale,  ∂L/∂v = Pᵀ g,  ∂L/∂mask = dS (float mask)
+Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                                    const Tensor& attn_mask, std::optional<double> scale) {
+  HG_CHECK(query.defined() && key.defined() && value.defined(), "{}: query, key and value must be defined", kOp);
+  HG_CHECK(is_floating(query.dtype()) && key.dtype() == query.dtype() && value.dtype() == query.dtype(),
+           "{}: query, key and value must share one floating dtype, got query {}, key {}, value {}", kOp,
+           query.desc(), key.desc(), value.desc());
+  HG_CHECK(key.device() == query.device() && value.device() == query.device() &&
+               (!attn_mask.defined() || attn_mask.device() == query.device()),
+           "{}: all inputs must be on one device, got query {}, key {}, value {}{}", kOp, query.desc(), key.desc(),
+           value.desc(), attn_mask.defined() ? fmt::format(", attn_mask {}", attn_mask.desc()) : "");
+  HG_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2 && key.size(-1) == query.size(-1) &&
+               value.size(-2) == key.size(-2),
+           "{}: expected query [..., L, E], key [..., S, E] and value [..., S, Ev], got query {}, key {}, value {}",
+           kOp, query.desc(), key.desc(), value.desc());
+  const int64_t L = query.size(-2), S = key.size(-2), E = query.size(-1);
+  if (attn_mask.defined()) {
+    HG_CHECK(attn_mask.dtype() == kBool || attn_mask.dtype() == query.dtype(),
+             "{}: attn_mask must be bool (true = the pair takes part) or the query's dtype {} (added to the "
+             "scores), got {}",
+             kOp, query.dtype(), attn_mask.desc());
+    HG_CHECK(attn_mask.dim() >= 1 && (attn_mask.size(-1) == S || attn_mask.size(-1) == 1) &&
+                 (attn_mask.dim() < 2 || attn_mask.size(-2) == L || attn_mask.size(-2) == 1),
+             "{}: attn_mask must broadcast to the scores [..., L = {}, S = {}], got {}", kOp, L, S, attn_mask.desc());
+  }
+  const double scale_value = scale.value_or(1.0 / std::sqrt(static_cast<double>(E)));
+  // A 1-D mask is a row over the keys.
+  const Tensor mask = attn_mask.defined() && attn_mask.dim() == 1 ? attn_mask.unsqueeze(0) : attn_mask;
+  const Operands ops = operands(query, key, value, mask);
+
+  Backend& backend = backend_for(query.device());
+  Tensor out = empty({ops.q.size(0), ops.q.size(1), L, ops.v.size(3)}, query.dtype(), query.device());
+  Tensor lse = empty({ops.q.size(0), ops.q.size(1), L}, query.dtype(), query.device());
+  backend.attention(ops.q, ops.k, ops.v, ops.mask.defined() ? &ops.mask : nullptr, scale_value, out, lse);
+  Tensor result = from_4d(out, ops.batch);
+
+  const Tensor float_mask = mask.defined() && mask.dtype() != kBool ? mask : Tensor();
+  if (any_requires_grad({&query, &key, &value, &float_mask})) {
+    record_op(kOp, {query, key, value, float_mask}, result,
+              [sq = SavedTensor(query), sk = SavedTensor(key), sv = SavedTensor(value), smask = SavedTensor(mask),
+               sout = SavedTensor(result, true), lse, scale_value](const Tensors& g, const BackwardContext& ctx) {
+                const Tensor q = sq.unpack(ctx), k = sk.unpack(ctx), v = sv.unpack(ctx);
+                const Tensor m = smask.defined() ? smask.unpack(ctx) : Tensor();
+                if (!GradMode::is_enabled() && !ctx.needs_input_grad(3)) {
+                  // The fused backward: weights recomputed tile by tile from the saved log-sum-exp.
+                  const Operands o = operands(q, k, v, m);
+                  const Tensor out4 = sout.unpack(ctx).detach().reshape(
+                      {o.q.size(0), o.q.size(1), o.q.size(2), o.v.size(3)});
+                  const Tensor grad4 = as_4d(g[0], o.batch, o.q.size(2), o.v.size(3)).contiguous();
+                  Tensor gq = empty(o.q.sizes(), q.dtype(), q.device());
+                  Tensor gk = empty(o.k.sizes(), q.dtype(), q.device());
+                  Tensor gv = empty(o.v.sizes(), q.dtype(), q.device());
+                  backend_for(q.device()).attention_backward(o.q, o.k, o.v, o.mask.defined() ? &o.mask : nullptr,
+                                                             scale_value, out4, lse, grad4, gq, gk, gv);
+                  return Tensors{from_4d(gq, o.batch), from_4d(gk, o.batch), from_4d(gv, o.batch), Tensor()};
+                }
+                // Differentiable (create_graph) or a float mask that needs its gradient: the composite formula
+                // with ops, which recomputes the [L, S] weights.
+                const Tensor p = composite_weights(q, k, m, scale_value);
+                const Tensor dp = matmul(g[0], v.transpose(-2, -1));
+                const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, /*keepdim=*/true)));
+                return Tensors{mul(matmul(ds, k), scale_value), mul(matmul(ds.transpose(-2, -1), q), scale_value),
+                               matmul(p.transpose(-2, -1), g[0]), m.defined() && m.dtype() != kBool ? ds : Tensor()};
+              });
+  }
+  return result;
+}
+
+}  // namespace hg

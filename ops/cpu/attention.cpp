@@ -1,0 +1,388 @@
+// CPU fused scaled-dot-product attention, FlashAttention-2 style (Dao 2023): the scores of one block of query rows
+// against one block of keys live in a scratch tile, are turned into probabilities with a running (online) max and
+// sum, and are multiplied into the output at once; only the log-sum-exp of each row is kept for backward, which
+// recomputes the probabilities tile by tile from it.
+//
+// Why not the composite softmax(q kᵀ·scale + mask) v: at attention's usual sizes (L, S ≈ 64, head dim 32–64)
+// each of its ops is a few microseconds of work behind a full pass over an [B, H, L, S] temporary (scores,
+// probabilities, their gradients), freshly allocated and page-faulted every step; here each tile stays in L1/L2.
+//
+// Why a GEMM of our own instead of dnnl_sgemm: the tiles are tiny (≤ 128 × 256 × head dim) and every one is
+// computed inside an OpenMP loop over (batch, head). oneDNN 2.6's sgemm called from inside a parallel region
+// takes ~38 ms (not µs) for a 65 × 65 × 64 product on this machine, and even outside one it spends ~2 µs of
+// set-up per call; the register-tiled loop below runs the same tile in a few µs with no set-up.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include <hopgrad/ops/cpu/cpu_backend.h>
+#include <hopgrad/ops/cpu/dispatch.h>
+#include <hopgrad/ops/cpu/loops.h>
+
+// glibc ≥ 2.35's SIMD expf (libmvec), declared here as in ops/cpu/softmax.cpp so the `omp simd` loops below
+// vectorise their exponentials with strict IEEE semantics kept.
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+extern "C" {
+#pragma omp declare simd notinbranch
+float expf(float) noexcept;
+}
+#endif
+
+namespace hg::cpu {
+
+namespace {
+
+inline float exp_of(float x) { return ::expf(x); }
+inline double exp_of(double x) { return std::exp(x); }
+
+template <typename T> constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+
+// ---- the tile GEMM -------------------------------------------------------------------------------------------
+// C[M, N] = alpha · A[M, K] · B[K, N] (+ C when accumulating). B and C have unit column stride (row strides ldb,
+// ldc). A is only ever read one element at a time (broadcast against a row of B), so it takes any strides
+// (a_rows, a_cols): a transposed A costs nothing. A register tile of Rows rows × Cols columns (one or two SIMD
+// vectors) keeps its accumulators in registers while the k loop streams rows of B from L1; 6 × 2 vectors gives
+// 12 independent FMA chains, enough to cover the FMA latency on both ports.
+constexpr int64_t kTileRows = 6;
+template <typename T> constexpr int64_t kVector = 64 / static_cast<int64_t>(sizeof(T));  // one AVX-512 register
+
+template <typename T, int64_t Rows, int64_t Cols, bool Accumulate>
+inline void gemm_tile(int64_t n, int64_t K, const T* a, int64_t a_rows, int64_t a_cols, const T* b, int64_t ldb,
+                      T* c, int64_t ldc, T alpha) {
+  T acc[Rows][Cols] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const T* bk = b + k * ldb;
+#pragma GCC unroll 8
+    for (int64_t r = 0; r < Rows; ++r) {
+      const T ar = a[r * a_rows + k * a_cols];
+#pragma omp simd
+      for (int64_t w = 0; w < Cols; ++w) acc[r][w] += ar * bk[w];
+    }
+  }
+  // n < Cols only for the last, padded column tile: store its first n columns.
+  for (int64_t r = 0; r < Rows; ++r) {
+    T* cr = c + r * ldc;
+    if (Accumulate) {
+#pragma omp simd
+      for (int64_t w = 0; w < n; ++w) cr[w] += alpha * acc[r][w];
+    } else {
+#pragma omp simd
+      for (int64_t w = 0; w < n; ++w) cr[w] = alpha * acc[r][w];
+    }
+  }
+}
+
+// All row tiles of one column tile of Cols columns.
+template <typename T, int64_t Cols, bool Accumulate>
+void gemm_columns(int64_t M, int64_t n, int64_t K, T alpha, const T* a, int64_t a_rows, int64_t a_cols, const T* b,
+                  int64_t ldb, T* c, int64_t ldc) {
+  int64_t i = 0;
+  for (; i + kTileRows <= M; i += kTileRows)
+    gemm_tile<T, kTileRows, Cols, Accumulate>(n, K, a + i * a_rows, a_rows, a_cols, b, ldb, c + i * ldc, ldc, alpha);
+  const T* ai = a + i * a_rows;
+  T* ci = c + i * ldc;
+  switch (M - i) {  // the remaining rows, as one smaller tile
+    case 5: gemm_tile<T, 5, Cols, Accumulate>(n, K, ai, a_rows, a_cols, b, ldb, ci, ldc, alpha); break;
+    case 4: gemm_tile<T, 4, Cols, Accumulate>(n, K, ai, a_rows, a_cols, b, ldb, ci, ldc, alpha); break;
+    case 3: gemm_tile<T, 3, Cols, Accumulate>(n, K, ai, a_rows, a_cols, b, ldb, ci, ldc, alpha); break;
+    case 2: gemm_tile<T, 2, Cols, Accumulate>(n, K, ai, a_rows, a_cols, b, ldb, ci, ldc, alpha); break;
+    case 1: gemm_tile<T, 1, Cols, Accumulate>(n, K, ai, a_rows, a_cols, b, ldb, ci, ldc, alpha); break;
+    default: break;
+  }
+}
+
+// Columns in tiles of two vectors, then one vector; a last partial vector of columns is copied into a zero-padded
+// [K, vector] scratch first (once per call), so every tile runs on full registers. `tail` has room for K vectors.
+template <bool Accumulate, typename T>
+void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t a_rows, int64_t a_cols, const T* b,
+          int64_t ldb, T* c, int64_t ldc, T* tail) {
+  constexpr int64_t V = kVector<T>;
+  int64_t j = 0;
+  for (; j + 2 * V <= N; j += 2 * V)
+    gemm_columns<T, 2 * V, Accumulate>(M, 2 * V, K, alpha, a, a_rows, a_cols, b + j, ldb, c + j, ldc);
+  if (j + V <= N) {
+    gemm_columns<T, V, Accumulate>(M, V, K, alpha, a, a_rows, a_cols, b + j, ldb, c + j, ldc);
+    j += V;
+  }
+  if (j < N) {
+    const int64_t n = N - j;
+    for (int64_t k = 0; k < K; ++k) {
+      std::copy(b + k * ldb + j, b + k * ldb + N, tail + k * V);
+      std::fill(tail + k * V + n, tail + (k + 1) * V, T(0));
+    }
+    gemm_columns<T, V, Accumulate>(M, n, K, alpha, a, a_rows, a_cols, tail, V, c + j, ldc);
+  }
+}
+
+/// gemm with the accumulate choice made at run time (the first block of a sum overwrites, the others add).
+template <typename T>
+void gemm_into(bool accumulate, int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t a_rows, int64_t a_cols,
+               const T* b, int64_t ldb, T* c, int64_t ldc, T* tail) {
+  if (accumulate)
+    gemm<true>(M, N, K, alpha, a, a_rows, a_cols, b, ldb, c, ldc, tail);
+  else
+    gemm<false>(M, N, K, alpha, a, a_rows, a_cols, b, ldb, c, ldc, tail);
+}
+
+// ---- geometry ------------------------------------------------------------------------------------------------
+// Block sizes: at most kQueryBlock query rows × kKeyBlock keys per tile (≤ 128 KiB of float scores, within L2),
+// split evenly so that L = 65 is one block of 65 rather than 64 + a 1-row tail.
+constexpr int64_t kQueryBlock = 128, kKeyBlock = 256;
+int64_t even_block(int64_t n, int64_t max_block) {
+  const int64_t blocks = std::max<int64_t>(1, (n + max_block - 1) / max_block);
+  return std::max<int64_t>(1, (n + blocks - 1) / blocks);
+}
+
+// Element (b, h, row) of a [B, H, rows, cols] view with unit column stride.
+template <typename T> struct Rows4d {
+  const T* data;
+  int64_t sb, sh, sr;
+  Rows4d(const Tensor& t) : data(t.data_ptr<T>()), sb(t.stride(0)), sh(t.stride(1)), sr(t.stride(2)) {}
+  const T* at(int64_t b, int64_t h, int64_t row) const { return data + b * sb + h * sh + row * sr; }
+};
+
+// The attention mask, read into a score tile: s[i, j] += mask (float) or s[i, j] = −inf where the pair is not
+// allowed (bool, true = takes part).
+struct MaskView {
+  const void* data = nullptr;
+  bool is_bool = false;
+  int64_t sb = 0, sh = 0, si = 0, sj = 0;
+};
+MaskView mask_view(const Tensor* mask) {
+  MaskView m;
+  if (!mask) return m;
+  m.data = mask->data_ptr();
+  m.is_bool = mask->dtype() == kBool;
+  m.sb = mask->stride(0), m.sh = mask->stride(1), m.si = mask->stride(2), m.sj = mask->stride(3);
+  return m;
+}
+template <typename T>
+void apply_mask(const MaskView& m, int64_t b, int64_t h, int64_t i0, int64_t ni, int64_t j0, int64_t nj, T* s,
+                int64_t lds) {
+  if (!m.data) return;
+  for (int64_t i = 0; i < ni; ++i) {
+    const int64_t base = b * m.sb + h * m.sh + (i0 + i) * m.si + j0 * m.sj;
+    T* si = s + i * lds;
+    if (m.is_bool) {
+      const uint8_t* allowed = static_cast<const uint8_t*>(m.data) + base;
+#pragma omp simd
+      for (int64_t j = 0; j < nj; ++j) si[j] = allowed[j * m.sj] ? si[j] : kNegInf<T>;
+    } else {
+      const T* add = static_cast<const T*>(m.data) + base;
+#pragma omp simd
+      for (int64_t j = 0; j < nj; ++j) si[j] += add[j * m.sj];
+    }
+  }
+}
+
+// kt[e, j] = k[j0 + j, e]: a block of keys (or values) transposed, so that products against it run along rows.
+// The inner loop runs along the keys (contiguous writes, gathered reads), which vectorises.
+template <typename T>
+void pack_transposed(const T* rows, int64_t row_stride, int64_t n, int64_t width, T* packed) {
+  for (int64_t e = 0; e < width; ++e) {
+    T* out = packed + e * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) out[j] = rows[j * row_stride + e];
+  }
+}
+
+struct Sizes {
+  int64_t B, H, L, S, E, Ev;
+};
+
+// ---- forward -------------------------------------------------------------------------------------------------
+// Per (b, h, block of query rows), over blocks of keys, with running row max m and sum l (Milakov & Gimelshein):
+//   s = scale·q kᵀ + mask;  m′ = max(m, max_j s);  p = exp(s − m′);  l = l·e^{m − m′} + Σ_j p;  o = o·e^{m − m′} + p v
+// and at the end out = o / l, lse = m + log l. A row with no finite score yet shifts by 0 instead of m′ = −inf, so
+// its masked scores give p = e^{−inf} = 0, its sum stays 0 and the row ends as out = 0, lse = −inf; a NaN score
+// gives NaN in l and so in the whole row (as the composite softmax).
+template <typename T>
+void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t, const MaskView& mask,
+                       T scale, T* out, T* lse) {
+  const Rows4d<T> q(q_t), k(k_t), v(v_t);
+  const int64_t Br = even_block(z.L, kQueryBlock), Bc = even_block(z.S, kKeyBlock);
+  const int64_t query_blocks = (z.L + Br - 1) / Br, tasks = z.B * z.H * query_blocks;
+  // Spread tasks one by one: each is a whole tile's worth of GEMMs.
+  parallel_for(tasks, 2, [&](int64_t lo, int64_t hi) {
+    std::vector<T> kt(static_cast<size_t>(z.E * Bc));      // [E, Bc]  keys of the block, transposed
+    std::vector<T> s(static_cast<size_t>(Br * Bc));        // [Br, Bc] scores, then probabilities
+    std::vector<T> o(static_cast<size_t>(Br * z.Ev));      // [Br, Ev] unnormalised output
+    std::vector<T> m(static_cast<size_t>(Br)), l(static_cast<size_t>(Br));
+    std::vector<T> tail(static_cast<size_t>(std::max({z.E, Bc, Br}) * kVector<T>));  // gemm's padded columns
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t bh = task / query_blocks, b = bh / z.H, h = bh % z.H;
+      const int64_t i0 = (task % query_blocks) * Br, ni = std::min(Br, z.L - i0);
+      std::fill(o.begin(), o.end(), T(0));
+      std::fill(m.begin(), m.end(), kNegInf<T>);
+      std::fill(l.begin(), l.end(), T(0));
+      for (int64_t j0 = 0; j0 < z.S; j0 += Bc) {
+        const int64_t nj = std::min(Bc, z.S - j0);
+        pack_transposed(k.at(b, h, j0), k.sr, nj, z.E, kt.data());
+        gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt.data(), nj, s.data(), nj, tail.data());
+        apply_mask(mask, b, h, i0, ni, j0, nj, s.data(), nj);
+        for (int64_t i = 0; i < ni; ++i) {
+          T* si = s.data() + i * nj;
+          T block_max = kNegInf<T>;
+#pragma omp simd reduction(max : block_max)
+          for (int64_t j = 0; j < nj; ++j) block_max = si[j] > block_max ? si[j] : block_max;
+          const T m_new = std::max(m[i], block_max);
+          const T shift = m_new == kNegInf<T> ? T(0) : m_new;
+          const T correction = std::exp(m[i] - shift);  // e^{−inf} = 0 on the first live block
+          T sum = 0;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t j = 0; j < nj; ++j) {
+            si[j] = exp_of(si[j] - shift);
+            sum += si[j];
+          }
+          l[i] = l[i] * correction + sum;
+          m[i] = m_new;
+          if (correction != T(1)) {
+            T* oi = o.data() + i * z.Ev;
+#pragma omp simd
+            for (int64_t e = 0; e < z.Ev; ++e) oi[e] *= correction;
+          }
+        }
+        gemm<true>(ni, z.Ev, nj, T(1), s.data(), nj, int64_t{1}, v.at(b, h, j0), v.sr, o.data(), z.Ev, tail.data());
+      }
+      T* out_rows = out + (bh * z.L + i0) * z.Ev;
+      T* lse_rows = lse + bh * z.L + i0;
+      for (int64_t i = 0; i < ni; ++i) {
+        const T inv = l[i] == T(0) ? T(0) : T(1) / l[i];
+        const T* oi = o.data() + i * z.Ev;
+        T* yi = out_rows + i * z.Ev;
+#pragma omp simd
+        for (int64_t e = 0; e < z.Ev; ++e) yi[e] = oi[e] * inv;
+        lse_rows[i] = l[i] == T(0) ? kNegInf<T> : m[i] + std::log(l[i]);
+      }
+    }
+  });
+}
+
+// ---- backward ------------------------------------------------------------------------------------------------
+// FlashAttention-2's backward, per (b, h), for each block of keys j and each block of query rows i:
+//   p = exp(scale·q kᵀ + mask − lse)     (0 in an all-masked row, whose lse is −inf)
+//   dv_j += pᵀ do_i,   dp = do_i v_jᵀ,   ds = p ⊙ (dp − D_i)  with D = rowsum(do ⊙ out),
+//   dq_i += scale · ds k_j,   dk_j += scale · dsᵀ q_i.
+// One task owns a whole (b, h), so dq, dk and dv accumulate without races.
+template <typename T>
+void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
+                               const MaskView& mask, T scale, const T* out, const T* lse, const T* grad_out,
+                               T* grad_q, T* grad_k, T* grad_v) {
+  const Rows4d<T> q(q_t), k(k_t), v(v_t);
+  const int64_t Br = even_block(z.L, kQueryBlock), Bc = even_block(z.S, kKeyBlock);
+  parallel_for(z.B * z.H, 2, [&](int64_t lo, int64_t hi) {
+    std::vector<T> kt(static_cast<size_t>(z.E * Bc));   // [E, Bc]  keys of the block, transposed
+    std::vector<T> vt(static_cast<size_t>(z.Ev * Bc));  // [Ev, Bc] values of the block, transposed
+    std::vector<T> p(static_cast<size_t>(Br * Bc));     // [Br, Bc] probabilities, then ds
+    std::vector<T> dp(static_cast<size_t>(Br * Bc));    // [Br, Bc]
+    std::vector<T> D(static_cast<size_t>(z.L));
+    std::vector<T> tail(static_cast<size_t>(std::max({z.E, z.Ev, Bc, Br}) * kVector<T>));  // gemm's padded columns
+    for (int64_t bh = lo; bh < hi; ++bh) {
+      const int64_t b = bh / z.H, h = bh % z.H;
+      const T* o_bh = out + bh * z.L * z.Ev;
+      const T* do_bh = grad_out + bh * z.L * z.Ev;
+      const T* lse_bh = lse + bh * z.L;
+      T* dq = grad_q + bh * z.L * z.E;
+      T* dk = grad_k + bh * z.S * z.E;
+      T* dv = grad_v + bh * z.S * z.Ev;
+      // dq, dk and dv are written by their first block and accumulated by the others; only a dq or dk with no
+      // key or query block at all (S = 0 or L = 0) needs zeros.
+      if (z.S == 0) std::fill(dq, dq + z.L * z.E, T(0));
+      if (z.L == 0) {
+        std::fill(dk, dk + z.S * z.E, T(0));
+        std::fill(dv, dv + z.S * z.Ev, T(0));
+      }
+      for (int64_t i = 0; i < z.L; ++i) {
+        T d = 0;
+#pragma omp simd reduction(+ : d)
+        for (int64_t e = 0; e < z.Ev; ++e) d += do_bh[i * z.Ev + e] * o_bh[i * z.Ev + e];
+        D[i] = d;
+      }
+      for (int64_t j0 = 0; j0 < z.S; j0 += Bc) {
+        const int64_t nj = std::min(Bc, z.S - j0);
+        pack_transposed(k.at(b, h, j0), k.sr, nj, z.E, kt.data());
+        pack_transposed(v.at(b, h, j0), v.sr, nj, z.Ev, vt.data());
+        for (int64_t i0 = 0; i0 < z.L; i0 += Br) {
+          const int64_t ni = std::min(Br, z.L - i0);
+          gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt.data(), nj, p.data(), nj, tail.data());
+          apply_mask(mask, b, h, i0, ni, j0, nj, p.data(), nj);
+          for (int64_t i = 0; i < ni; ++i) {
+            T* pi = p.data() + i * nj;
+            const T row_lse = lse_bh[i0 + i];
+            if (row_lse == kNegInf<T>) {
+              std::fill(pi, pi + nj, T(0));
+              continue;
+            }
+#pragma omp simd
+            for (int64_t j = 0; j < nj; ++j) pi[j] = exp_of(pi[j] - row_lse);
+          }
+          const T* do_i = do_bh + i0 * z.Ev;
+          // dv_j += pᵀ do_i: A = pᵀ, read with swapped strides.
+          gemm_into(i0 > 0, nj, z.Ev, ni, T(1), p.data(), int64_t{1}, nj, do_i, z.Ev, dv + j0 * z.Ev, z.Ev,
+                    tail.data());
+          gemm<false>(ni, nj, z.Ev, T(1), do_i, z.Ev, int64_t{1}, vt.data(), nj, dp.data(), nj, tail.data());
+          for (int64_t i = 0; i < ni; ++i) {
+            T* pi = p.data() + i * nj;
+            const T* dpi = dp.data() + i * nj;
+            const T Di = D[i0 + i];
+#pragma omp simd
+            for (int64_t j = 0; j < nj; ++j) pi[j] = pi[j] * (dpi[j] - Di);
+          }
+          gemm_into(j0 > 0, ni, z.E, nj, scale, p.data(), nj, int64_t{1}, k.at(b, h, j0), k.sr, dq + i0 * z.E, z.E,
+                    tail.data());
+          gemm_into(i0 > 0, nj, z.E, ni, scale, p.data(), int64_t{1}, nj, q.at(b, h, i0), q.sr, dk + j0 * z.E, z.E,
+                    tail.data());
+        }
+      }
+    }
+  });
+}
+
+Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
+}
+
+void check_operands(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask) {
+  for (const Tensor* t : {&q, &k, &v})
+    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
+             "{} kernel: expects 4-D q, k, v with unit stride along the last dim, got {}", kernel, t->desc());
+  HG_CHECK(!mask || mask->dim() == 4, "{} kernel: expects a 4-D mask view, got {}", kernel, mask->desc());
+  HG_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
+               (!mask || mask->dtype() == kBool || mask->dtype() == q.dtype()),
+           "{} kernel: dtypes differ (q {}, k {}, v {}, mask {})", kernel, q.dtype(), k.dtype(), v.dtype(),
+           mask ? fmt::format("{}", mask->dtype()) : "none");
+}
+
+}  // namespace
+
+void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
+                           Tensor& out, Tensor& lse) {
+  check_operands("attention", q, k, v, mask);
+  HG_CHECK(out.is_contiguous() && lse.is_contiguous(), "attention kernel: out and lse must be contiguous");
+  const Sizes z = sizes_of(q, k, v);
+  if (out.numel() == 0) return;
+  HG_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
+    attention_forward<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out.data_ptr<scalar_t>(),
+                                lse.data_ptr<scalar_t>());
+  });
+}
+
+void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                                    double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
+                                    Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
+  check_operands("attention_backward", q, k, v, mask);
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&out, &lse, &grad_out, &grad_q, &grad_k, &grad_v})
+    HG_CHECK(t->is_contiguous(), "attention_backward kernel: expects contiguous out, lse and gradients, got {}",
+             t->desc());
+  const Sizes z = sizes_of(q, k, v);
+  HG_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
+    attention_backward_kernel<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale),
+                                        out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+                                        grad_out.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
+                                        grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>());
+  });
+}
+
+}  // namespace hg::cpu

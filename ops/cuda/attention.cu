@@ -1,0 +1,207 @@
+// CUDA scaled-dot-product attention: straightforward, correct kernels with one thread per query row (forward and
+// dq) or per key row (dk, dv), recomputing the scores from q and k instead of storing the [L, S] weights. CPU
+// reference: ops/cpu/attention.cpp (same formulas, same all-masked-row and NaN rules); HG_BACKEND_TEST cases in
+// tests/test_fused_attention.cpp compare the two. A tiled tensor-core kernel is the next step for speed.
+//
+// Forward per row i, in two passes over the keys (no running rescale):
+//   s_j = scale·q_i·k_j + mask_ij,  m = max_j s_j (0 when every s_j = −inf),  l = Σ_j e^{s_j − m},
+//   out_i = Σ_j e^{s_j − m} v_j / l (0 when l = 0),  lse_i = m + log l (−inf when l = 0).
+// Backward with p_ij = e^{s_ij − lse_i}, D_i = do_i·out_i, ds_ij = p_ij (do_i·v_j − D_i):
+//   dq_i = scale Σ_j ds_ij k_j,   dk_j = scale Σ_i ds_ij q_i,   dv_j = Σ_i p_ij do_i.
+#include <hopgrad/ops/cuda/common.cuh>
+
+namespace hg::cuda {
+
+namespace {
+
+// Rows of a [B, H, rows, cols] view with unit column stride.
+template <typename T> struct Rows4d {
+  const T* data;
+  int64_t sb, sh, sr;
+  __device__ const T* at(int64_t b, int64_t h, int64_t row) const { return data + b * sb + h * sh + row * sr; }
+};
+template <typename T> Rows4d<T> rows_of(const Tensor& t) {
+  return {t.data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
+}
+
+// The mask as a [B, H, L, S] view: bool (true = takes part) or T (added). data null = no mask.
+struct MaskView {
+  const void* data = nullptr;
+  bool is_bool = false;
+  int64_t sb = 0, sh = 0, si = 0, sj = 0;
+};
+MaskView mask_view(const Tensor* mask) {
+  MaskView m;
+  if (!mask) return m;
+  m.data = mask->data_ptr();
+  m.is_bool = mask->dtype() == kBool;
+  m.sb = mask->stride(0), m.sh = mask->stride(1), m.si = mask->stride(2), m.sj = mask->stride(3);
+  return m;
+}
+
+struct Sizes {
+  int64_t B, H, L, S, E, Ev;
+};
+
+// scale·q_i·k_j + mask_ij
+template <typename T>
+__device__ T score(const Sizes& z, const T* qi, const T* kj, const MaskView& mask, int64_t b, int64_t h, int64_t i,
+                   int64_t j, T scale) {
+  T dot = 0;
+  for (int64_t e = 0; e < z.E; ++e) dot += qi[e] * kj[e];
+  T s = scale * dot;
+  if (mask.data) {
+    const int64_t offset = b * mask.sb + h * mask.sh + i * mask.si + j * mask.sj;
+    if (mask.is_bool)
+      s = static_cast<const uint8_t*>(mask.data)[offset] ? s : -std::numeric_limits<T>::infinity();
+    else
+      s += static_cast<const T*>(mask.data)[offset];
+  }
+  return s;
+}
+
+//   out [B, H, L, Ev], lse [B, H, L] contiguous; one thread per query row
+template <typename T>
+__global__ void attention_forward_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows4d<T> v, MaskView mask, T scale,
+                                         T* out, T* lse) {
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  HG_GRID_STRIDE_LOOP(row, z.B * z.H * z.L) {
+    const int64_t i = row % z.L, bh = row / z.L, b = bh / z.H, h = bh % z.H;
+    const T* qi = q.at(b, h, i);
+    T m = neg_inf;
+    for (int64_t j = 0; j < z.S; ++j) {
+      const T s = score(z, qi, k.at(b, h, j), mask, b, h, i, j, scale);
+      m = s > m ? s : m;  // a NaN never becomes the max (it poisons the sum instead), as the CPU
+    }
+    const T shift = m == neg_inf ? T(0) : m;
+    T l = 0;
+    for (int64_t j = 0; j < z.S; ++j) l += math::exp(score(z, qi, k.at(b, h, j), mask, b, h, i, j, scale) - shift);
+    T* yi = out + row * z.Ev;
+    for (int64_t e = 0; e < z.Ev; ++e) yi[e] = 0;
+    const T inv = l == T(0) ? T(0) : T(1) / l;
+    for (int64_t j = 0; j < z.S; ++j) {
+      const T p = math::exp(score(z, qi, k.at(b, h, j), mask, b, h, i, j, scale) - shift) * inv;
+      const T* vj = v.at(b, h, j);
+      for (int64_t e = 0; e < z.Ev; ++e) yi[e] += p * vj[e];
+    }
+    lse[row] = l == T(0) ? neg_inf : shift + math::log(l);
+  }
+}
+
+// p_ij = e^{s_ij − lse_i}, 0 in an all-masked row
+template <typename T> __device__ T probability(T s, T row_lse) {
+  return row_lse == -std::numeric_limits<T>::infinity() ? T(0) : math::exp(s - row_lse);
+}
+
+template <typename T> __device__ T dot(const T* a, const T* b, int64_t n) {
+  T d = 0;
+  for (int64_t e = 0; e < n; ++e) d += a[e] * b[e];
+  return d;
+}
+
+//   D [B, H, L] (out: do_i·out_i), grad_q [B, H, L, E]; one thread per query row
+template <typename T>
+__global__ void attention_backward_query_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows4d<T> v, MaskView mask,
+                                                T scale, const T* out, const T* lse, const T* grad_out, T* D,
+                                                T* grad_q) {
+  HG_GRID_STRIDE_LOOP(row, z.B * z.H * z.L) {
+    const int64_t i = row % z.L, bh = row / z.L, b = bh / z.H, h = bh % z.H;
+    const T* qi = q.at(b, h, i);
+    const T* doi = grad_out + row * z.Ev;
+    const T Di = dot(doi, out + row * z.Ev, z.Ev);
+    D[row] = Di;
+    T* dqi = grad_q + row * z.E;
+    for (int64_t e = 0; e < z.E; ++e) dqi[e] = 0;
+    for (int64_t j = 0; j < z.S; ++j) {
+      const T* kj = k.at(b, h, j);
+      const T p = probability(score(z, qi, kj, mask, b, h, i, j, scale), lse[row]);
+      const T ds = p * (dot(doi, v.at(b, h, j), z.Ev) - Di);
+      for (int64_t e = 0; e < z.E; ++e) dqi[e] += scale * ds * kj[e];
+    }
+  }
+}
+
+//   grad_k [B, H, S, E], grad_v [B, H, S, Ev]; one thread per key row
+template <typename T>
+__global__ void attention_backward_key_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows4d<T> v, MaskView mask, T scale,
+                                              const T* lse, const T* grad_out, const T* D, T* grad_k, T* grad_v) {
+  HG_GRID_STRIDE_LOOP(row, z.B * z.H * z.S) {
+    const int64_t j = row % z.S, bh = row / z.S, b = bh / z.H, h = bh % z.H;
+    const T* kj = k.at(b, h, j);
+    const T* vj = v.at(b, h, j);
+    T* dkj = grad_k + row * z.E;
+    T* dvj = grad_v + row * z.Ev;
+    for (int64_t e = 0; e < z.E; ++e) dkj[e] = 0;
+    for (int64_t e = 0; e < z.Ev; ++e) dvj[e] = 0;
+    for (int64_t i = 0; i < z.L; ++i) {
+      const T* qi = q.at(b, h, i);
+      const T* doi = grad_out + (bh * z.L + i) * z.Ev;
+      const T p = probability(score(z, qi, kj, mask, b, h, i, j, scale), lse[bh * z.L + i]);
+      const T ds = p * (dot(doi, vj, z.Ev) - D[bh * z.L + i]);
+      for (int64_t e = 0; e < z.E; ++e) dkj[e] += scale * ds * qi[e];
+      for (int64_t e = 0; e < z.Ev; ++e) dvj[e] += p * doi[e];
+    }
+  }
+}
+
+Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
+  return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
+}
+
+void check_operands(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask) {
+  for (const Tensor* t : {&q, &k, &v})
+    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
+             "{} kernel (cuda): expects 4-D q, k, v with unit stride along the last dim, got {}", kernel, t->desc());
+  HG_CHECK(!mask || mask->dim() == 4, "{} kernel (cuda): expects a 4-D mask view, got {}", kernel, mask->desc());
+  HG_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
+               (!mask || mask->dtype() == kBool || mask->dtype() == q.dtype()),
+           "{} kernel (cuda): dtypes differ (q {}, k {}, v {}, mask {})", kernel, q.dtype(), k.dtype(), v.dtype(),
+           mask ? fmt::format("{}", mask->dtype()) : "none");
+}
+
+}  // namespace
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
+                            Tensor& out, Tensor& lse) {
+  check_on_device("attention", q.device(), {&q, &k, &v, &out, &lse});
+  if (mask) check_on_device("attention", q.device(), {mask});
+  check_operands("attention", q, k, v, mask);
+  const Sizes z = sizes_of(q, k, v);
+  if (z.B * z.H * z.L == 0) return;
+  DeviceGuard guard(q.device());
+  HG_CUDA_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
+    attention_forward_kernel<scalar_t><<<grid_for(z.B * z.H * z.L, q.device().index), kBlockSize>>>(
+        z, rows_of<scalar_t>(q), rows_of<scalar_t>(k), rows_of<scalar_t>(v), mask_view(mask),
+        static_cast<scalar_t>(scale), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>());
+    HG_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
+                                     double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
+                                     Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
+  check_on_device("attention_backward", q.device(), {&q, &k, &v, &out, &lse, &grad_out, &grad_q, &grad_k, &grad_v});
+  if (mask) check_on_device("attention_backward", q.device(), {mask});
+  check_operands("attention_backward", q, k, v, mask);
+  const Sizes z = sizes_of(q, k, v);
+  DeviceGuard guard(q.device());
+  Tensor D = empty({z.B, z.H, z.L}, q.dtype(), q.device());  // do_i·out_i per query row
+  HG_CUDA_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
+    const auto qr = rows_of<scalar_t>(q), kr = rows_of<scalar_t>(k), vr = rows_of<scalar_t>(v);
+    const auto s = static_cast<scalar_t>(scale);
+    if (z.B * z.H * z.L > 0) {
+      attention_backward_query_kernel<scalar_t><<<grid_for(z.B * z.H * z.L, q.device().index), kBlockSize>>>(
+          z, qr, kr, vr, mask_view(mask), s, out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
+          grad_out.data_ptr<scalar_t>(), D.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>());
+      HG_CUDA_CHECK_LAUNCH();
+    }
+    if (z.B * z.H * z.S > 0) {
+      attention_backward_key_kernel<scalar_t><<<grid_for(z.B * z.H * z.S, q.device().index), kBlockSize>>>(
+          z, qr, kr, vr, mask_view(mask), s, lse.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
+          D.data_ptr<scalar_t>(), grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>());
+      HG_CUDA_CHECK_LAUNCH();
+    }
+  });
+}
+
+}  // namespace hg::cuda

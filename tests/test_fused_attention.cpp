@@ -1,0 +1,261 @@
+// The fused scaled_dot_product_attention against the composite it replaces, softmax(q kᵀ·scale + mask) v:
+// values and all gradients (float32 and float64), masks (bool padding, additive, all-masked rows), broadcast and
+// non-contiguous inputs, finite-difference gradients, double backward, bad inputs, and the dispatch from
+// nn::MultiheadAttention and nn::Hopfield.
+#include <cmath>
+#include <limits>
+
+#include "testing.h"
+
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+/// The composite: softmax(q kᵀ·scale + mask) v with PyTorch's bool mask convention (true = takes part).
+hg::Tensor composite(const hg::Tensor& q, const hg::Tensor& k, const hg::Tensor& v, const hg::Tensor& mask,
+                     double scale) {
+  hg::Tensor scores = hg::matmul(q, k.transpose(-2, -1)) * scale;
+  if (mask.defined())
+    scores = mask.dtype() == hg::kBool ? hg::masked_fill(scores, hg::logical_not(mask), -kInf) : scores + mask;
+  return hg::matmul(hg::softmax(scores, -1), v);
+}
+
+/// Output and the gradients of Σ w ⊙ out with respect to q, k, v (fixed weights w).
+hg::Tensors value_and_grads(const std::function<hg::Tensor(const hg::Tensor&, const hg::Tensor&, const hg::Tensor&)>& f,
+                            const hg::Tensor& q0, const hg::Tensor& k0, const hg::Tensor& v0, const hg::Tensor& w) {
+  hg::Tensor q = q0.detach().requires_grad_(true), k = k0.detach().requires_grad_(true),
+             v = v0.detach().requires_grad_(true);
+  hg::Tensor out = f(q, k, v);
+  hg::sum(out * w).backward();
+  return {out.detach(), q.grad(), k.grad(), v.grad()};
+}
+
+struct Case {
+  const char* name;
+  hg::Shape q, k, v;  // k and v share S
+  int mask;           // 0 none, 1 bool key padding, 2 additive [L, S], 3 bool with all-masked rows
+};
+
+/// Compares fused with composite for one case on `device`; returns the fused results.
+hg::Tensors compare_case(const Case& c, hg::DType dtype, hg::Device device, double tol, uint64_t seed) {
+  hg::Tensor q = hgtest::uniform(c.q, -1, 1, seed).to(dtype).to(device);
+  hg::Tensor k = hgtest::uniform(c.k, -1, 1, seed + 1).to(dtype).to(device);
+  hg::Tensor v = hgtest::uniform(c.v, -1, 1, seed + 2).to(dtype).to(device);
+  const int64_t L = c.q[c.q.size() - 2], S = c.k[c.k.size() - 2], E = c.q[c.q.size() - 1];
+  hg::Tensor mask;
+  if (c.mask == 1) {
+    // The last two keys are padding for every batch entry.
+    mask = (hg::arange(static_cast<double>(S), hg::kInt64) < S - 2).reshape({1, S}).to(device);
+  } else if (c.mask == 2) {
+    mask = hgtest::uniform({L, S}, -2, 2, seed + 3).to(dtype).to(device);
+  } else if (c.mask == 3) {
+    // Query row 1 sees no key at all; the others see keys j ≤ i (a causal pattern).
+    hg::Tensor i = hg::arange(static_cast<double>(L), hg::kInt64).reshape({L, 1});
+    hg::Tensor j = hg::arange(static_cast<double>(S), hg::kInt64).reshape({1, S});
+    mask = hg::logical_and(j <= i, i != 1).to(device);
+  }
+  auto batch = [](const hg::Shape& s) { return hg::Shape(hg::IntArrayRef(s.begin(), s.size() - 2)); };
+  hg::Shape out_shape = hg::broadcast_shapes(hg::broadcast_shapes(batch(c.q), batch(c.k), "test"), batch(c.v), "test");
+  out_shape.push_back(L);
+  out_shape.push_back(c.v[c.v.size() - 1]);
+  hg::Tensor w = hgtest::uniform(out_shape, -1, 1, seed + 4).to(dtype).to(device);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(E));
+  hg::Tensors fused = value_and_grads(
+      [&](const hg::Tensor& a, const hg::Tensor& b, const hg::Tensor& d) {
+        return hg::scaled_dot_product_attention(a, b, d, mask);
+      },
+      q, k, v, w);
+  hg::Tensors expected = value_and_grads(
+      [&](const hg::Tensor& a, const hg::Tensor& b, const hg::Tensor& d) { return composite(a, b, d, mask, scale); },
+      q, k, v, w);
+  const char* what[] = {"out", "grad q", "grad k", "grad v"};
+  for (size_t i = 0; i < fused.size(); ++i)
+    hgtest::check_close(fused[i], expected[i], tol, tol, fmt::format("{} {} {}", c.name, dtype, what[i]));
+  if (c.mask == 3) {
+    // The query that sees no key gets a zero output (PyTorch: NaN), and passes no gradient.
+    CHECK(hg::max_abs_diff(fused[0].select(-2, 1), hg::zeros_like(fused[0].select(-2, 1))) == 0.0);
+    CHECK(!std::isnan(hg::sum(fused[1]).item<double>()));
+  }
+  return fused;
+}
+
+const Case kCases[] = {
+    {"plain", {2, 3, 5, 4}, {2, 3, 7, 4}, {2, 3, 7, 6}, 0},
+    {"bool key padding", {2, 3, 5, 4}, {2, 3, 7, 4}, {2, 3, 7, 6}, 1},
+    {"additive mask", {2, 2, 6, 8}, {2, 2, 6, 8}, {2, 2, 6, 3}, 2},
+    {"all-masked row", {1, 2, 4, 4}, {1, 2, 4, 4}, {1, 2, 4, 4}, 3},
+    {"3-D, keys broadcast over the batch", {3, 5, 4}, {1, 7, 4}, {1, 7, 5}, 0},
+    {"several key and query blocks", {1, 1, 150, 8}, {1, 1, 300, 8}, {1, 1, 300, 5}, 1},
+    {"workload shape", {2, 3, 65, 64}, {2, 3, 65, 64}, {2, 3, 65, 64}, 0},
+};
+
+}  // namespace
+
+HG_BACKEND_TEST(fused_attention_matches_composite) {
+  hg::Tensors results;
+  uint64_t seed = 11;
+  for (const Case& c : kCases) {
+    for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+      hg::Tensors r = compare_case(c, dtype, device, dtype == hg::kFloat32 ? 2e-5 : 1e-12, seed);
+      results.insert(results.end(), r.begin(), r.end());
+    }
+    seed += 10;
+  }
+  return results;
+}
+
+HG_BACKEND_TEST(fused_attention_non_contiguous_inputs) {
+  // q, k, v as MultiheadAttention makes them: heads split out of [N, L, h·d] by a permute (row stride h·d), and a
+  // value matrix transposed (last dim not unit-strided, so the op copies it).
+  hg::Tensor x = hgtest::uniform({2, 5, 12}, -1, 1, 3).to(hg::kFloat32).to(device);
+  hg::Tensor q = x.reshape({2, 5, 3, 4}).permute({0, 2, 1, 3});
+  hg::Tensor k = (x * 0.5).reshape({2, 5, 3, 4}).permute({0, 2, 1, 3});
+  hg::Tensor v = hgtest::uniform({2, 3, 4, 5}, -1, 1, 4).to(hg::kFloat32).to(device).transpose(-2, -1);
+  CHECK(!q.is_contiguous());
+  hg::Tensor out = hg::scaled_dot_product_attention(q, k, v, {}, 0.7);
+  hgtest::check_close(out, composite(q.contiguous(), k.contiguous(), v.contiguous(), {}, 0.7), 1e-5, 1e-6,
+                      "non-contiguous");
+  return {out};
+}
+
+HG_BACKEND_TEST(fused_attention_hand_computed) {
+  // One query, two keys: scores (q·k)·scale = (1·1, 1·0)·ln 3 = (ln 3, 0): weights (3/4, 1/4).
+  hg::Tensor q = hg::from_vector<double>({1, 0}, {1, 2}).to(device);
+  hg::Tensor k = hg::from_vector<double>({1, 0, 0, 1}, {2, 2}).to(device);
+  hg::Tensor v = hg::from_vector<double>({4, 8, 0, 4}, {2, 2}).to(device);
+  hg::Tensor out = hg::scaled_dot_product_attention(q, k, v, {}, std::log(3.0));
+  hgtest::check_close(out, hg::from_vector<double>({3, 7}, {1, 2}), 1e-14, 1e-14, "hand computed");
+  // Masking the first key leaves the second alone; masking both gives zeros.
+  hg::Tensor second = hg::from_vector<bool>({false, true}, {2}).to(device);
+  hgtest::check_close(hg::scaled_dot_product_attention(q, k, v, second), hg::from_vector<double>({0, 4}, {1, 2}),
+                      1e-14, 1e-14, "one key");
+  hg::Tensor none = hg::from_vector<bool>({false, false}, {2}).to(device);
+  hg::Tensor dead = hg::scaled_dot_product_attention(q, k, v, none);
+  hgtest::check_close(dead, hg::zeros({1, 2}, hg::kFloat64), 0, 0, "no key");
+  return {out, dead};
+}
+
+TEST_CASE("fused_attention: NaN scores give a NaN row, as the composite softmax") {
+  hg::Tensor q = hg::from_vector<float>({NAN, 1, 1, 1}, {2, 2});
+  hg::Tensor k = hg::ones({3, 2});
+  hg::Tensor out = hg::scaled_dot_product_attention(q, k, hg::ones({3, 2}));
+  std::vector<float> values = out.to_vector<float>();
+  CHECK(std::isnan(values[0]));
+  CHECK(std::isnan(values[1]));
+  CHECK(values[2] == doctest::Approx(1.0));
+}
+
+TEST_CASE("fused_attention: float64 gradcheck") {
+  using hgtest::uniform;
+  // plain, default scale
+  hgtest::gradcheck([](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2]); },
+                    {uniform({2, 3, 4}, -1, 1, 1), uniform({2, 5, 4}, -1, 1, 2), uniform({2, 5, 3}, -1, 1, 3)});
+  // q broadcast against a batch of keys, non-contiguous inputs (transposed views inside the function)
+  hgtest::gradcheck(
+      [](const hg::Tensors& t) {
+        return hg::scaled_dot_product_attention(t[0], t[1].transpose(-2, -1), t[2].transpose(-2, -1), {}, 0.8);
+      },
+      {uniform({1, 3, 4}, -1, 1, 4), uniform({2, 4, 5}, -1, 1, 5), uniform({2, 3, 5}, -1, 1, 6)});
+  // bool padding mask with an all-masked row, 4-D
+  hg::Tensor allowed = hg::from_vector<bool>({true, true, false, false,     // query 0 sees keys 0, 1
+                                              false, false, false, false,   // query 1 sees none
+                                              false, true, true, false},    // query 2 sees keys 1, 2
+                                             {1, 1, 3, 4});
+  hgtest::gradcheck(
+      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], allowed); },
+      {uniform({1, 2, 3, 2}, -1, 1, 7), uniform({1, 2, 4, 2}, -1, 1, 8), uniform({1, 2, 4, 3}, -1, 1, 9)});
+  // an additive mask that needs its own gradient (composite backward path), broadcast over the heads
+  hgtest::gradcheck(
+      [](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], t[3]); },
+      {uniform({2, 2, 3, 2}, -1, 1, 10), uniform({2, 2, 4, 2}, -1, 1, 11), uniform({2, 2, 4, 2}, -1, 1, 12),
+       uniform({2, 1, 3, 4}, -1, 1, 13)});
+}
+
+TEST_CASE("fused_attention: double backward (composite formula under create_graph)") {
+  using hgtest::uniform;
+  hg::Tensor bias = uniform({3, 4}, -1, 1, 20);
+  hgtest::gradgradcheck(
+      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], bias); },
+      {uniform({2, 3, 2}, -1, 1, 21), uniform({2, 4, 2}, -1, 1, 22), uniform({2, 4, 2}, -1, 1, 23)});
+}
+
+TEST_CASE("fused_attention: bad inputs") {
+  hg::Tensor q = hg::ones({2, 3, 4}), k = hg::ones({2, 5, 4}), v = hg::ones({2, 5, 6});
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, hg::ones({2, 5, 3}), v),
+                       doctest::Contains("scaled_dot_product_attention: expected query [..., L, E], key [..., S, E]"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, k, hg::ones({2, 4, 6})),
+                       doctest::Contains("value [..., S, Ev]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, k, v.to(hg::kFloat64)),
+                       doctest::Contains("must share one floating dtype"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q.to(hg::kInt64), k.to(hg::kInt64), v.to(hg::kInt64)),
+                       doctest::Contains("must share one floating dtype"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(hg::ones({4}), hg::ones({4}), hg::ones({4})),
+                       doctest::Contains("expected query [..., L, E]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, k, v, hg::ones({3, 5}, hg::kFloat64)),
+                       doctest::Contains("attn_mask must be bool"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, k, v, hg::ones({3, 5}, hg::kInt64)),
+                       doctest::Contains("attn_mask must be bool"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, k, v, hg::ones({3, 4})),
+                       doctest::Contains("attn_mask must broadcast to the scores [..., L = 3, S = 5]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, hg::ones({3, 5, 4}), hg::ones({3, 5, 6})),
+                       doctest::Contains("scaled_dot_product_attention"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention(q, k, hg::Tensor()),
+                       doctest::Contains("query, key and value must be defined"), hg::Error);
+}
+
+TEST_CASE("fused_attention: empty sizes") {
+  // No keys: every query is all-masked, so the output is zeros; no queries: an empty output.
+  hg::Tensor out = hg::scaled_dot_product_attention(hg::ones({2, 3, 4}), hg::ones({2, 0, 4}), hg::ones({2, 0, 5}));
+  CHECK(out.sizes() == hg::Shape{2, 3, 5});
+  CHECK(hg::max_abs_diff(out, hg::zeros({2, 3, 5})) == 0.0);
+  CHECK(hg::scaled_dot_product_attention(hg::ones({2, 0, 4}), hg::ones({2, 3, 4}), hg::ones({2, 3, 5})).numel() == 0);
+}
+
+// ---- dispatch from the layers ------------------------------------------------------------------------------
+// MultiheadAttention and Hopfield take the fused op when they do not return the weights; asking for the weights
+// takes the composite. Both must give the same output and parameter gradients.
+
+TEST_CASE("fused_attention: MultiheadAttention output and gradients match the composite path") {
+  namespace nn = hg::nn;
+  nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(8, 2).batch_first(true));
+  mha->to(hg::kFloat64);
+  hgtest::randomize_parameters(*mha, 5);
+  hg::Tensor x = hgtest::uniform({2, 5, 8}, -1, 1, 30);
+  hg::Tensor padding = hg::from_vector<bool>({false, false, false, true, true, false, false, false, false, false},
+                                             {2, 5});
+  hg::Tensor bias = hgtest::uniform({5, 5}, -1, 1, 31);
+  for (int masks = 0; masks < 3; ++masks) {
+    hg::Tensor kpm = masks >= 1 ? padding : hg::Tensor(), attn_mask = masks == 2 ? bias : hg::Tensor();
+    auto run = [&](bool need_weights) {
+      mha->zero_grad();
+      hg::Tensor xi = x.detach().requires_grad_(true);
+      hg::Tensor out = std::get<0>(mha(xi, xi, xi, kpm, need_weights, attn_mask));
+      hg::sum(out * out).backward();
+      return hg::Tensors{out, xi.grad(), mha->in_proj_weight.grad().clone(), mha->out_proj->weight.grad().clone()};
+    };
+    hg::Tensors fused = run(false), composite_path = run(true);
+    for (size_t i = 0; i < fused.size(); ++i)
+      hgtest::check_close(fused[i], composite_path[i], 1e-12, 1e-12, fmt::format("masks {} tensor {}", masks, i));
+  }
+}
+
+TEST_CASE("fused_attention: Hopfield output and gradients match the composite path") {
+  namespace nn = hg::nn;
+  nn::Hopfield hopfield(nn::HopfieldOptions(8).num_heads(2).batch_first(true));
+  hopfield->to(hg::kFloat64);
+  hgtest::randomize_parameters(*hopfield, 6);
+  hg::Tensor state = hgtest::uniform({2, 3, 8}, -1, 1, 40);
+  hg::Tensor stored = hgtest::uniform({2, 5, 8}, -1, 1, 41);
+  auto run = [&](bool return_association) {
+    hopfield->zero_grad();
+    hg::Tensor xi = state.detach().requires_grad_(true);
+    nn::HopfieldResult result =
+        hopfield->associate(stored, xi, stored, nn::AssociateOptions().return_association(return_association));
+    hg::sum(result.output * result.output).backward();
+    return hg::Tensors{result.output, xi.grad()};
+  };
+  hg::Tensors fused = run(false), composite_path = run(true);
+  for (size_t i = 0; i < fused.size(); ++i)
+    hgtest::check_close(fused[i], composite_path[i], 1e-12, 1e-12, fmt::format("tensor {}", i));
+}

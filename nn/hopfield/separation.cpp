@@ -247,6 +247,10 @@ Tensor SeparationImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
       scores_mask = bias.defined() ? where(mask, -kInf, bias.to(q.dtype())) : logical_not(mask);
     else if (bias.defined())
       scores_mask = bias.to(q.dtype());
+    // A constant scalar β on the CPU becomes the kernel's scale (no pass over q, no node for q·β); elsewhere (per-head
+    // or learned β, or a device where reading β would synchronise) q is scaled first, as in the dense path.
+    if (effective_beta.numel() == 1 && !effective_beta.requires_grad() && effective_beta.device().is_cpu())
+      return scaled_dot_product_attention(q, k, v, scores_mask, effective_beta.item<double>());
     return scaled_dot_product_attention(q * effective_beta, k, v, scores_mask, 1.0);
   }
 

@@ -1,7 +1,8 @@
 // mnist_bags: multiple-instance learning on bags of MNIST digits — a bag is positive when it holds the target
 // digit (9) — with the nonparametric MNISTModel (spec C.4) and any separation function as its Hopfield pooling,
 // and with Ilse et al.'s attention and gated-attention MIL (spec F.1: LeNet instance encoder, attention width
-// 128; --models=attention,gated), each optionally with LwPF's forgetting unit. Two bag forms
+// 128; --models=attention,gated) and the hflayers demo's Hopfield pooling behind the same encoder
+// (--models=hopfield), each optionally with LwPF's forgetting unit. Two bag forms
 // (nn/data/mnist_bags.h):
 //  - paired (NonparametricHopfield's mnist_mil_main.py, spec C.5): fixed-size bags in balanced pairs, one with
 //    --positives target digits and one with none;
@@ -9,6 +10,7 @@
 //
 //   Hopfield:  h = LayerNorm(W_e x);  z = LayerNorm(GELU(HopfieldPooling_sep(h)));  logit = W z
 //   Ilse:      h = LeNet(x);  a = softmax(wᵀ tanh(V h)) (gated: ⊙ sigmoid(U h));  logit = W Σ_k a_k h_k
+//   hopfield:  h = LeNet(x);  z = HopfieldPooling(h) (1 head of 32, β = 1/√32);  logit = W ReLU(z)
 //   loss = BCE-with-logits; every model trains with the same AdamW, schedule, batch and epochs
 //
 // Data: the MNIST test set (t10k, the only image file in the shared data folder): training bags are drawn from its
@@ -145,8 +147,9 @@ MeanStd mean_std(const std::vector<double>& v) {
   return {mean, v.size() > 1 ? std::sqrt(var / static_cast<double>(v.size() - 1)) : 0.0};
 }
 
-/// Ilse et al.'s models (attention MIL and its gated form) next to the Hopfield poolings.
-bool is_ilse_model(const std::string& name) { return name == "attention" || name == "gated"; }
+/// Models with Ilse et al.'s LeNet encoder: attention MIL, its gated form, and a Hopfield pooling behind the same
+/// encoder (the hflayers MNIST-bags demo's HfPooling, spec F.1), next to MNISTModel's Hopfield poolings.
+bool is_ilse_model(const std::string& name) { return name == "attention" || name == "gated" || name == "hopfield"; }
 
 /// Ilse et al.'s MNIST instance encoder (spec F.1, LeNet-5 style): [n, 1, 28, 28] → [n, 500].
 nn::Sequential lenet_encoder() {
@@ -155,6 +158,30 @@ nn::Sequential lenet_encoder() {
                         nn::ReLU());
 }
 
+/// hflayers' HfPooling demo (spec F.1): h_k = LeNet(x_k); z = HopfieldPooling(H) (one head of width 32,
+/// β = 1/√32, one learned query); logit = Linear(ReLU(z)) — models::HopfieldMIL's ReLU–Linear head where the demo
+/// has Dropout(0.1) → Linear.
+class LeNetHopfieldMILImpl : public nn::Module {
+ public:
+  explicit LeNetHopfieldMILImpl(const nn::SeparationOptions& separation) : Module("LeNetHopfieldMIL") {
+    encoder = register_module("encoder", lenet_encoder());
+    pooling = register_module("pooling", models::HopfieldMIL(models::HopfieldMILOptions(500)
+                                                                 .embedding({})
+                                                                 .num_heads(1)
+                                                                 .head_size(32)
+                                                                 .beta(1.0 / std::sqrt(32.0))
+                                                                 .separation(separation)));
+  }
+  /// bags [B, N, 1, 28, 28], padding_mask [B, N] → logits [B]
+  hg::Tensor forward(const hg::Tensor& bags, const hg::Tensor& padding_mask) {
+    const hg::Tensor h = encoder(bags.flatten(0, 1)).unflatten(0, {bags.size(0), bags.size(1)});
+    return pooling(h, padding_mask).logits;
+  }
+  nn::Sequential encoder{nullptr};
+  models::HopfieldMIL pooling{nullptr};
+};
+HG_MODULE(LeNetHopfieldMIL);
+
 /// One trainable MIL model behind a common face: bags [B, N, 1, 28, 28] and padding mask → logits [B].
 struct Network {
   std::shared_ptr<nn::Module> module;
@@ -162,6 +189,12 @@ struct Network {
 };
 
 Network make_network(const std::string& name, const Options& opt, bool lwpf) {
+  if (name == "hopfield") {
+    nn::SeparationOptions separation(nn::SeparationKind::Softmax);
+    if (lwpf) separation.forgetting(nn::ForgettingOptions(nn::ForgettingKind::PFU));
+    LeNetHopfieldMIL model(separation);
+    return {model.ptr(), [model](const hg::Tensor& x, const hg::Tensor& mask) { return model(x, mask); }};
+  }
   if (is_ilse_model(name)) {
     // Ilse et al.: LeNet → a_k = softmax(wᵀ tanh(V h_k)) (gated: ⊙ sigmoid(U h_k)), V, U: 500 → 128 → Linear(500 → 1).
     nn::SeparationOptions separation(nn::SeparationKind::Softmax);
@@ -237,8 +270,10 @@ int run(const Options& opt) {
     std::string form, model;
     bool lwpf;
     std::string label() const {
-      const std::string name = model == "attention" ? "attention MIL" : model == "gated" ? "gated attention MIL"
-                                                                                           : model;
+      const std::string name = model == "attention" ? "attention MIL"
+                               : model == "gated"   ? "gated attention MIL"
+                               : model == "hopfield" ? "LeNet + Hopfield pooling"
+                                                     : model;
       return fmt::format("{} {}{}", form, name, lwpf ? " + LwPF" : "");
     }
   };
@@ -445,8 +480,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"paired", "ilse", "both"}).description(""));
   app.add_option("--models", opt.models,
                  "comma-separated: separation functions of MNISTModel's Hopfield pooling (softmax, sparsemax, "
-                 "entmax15, topk, random, linear, favor, relu_features (the reference's 'favor'), ...) and Ilse et "
-                 "al.'s attention, gated")
+                 "entmax15, topk, random, linear, favor, relu_features (the reference's 'favor'), ...); Ilse et al.'s "
+                 "attention, gated; hopfield (the hflayers demo: HopfieldPooling behind the same LeNet encoder)")
       ->type_name("LIST");
   app.add_option("--lwpf", opt.lwpf, "off, on, or both: each pooling without and with a PFU forgetting unit")
       ->type_name("MODE")

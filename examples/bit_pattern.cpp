@@ -286,8 +286,8 @@ int run(const Options& opt) {
                                  hg::optim::AdamWOptions(opt.common.lr).weight_decay(opt.weight_decay));
       auto loader = hg::data::make_data_loader(
           train_set, hg::data::DataLoaderOptions().batch_size(opt.common.batch_size).shuffle(true).seed(seed));
-      const fs::path checkpoint_path =
-          opt.common.out_dir / fmt::format("bit_pattern_{}{}_s{}.ckpt", nets[k].name, nets[k].lwpf ? "_lwpf" : "", seed);
+      const fs::path checkpoint_path = opt.common.out_dir / fmt::format("bit_pattern_{}{}_s{}.ckpt", nets[k].name,
+                                                                         nets[k].lwpf ? "_lwpf" : "", seed);
       int start_epoch = 1;
       if (done > 0) {
         HG_CHECK(fs::exists(checkpoint_path), "bit_pattern: --resume: {} has {} epochs of {} seed {}, but there is "

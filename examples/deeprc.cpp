@@ -71,7 +71,7 @@ struct Options {
   int64_t run_folds = 5;
   int64_t top = 5;
   double min_auc = 0.0;
-  bool resume = false;  ///< continue <out-dir>: finished folds from deeprc_folds.csv, the unfinished one from its checkpoint
+  bool resume = false;     ///< continue <out-dir>: finished folds from the folds log, the rest from checkpoints
   int64_t stop_after = 0;  ///< stop (as if interrupted) after this many epochs, counted over the folds; 0: never
 };
 

@@ -389,7 +389,8 @@ int run(const Options& opt) {
                                     .item<double>();
         seconds += bar.elapsed_seconds();
         if (show_progress || epoch % 5 == 0 || epoch == opt.common.epochs)
-          bar.finish(fmt::format("  seed {} epoch {:>3}/{}  loss {:.4f}  test AUC {:.4f}  accuracy {:5.1f}%  ({:.1f} s)",
+          bar.finish(fmt::format("  seed {} epoch {:>3}/{}  loss {:.4f}  test AUC {:.4f}  accuracy {:5.1f}%  "
+                                 "({:.1f} s)",
                                  seed, epoch, opt.common.epochs, bar.mean_loss(), auc, 100 * accuracy, seconds));
         r.train_loss.push_back(bar.mean_loss());
         r.test_auc.push_back(auc);

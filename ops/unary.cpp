@@ -276,8 +276,9 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
 // (scale·α·eˣ written with the output, which cannot overflow where the branch is not taken)
 Tensor selu(const Tensor& x) {
   Tensor y = run_unary(UnaryOp::Selu, x, floating_dtype(x, "selu"));
-  record_unary("selu", x, y, kSaveBoth, [](const Tensor& g, const Tensor& xs, const Tensor& ys) {
-    return mul(g, where(gt(xs, 0.0), kSeluScale, add(ys, kSeluScale * kSeluAlpha)));
+  // Only y is kept (as PyTorch's elu_backward): y > 0 exactly where x > 0, so x need not stay alive.
+  record_unary("selu", x, y, kSaveOutput, [](const Tensor& g, const Tensor&, const Tensor& ys) {
+    return mul(g, where(gt(ys, 0.0), kSeluScale, add(ys, kSeluScale * kSeluAlpha)));
   });
   return y;
 }

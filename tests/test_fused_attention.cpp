@@ -4,6 +4,8 @@
 // nn::MultiheadAttention and nn::Hopfield.
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include "testing.h"
 
@@ -18,6 +20,25 @@ hg::Tensor composite(const hg::Tensor& q, const hg::Tensor& k, const hg::Tensor&
   if (mask.defined())
     scores = mask.dtype() == hg::kBool ? hg::masked_fill(scores, hg::logical_not(mask), -kInf) : scores + mask;
   return hg::matmul(hg::softmax(scores, -1), v);
+}
+
+/// The op takes two routes on the CPU: the fused kernel whenever it records a graph, and matmul, softmax, matmul for
+/// small calls that record none. Runs both (a query that requires grad forces the kernel), checks that they agree
+/// (NaN where the other has NaN) and returns the fused kernel's output.
+hg::Tensor both_paths(const hg::Tensor& q, const hg::Tensor& k, const hg::Tensor& v, const hg::Tensor& mask = {},
+                      std::optional<double> scale = std::nullopt) {
+  const hg::Tensor plain = hg::scaled_dot_product_attention(q, k, v, mask, scale);
+  const hg::Tensor fused = hg::scaled_dot_product_attention(q.detach().requires_grad_(true), k, v, mask, scale).detach();
+  REQUIRE(plain.sizes() == fused.sizes());
+  const std::vector<double> a = plain.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+  const std::vector<double> b = fused.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+  const double tolerance = q.dtype() == hg::kFloat64 ? 1e-12 : 1e-5;
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("element " << i << ": without a graph " << a[i] << ", fused " << b[i]);
+    CHECK(std::isnan(a[i]) == std::isnan(b[i]));
+    if (!std::isnan(a[i])) CHECK(std::abs(a[i] - b[i]) <= tolerance * (1 + std::abs(b[i])));
+  }
+  return fused;
 }
 
 /// Output and the gradients of Σ w ⊙ out with respect to q, k, v (fixed weights w).
@@ -112,7 +133,7 @@ HG_BACKEND_TEST(fused_attention_non_contiguous_inputs) {
   hg::Tensor k = (x * 0.5).reshape({2, 5, 3, 4}).permute({0, 2, 1, 3});
   hg::Tensor v = hgtest::uniform({2, 3, 4, 5}, -1, 1, 4).to(hg::kFloat32).to(device).transpose(-2, -1);
   CHECK(!q.is_contiguous());
-  hg::Tensor out = hg::scaled_dot_product_attention(q, k, v, {}, 0.7);
+  hg::Tensor out = both_paths(q, k, v, {}, 0.7);
   hgtest::check_close(out, composite(q.contiguous(), k.contiguous(), v.contiguous(), {}, 0.7), 1e-5, 1e-6,
                       "non-contiguous");
   return {out};
@@ -123,14 +144,14 @@ HG_BACKEND_TEST(fused_attention_hand_computed) {
   hg::Tensor q = hg::from_vector<double>({1, 0}, {1, 2}).to(device);
   hg::Tensor k = hg::from_vector<double>({1, 0, 0, 1}, {2, 2}).to(device);
   hg::Tensor v = hg::from_vector<double>({4, 8, 0, 4}, {2, 2}).to(device);
-  hg::Tensor out = hg::scaled_dot_product_attention(q, k, v, {}, std::log(3.0));
+  hg::Tensor out = both_paths(q, k, v, {}, std::log(3.0));
   hgtest::check_close(out, hg::from_vector<double>({3, 7}, {1, 2}), 1e-14, 1e-14, "hand computed");
   // Masking the first key leaves the second alone; masking both gives zeros.
   hg::Tensor second = hg::from_vector<bool>({false, true}, {2}).to(device);
-  hgtest::check_close(hg::scaled_dot_product_attention(q, k, v, second), hg::from_vector<double>({0, 4}, {1, 2}),
+  hgtest::check_close(both_paths(q, k, v, second), hg::from_vector<double>({0, 4}, {1, 2}),
                       1e-14, 1e-14, "one key");
   hg::Tensor none = hg::from_vector<bool>({false, false}, {2}).to(device);
-  hg::Tensor dead = hg::scaled_dot_product_attention(q, k, v, none);
+  hg::Tensor dead = both_paths(q, k, v, none);
   hgtest::check_close(dead, hg::zeros({1, 2}, hg::kFloat64), 0, 0, "no key");
   return {out, dead};
 }
@@ -138,7 +159,7 @@ HG_BACKEND_TEST(fused_attention_hand_computed) {
 TEST_CASE("fused_attention: NaN scores give a NaN row, as the composite softmax") {
   hg::Tensor q = hg::from_vector<float>({NAN, 1, 1, 1}, {2, 2});
   hg::Tensor k = hg::ones({3, 2});
-  hg::Tensor out = hg::scaled_dot_product_attention(q, k, hg::ones({3, 2}));
+  hg::Tensor out = both_paths(q, k, hg::ones({3, 2}));
   std::vector<float> values = out.to_vector<float>();
   CHECK(std::isnan(values[0]));
   CHECK(std::isnan(values[1]));
@@ -206,10 +227,10 @@ TEST_CASE("fused_attention: bad inputs") {
 
 TEST_CASE("fused_attention: empty sizes") {
   // No keys: every query is all-masked, so the output is zeros; no queries: an empty output.
-  hg::Tensor out = hg::scaled_dot_product_attention(hg::ones({2, 3, 4}), hg::ones({2, 0, 4}), hg::ones({2, 0, 5}));
+  hg::Tensor out = both_paths(hg::ones({2, 3, 4}), hg::ones({2, 0, 4}), hg::ones({2, 0, 5}));
   CHECK(out.sizes() == hg::Shape{2, 3, 5});
   CHECK(hg::max_abs_diff(out, hg::zeros({2, 3, 5})) == 0.0);
-  CHECK(hg::scaled_dot_product_attention(hg::ones({2, 0, 4}), hg::ones({2, 3, 4}), hg::ones({2, 3, 5})).numel() == 0);
+  CHECK(both_paths(hg::ones({2, 0, 4}), hg::ones({2, 3, 4}), hg::ones({2, 3, 5})).numel() == 0);
 }
 
 // ---- dispatch from the layers ------------------------------------------------------------------------------

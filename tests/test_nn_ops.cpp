@@ -149,6 +149,23 @@ HG_BACKEND_TEST(softmax_all_neg_inf_rows_give_zeros_and_zero_gradients) {
   return results;
 }
 
+HG_BACKEND_TEST(softmax_rows_spread_beyond_the_float_exp_range) {
+  // Differences to the row max below −87 leave float's normal exp range (the CPU kernel clamps them before its
+  // vector exp, then writes 0): float32 still matches float64, and a row of NaN and −inf is NaN, not zeros.
+  const double nan = std::nan("");
+  Tensor x = f64({0, -50, -90, -200, -1000, -kInf, nan, -kInf, -kInf, -kInf, -kInf, -kInf}, {2, 6});
+  Tensors results;
+  for (bool log : {false, true}) {
+    Tensor y = log ? hg::log_softmax(x.to(hg::kFloat32).to(device), 1) : hg::softmax(x.to(hg::kFloat32).to(device), 1);
+    Tensor reference = log ? hg::log_softmax(x.narrow(0, 0, 1), 1) : hg::softmax(x.narrow(0, 0, 1), 1);
+    hgtest::check_close(y.narrow(0, 0, 1).to(hg::kCPU).to(hg::kFloat64), reference, 1e-6, 1e-30, "spread row");
+    std::vector<double> v = y.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+    for (size_t i = 6; i < 12; ++i) CHECK_MESSAGE(std::isnan(v[i]), "element " << i << " is " << v[i]);
+    results.push_back(y);
+  }
+  return results;
+}
+
 HG_BACKEND_TEST(softmax_nan_and_inf_propagate_to_the_whole_row) {
   // As PyTorch: a NaN anywhere in a row (even among -inf) or a +inf makes the whole row NaN; other rows are untouched.
   const double nan = std::nan("");

@@ -36,6 +36,8 @@ inline float exp_of(float x) { return ::expf(x); }
 inline double exp_of(double x) { return std::exp(x); }
 
 template <typename T> constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+// Below this, exp(x) leaves the type's normal range (float: 1.2e-38 at −87.3; double: 2.2e-308 at −708.4).
+template <typename T> constexpr T kExpLowest = sizeof(T) == 4 ? T(-87) : T(-708);
 
 struct SoftmaxGeometry {
   int64_t outer = 1, n = 1, inner = 1;
@@ -53,9 +55,10 @@ SoftmaxGeometry geometry(const Tensor& x, int64_t dim) {
 // Both kernels compute, per row with max m:
 //   softmax:      y = exp(x − m) / Σ exp(x − m)
 //   log_softmax:  y = (x − m) − log Σ exp(x − m)
-// A row with no finite max (all −inf) is shifted by 0 instead, so its exps are exp(−inf) = 0 and its sum is
-// exactly 0, which marks it for zeros; a live row's sum is ≥ 1 (its max contributes exp(0)). NaN anywhere in a
-// row makes the sum NaN and the whole row NaN, as in PyTorch; +inf gives exp(inf − inf) = NaN likewise.
+// A row whose max is −inf (all −inf) gives zeros, or NaN if it holds a NaN; a live row's sum is ≥ 1 (its max
+// contributes exp(0)). NaN anywhere in a row makes the sum NaN and the whole row NaN, as in PyTorch; +inf gives
+// exp(inf − inf) = NaN likewise. (The column kernel below shifts an all −inf column by 0, so its sum is exactly 0,
+// which marks it for zeros.)
 
 template <typename T> void softmax_rows(const T* x, T* y, int64_t rows, int64_t n, bool log) {
   parallel_for(rows, std::max<int64_t>(1, kParallelGrain / n), [&](int64_t lo, int64_t hi) {
@@ -65,28 +68,38 @@ template <typename T> void softmax_rows(const T* x, T* y, int64_t rows, int64_t 
       T m = kNegInf<T>;
 #pragma omp simd reduction(max : m)
       for (int64_t i = 0; i < n; ++i) m = xr[i] > m ? xr[i] : m;
-      if (m == kNegInf<T>) m = 0;
+      if (m == kNegInf<T>) {  // no value above −inf: zeros for an all −inf row, NaN if the row holds a NaN
+        bool nan = false;
+        for (int64_t i = 0; i < n && !nan; ++i) nan = xr[i] != xr[i];
+        std::fill(yr, yr + n, nan ? std::numeric_limits<T>::quiet_NaN() : T(0));
+        continue;
+      }
+      // x − m clamped from below at kExpLowest first, in a loop of its own: libmvec's expf sends every lane
+      // below about −87.3 to scalar libm, one lane at a time, which made a softmax over widely spread scores
+      // (β = 1 over 784-wide patterns) several times slower. The clamped exps (≤ 1.7e-38 each) are nothing in a
+      // sum ≥ 1, and softmax writes those entries as 0 below. NaN is not clamped and still spreads over the row.
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T d = xr[i] - m;
+        yr[i] = d < kExpLowest<T> ? kExpLowest<T> : d;
+      }
       T sum = 0;
       if (log) {
 #pragma omp simd reduction(+ : sum)
-        for (int64_t i = 0; i < n; ++i) sum += exp_of(xr[i] - m);
-        if (sum == T(0)) {
-          std::fill(yr, yr + n, T(0));
-          continue;
-        }
+        for (int64_t i = 0; i < n; ++i) sum += exp_of(yr[i]);
         const T log_sum = std::log(sum);
 #pragma omp simd
         for (int64_t i = 0; i < n; ++i) yr[i] = (xr[i] - m) - log_sum;
       } else {
 #pragma omp simd reduction(+ : sum)
         for (int64_t i = 0; i < n; ++i) {
-          T e = exp_of(xr[i] - m);
+          const T e = exp_of(yr[i]);
           yr[i] = e;
           sum += e;
         }
-        const T inv = sum == T(0) ? T(0) : T(1) / sum;
+        const T inv = T(1) / sum;
 #pragma omp simd
-        for (int64_t i = 0; i < n; ++i) yr[i] *= inv;
+        for (int64_t i = 0; i < n; ++i) yr[i] = xr[i] - m < kExpLowest<T> ? T(0) * inv : yr[i] * inv;  // 0·NaN: NaN
       }
     }
   });

@@ -455,7 +455,7 @@ int main(int argc, char** argv) {
       else models::bit_net_kind_from_string(name);
     return run(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "bit_pattern: {}\n", e.what());
+    hg::train::print_error("bit_pattern", e);
     return 1;
   }
 }

@@ -614,7 +614,7 @@ int main(int argc, char** argv) {
   try {
     return run(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "deeprc: {}\n", e.what());
+    hg::train::print_error("deeprc", e);
     return 1;
   }
 }

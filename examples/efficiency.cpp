@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
   try {
     return run(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "efficiency: {}\n", e.what());
+    hg::train::print_error("efficiency", e);
     return 1;
   }
 }

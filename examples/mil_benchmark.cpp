@@ -401,7 +401,7 @@ int main(int argc, char** argv) {
     hg::nn::separation_kind_from_string(opt.separation);
     return run(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "mil_benchmark: {}\n", e.what());
+    hg::train::print_error("mil_benchmark", e);
     return 1;
   }
 }

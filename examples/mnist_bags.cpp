@@ -538,7 +538,7 @@ int main(int argc, char** argv) {
       if (!is_ilse_model(name)) nn::separation_kind_from_string(name);
     return run(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "mnist_bags: {}\n", e.what());
+    hg::train::print_error("mnist_bags", e);
     return 1;
   }
 }

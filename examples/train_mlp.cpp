@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
   try {
     return train(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "train_mlp: {}\n", e.what());
+    hg::train::print_error("train_mlp", e);
     return 1;
   }
 }

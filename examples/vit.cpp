@@ -509,7 +509,7 @@ int main(int argc, char** argv) {
   try {
     return run(opt);
   } catch (const hg::Error& e) {
-    fmt::print(stderr, "vit: {}\n", e.what());
+    hg::train::print_error("vit", e);
     return 1;
   }
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -158,6 +159,16 @@ TEST_CASE("train: common flags with defaults, --help, validation, data dir") {
   applied.out_dir = root.path / "file";
   CHECK_THROWS_WITH_AS(train::apply_common_flags(applied), doctest::Contains("--out-dir: cannot create the folder"),
                        hg::Error);
+}
+
+TEST_CASE("train: an example's error line names the program once") {
+  // The program's own checks already start with its name; errors from the library (an op's check) do not.
+  CHECK(hg::train::error_line("deeprc", std::runtime_error("deeprc: --resume: there is no runs/x.csv")) ==
+        "deeprc: --resume: there is no runs/x.csv");
+  CHECK(hg::train::error_line("deeprc", std::runtime_error("matmul: expected [2, 3] x [3, k], got [2, 3] x [4, 5]")) ==
+        "deeprc: matmul: expected [2, 3] x [3, k], got [2, 3] x [4, 5]");
+  CHECK(hg::train::error_line("vit", std::runtime_error("vitals: bad")) == "vit: vitals: bad");
+  CHECK(hg::train::error_line("vit", std::runtime_error("vit")) == "vit: vit");
 }
 
 TEST_CASE("train: progress bar text, ETA, and silence when disabled") {

@@ -1,6 +1,7 @@
 #include <hopgrad/nn/train/flags.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <system_error>
 #include <thread>
@@ -8,6 +9,7 @@
 #include <omp.h>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include <hopgrad/core/error.h>
 #include <hopgrad/core/generator.h>
@@ -87,6 +89,17 @@ Device apply_common_flags(const CommonFlags& flags) {
   HG_CHECK(!ec && fs::is_directory(flags.out_dir), "--out-dir: cannot create the folder {}: {}",
            flags.out_dir.string(), ec ? ec.message() : "a file of that name exists");
   return Device(flags.device);
+}
+
+std::string error_line(std::string_view program, const std::exception& error) {
+  const std::string_view message = error.what();
+  const bool named = message.size() >= program.size() + 2 && message.substr(0, program.size()) == program &&
+                     message.substr(program.size(), 2) == ": ";
+  return named ? std::string(message) : fmt::format("{}: {}", program, message);
+}
+
+void print_error(std::string_view program, const std::exception& error) {
+  fmt::print(stderr, "{}\n", error_line(program, error));
 }
 
 }  // namespace hg::train

@@ -11,8 +11,10 @@
 //   CLI11_PARSE(app, argc, argv);
 //   hg::Device device = hg::train::apply_common_flags(flags);   // threads, seed, out-dir; returns the device
 #include <cstdint>
+#include <exception>
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include <hopgrad/core/device.h>
 
@@ -61,5 +63,12 @@ void add_common_flags(CLI::App& app, CommonFlags& flags);
 /// Applies the parsed flags: sets the OpenMP thread count and hg::manual_seed(seed), creates out_dir, and
 /// returns the device (an hg::Error names a malformed or unavailable device).
 Device apply_common_flags(const CommonFlags& flags);
+
+/// "<program>: <message>" for `error`, naming the program once: a message that already starts with "<program>: "
+/// (the program's own checks) is returned as it is.
+std::string error_line(std::string_view program, const std::exception& error);
+
+/// Prints error_line(program, error) and a newline to stderr: what an example's main does with an error.
+void print_error(std::string_view program, const std::exception& error);
 
 }  // namespace hg::train

@@ -25,6 +25,7 @@
 
 #include <hopgrad/nn/train/csv_log.h>
 #include <hopgrad/nn/train/flags.h>
+#include <hopgrad/nn/train/run_files.h>
 #include <hopgrad/nn/train/progress.h>
 #include <hopgrad/nn/train/svg_plot.h>
 

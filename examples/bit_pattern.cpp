@@ -186,42 +186,6 @@ std::string config_json(const Options& opt) {
                      opt.common.epochs, opt.common.batch_size, opt.common.lr, opt.common.seed);
 }
 
-/// A fresh run records its settings in `path`; a resumed one must find the same settings there, so that the
-/// log and the checkpoints it continues belong to the same experiment.
-void check_resume_config(const fs::path& path, const std::string& config, bool resume) {
-  if (resume && fs::exists(path)) {
-    std::ifstream in(path);
-    const std::string recorded((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    HG_CHECK(recorded == config, "bit_pattern: --resume: {} was written by a run with other settings:\n  recorded: "
-             "{}\n  this run: {}", path.string(), recorded, config);
-    return;
-  }
-  HG_CHECK(!resume, "bit_pattern: --resume: there is no {} (no run to continue in this --out-dir)", path.string());
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << config;
-}
-
-/// The printed result table, one row per printed row, for scripts/make_results.py (RFC 4180 quoting), written
-/// to a temporary file and renamed so that a reader never sees half of it.
-void write_results_csv(const fs::path& path, const std::vector<std::vector<std::string>>& rows) {
-  auto quoted = [](const std::string& cell) {
-    if (cell.find_first_of(",\"\n") == std::string::npos) return cell;
-    std::string out = "\"";
-    for (char c : cell) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-  };
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    for (const auto& row : rows) {
-      for (size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << quoted(row[i]);
-      out << '\n';
-    }
-    HG_CHECK(out.good(), "bit_pattern: could not write {}", tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
 int run(const Options& opt) {
   const hg::Device device = hg::train::apply_common_flags(opt.common);
   const Data data = make_data(opt);
@@ -246,7 +210,7 @@ int run(const Options& opt) {
   // The log is the record of every run: --resume reads finished runs back from it and continues the interrupted
   // one from its checkpoint.
   const std::string config = config_json(opt);
-  check_resume_config(opt.common.out_dir / "bit_pattern_config.json", config, opt.resume);
+  hg::train::check_resume_config("bit_pattern", opt.common.out_dir / "bit_pattern_config.json", config, opt.resume);
   const fs::path csv_path = opt.common.out_dir / "bit_pattern.csv", svg_path = opt.common.out_dir / "bit_pattern.svg";
   hg::train::CsvLog log(csv_path, {"net", "lwpf", "seed", "epoch", "train_loss", "train_accuracy", "eval_accuracy",
                                    "seconds"},
@@ -391,7 +355,7 @@ int run(const Options& opt) {
                      std::to_string(opt.seeds), "plots only"});
   }
   const fs::path results_path = opt.common.out_dir / "bit_pattern_results.csv";
-  write_results_csv(results_path, table);
+  hg::train::write_results_csv("bit_pattern", results_path, table);
   fmt::print("wrote {}, {} and {}\n", results_path.string(), csv_path.string(), svg_path.string());
   if (best < opt.min_accuracy) {
     fmt::print(stderr, "bit_pattern: the best mean final eval accuracy {:.2f}% is below --min-accuracy {:.2f}%\n",

@@ -253,42 +253,6 @@ std::string config_json(const Options& opt) {
       opt.common.epochs, opt.common.batch_size, opt.common.lr, opt.common.seed);
 }
 
-/// A fresh run records its settings in `path`; a resumed one must find the same settings there, so that the
-/// folds log and the checkpoints it continues were written by the same experiment.
-void check_resume_config(const fs::path& path, const std::string& config, bool resume) {
-  if (resume && fs::exists(path)) {
-    std::ifstream in(path);
-    const std::string recorded((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    HG_CHECK(recorded == config, "deeprc: --resume: {} was written by a run with other settings:\n  recorded: {}\n  "
-             "this run: {}", path.string(), recorded, config);
-    return;
-  }
-  HG_CHECK(!resume, "deeprc: --resume: there is no {} (no run to continue in this --out-dir)", path.string());
-  fs::create_directories(path.parent_path());
-  std::ofstream(path) << config;
-}
-
-/// The printed result table, one row per printed row, for scripts/make_results.py (RFC 4180 quoting), written
-/// to a temporary file and renamed so that a reader never sees half of it.
-void write_results_csv(const fs::path& path, const std::vector<std::vector<std::string>>& rows) {
-  auto quoted = [](const std::string& cell) {
-    if (cell.find_first_of(",\"\n") == std::string::npos) return cell;
-    std::string out = "\"";
-    for (char c : cell) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-    return out + "\"";
-  };
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp);
-    for (const auto& row : rows) {
-      for (size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << quoted(row[i]);
-      out << '\n';
-    }
-    HG_CHECK(out.good(), "deeprc: could not write {}", tmp.string());
-  }
-  fs::rename(tmp, path);
-}
-
 struct FoldResult {
   Scores test;
   MotifRecovery motif;
@@ -348,7 +312,7 @@ int run(const Options& opt) {
   // A fold is finished when its row is in the folds log; --resume takes finished folds from it and continues an
   // unfinished one from its checkpoint.
   const std::string config = config_json(opt);
-  check_resume_config(opt.common.out_dir / "deeprc_config.json", config, opt.resume);
+  hg::train::check_resume_config("deeprc", opt.common.out_dir / "deeprc_config.json", config, opt.resume);
   hg::train::CsvLog fold_log(opt.common.out_dir / "deeprc_folds.csv",
                              {"fold", "best_epoch", "test_auc", "balanced_accuracy", "f1", "motif_repertoires",
                               "motif_top1", "precision_at_w", "seconds"},
@@ -527,7 +491,7 @@ int run(const Options& opt) {
     row("witnesses among the top-W", prec, "");
   }
   const fs::path results_path = opt.common.out_dir / "deeprc_results.csv";
-  write_results_csv(results_path, table);
+  hg::train::write_results_csv("deeprc", results_path, table);
   fmt::print("wrote {}, {}/deeprc_folds.csv and deeprc_fold*.csv, .svg, .ckpt\n", results_path.string(),
              opt.common.out_dir.string());
   if (!(mean(auc) >= opt.min_auc)) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -169,6 +170,26 @@ TEST_CASE("train: an example's error line names the program once") {
         "deeprc: matmul: expected [2, 3] x [3, k], got [2, 3] x [4, 5]");
   CHECK(hg::train::error_line("vit", std::runtime_error("vitals: bad")) == "vit: vitals: bad");
   CHECK(hg::train::error_line("vit", std::runtime_error("vit")) == "vit: vit");
+}
+
+TEST_CASE("train: run files — the settings a resume must match, and the results CSV") {
+  TempDir dir("run_files");
+  const fs::path config = dir.path / "sub" / "x_config.json";
+  CHECK_THROWS_WITH_AS(hg::train::check_resume_config("x", config, R"({"lr": 1})", true),
+                       doctest::Contains("x: --resume: there is no"), hg::Error);
+  hg::train::check_resume_config("x", config, R"({"lr": 1})", false);  // a fresh run records its settings
+  CHECK(fs::exists(config));
+  hg::train::check_resume_config("x", config, R"({"lr": 1})", true);  // the same settings continue
+  CHECK_THROWS_WITH_AS(hg::train::check_resume_config("x", config, R"({"lr": 2})", true),
+                       doctest::Contains("written by a run with other settings"), hg::Error);
+
+  const fs::path csv = dir.path / "x_results.csv";
+  hg::train::write_results_csv("x", csv, {{"metric", "mean"}, {"AUC, test", "0.9"}, {"say \"hi\"", "1"}});
+  std::ifstream in(csv);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(text == "metric,mean\n\"AUC, test\",0.9\n\"say \"\"hi\"\"\",1\n");
+  CHECK_THROWS_WITH_AS(hg::train::write_results_csv("x", dir.path / "missing" / "y.csv", {{"a"}}),
+                       doctest::Contains("x: could not write"), hg::Error);
 }
 
 TEST_CASE("train: progress bar text, ETA, and silence when disabled") {

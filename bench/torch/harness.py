@@ -16,7 +16,6 @@ after `import torch` (about 230 MB), so the report can show PyTorch's peak with 
 import argparse
 import math
 import os
-import sys
 import time
 
 os.environ.setdefault("OPENBLAS_CORETYPE", "SkylakeX")
@@ -56,6 +55,26 @@ def time_steps(step, warmup=3, min_repeats=10, max_repeats=200, target_seconds=0
     return median, samples[0], repeats
 
 
+def record(name, threads, median, best, repeats, flops, baseline, peak, unit="steps"):
+    """Prints one result line and returns its CSV row (the format bench/workload.h writes)."""
+    gflops = f"{flops / median / 1e9:.2f}" if flops else ""
+    rate = f"  {flops / median / 1e9:7.1f} GFLOP/s" if flops else ""
+    print(f"{name:<20} pytorch {threads} thread{'s' if threads > 1 else ' '}  median {median * 1e3:9.3f} ms  "
+          f"min {best * 1e3:9.3f} ms  ({repeats} {unit}){rate}  peak RSS {peak:.0f} MiB "
+          f"({baseline:.0f} MiB after import torch)", flush=True)
+    return (f"{name},pytorch,{threads},{median * 1e3:.5f},{best * 1e3:.5f},{repeats},{gflops},{baseline:.1f},"
+            f"{peak:.1f}\n")
+
+
+def append_csv(path, rows):
+    """Appends CSV rows to `path`, with the header first when the file is new or empty."""
+    fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+    with open(path, "a") as f:
+        if fresh:
+            f.write(CSV_HEADER)
+        f.writelines(rows)
+
+
 def run_workload(name, description, make):
     parser = argparse.ArgumentParser(description=f"PyTorch benchmark {name}: {description}")
     parser.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2],
@@ -75,17 +94,7 @@ def run_workload(name, description, make):
         step, flops = make(gen)
         median, best, repeats = time_steps(step, args.warmup, args.min_repeats)
         _, peak = resident_memory()
-        gflops = f"{flops / median / 1e9:.2f}" if flops else ""
-        rows.append(f"{name},pytorch,{t},{median * 1e3:.5f},{best * 1e3:.5f},{repeats},{gflops},{baseline:.1f},"
-                    f"{peak:.1f}\n")
-        rate = f"  {flops / median / 1e9:7.1f} GFLOP/s" if flops else ""
-        print(f"{name:<20} pytorch {t} thread{'s' if t > 1 else ' '}  median {median * 1e3:9.3f} ms  "
-              f"min {best * 1e3:9.3f} ms  ({repeats} steps){rate}  peak RSS {peak:.0f} MiB "
-              f"({baseline:.0f} MiB after import torch)", flush=True)
+        rows.append(record(name, t, median, best, repeats, flops, baseline, peak))
     if args.csv:
-        fresh = not os.path.exists(args.csv) or os.path.getsize(args.csv) == 0
-        with open(args.csv, "a") as f:
-            if fresh:
-                f.write(CSV_HEADER)
-            f.writelines(rows)
+        append_csv(args.csv, rows)
     return 0

@@ -3,10 +3,9 @@
 (../shared/docs/benchmarks.md workload 7); the twin of bench/matmul.cpp, one CSV row `matmul_n<n>` per size and
 thread count, in harness.py's row format. 2·n³ FLOP per call; C is allocated by every call."""
 import argparse
-import os
 import sys
 
-from harness import CSV_HEADER, resident_memory, time_steps
+from harness import append_csv, record, resident_memory, time_steps
 
 import torch  # noqa: E402  (harness sets OPENBLAS_CORETYPE before torch loads OpenBLAS)
 
@@ -32,18 +31,9 @@ def main():
             a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)  # [n, n] each
             median, best, repeats = time_steps(lambda: torch.matmul(a, b), args.warmup, args.min_repeats)
             _, peak = resident_memory()
-            gflops = 2.0 * n ** 3 / median / 1e9
-            rows.append(f"matmul_n{n},pytorch,{t},{median * 1e3:.5f},{best * 1e3:.5f},{repeats},{gflops:.2f},"
-                        f"{baseline:.1f},{peak:.1f}\n")
-            print(f"{f'matmul_n{n}':<20} pytorch {t} thread{'s' if t > 1 else ' '}  median {median * 1e3:9.3f} ms  "
-                  f"min {best * 1e3:9.3f} ms  ({repeats} calls)  {gflops:7.1f} GFLOP/s  peak RSS {peak:.0f} MiB "
-                  f"({baseline:.0f} MiB after import torch)", flush=True)
+            rows.append(record(f"matmul_n{n}", t, median, best, repeats, 2.0 * n ** 3, baseline, peak, "calls"))
     if args.csv:
-        fresh = not os.path.exists(args.csv) or os.path.getsize(args.csv) == 0
-        with open(args.csv, "a") as f:
-            if fresh:
-                f.write(CSV_HEADER)
-            f.writelines(rows)
+        append_csv(args.csv, rows)
     return 0
 
 

@@ -124,9 +124,18 @@ class Backend {
   /// softmax (or log_softmax) of contiguous x along dim; all -inf rows give 0.
   virtual void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) = 0;
   /// Layer norm of contiguous x over its trailing `normalized_numel` elements: out = (x - mean)·rstd·w + b.
-  /// weight/bias may be null. mean and rstd are float [rows] (rows = x.numel() / normalized_numel).
+  /// weight/bias may be null. mean and rstd are [rows] in x's dtype (rows = x.numel() / normalized_numel).
   virtual void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, int64_t normalized_numel,
                           double eps, Tensor& out, Tensor& mean, Tensor& rstd) = 0;
+  /// The gradients of layer_norm() from grad_out and x [rows, N] (contiguous), weight [N] or null, and the mean
+  /// and rstd [rows] it saved: with x̂ = (x − mean)·rstd and ĝ = grad_out ⊙ w,
+  ///   grad_x = rstd·(ĝ − mean_N(ĝ) − x̂ ⊙ mean_N(ĝ ⊙ x̂)),
+  ///   grad_weight = Σ_rows grad_out ⊙ x̂,   grad_bias = Σ_rows grad_out.
+  /// A null output is not computed; the others are contiguous (grad_x [rows, N], grad_weight and grad_bias [N]) and
+  /// overwritten. One floating dtype throughout; results do not depend on the number of threads.
+  virtual void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor* weight, const Tensor& mean,
+                                   const Tensor& rstd, int64_t normalized_numel, Tensor* grad_x, Tensor* grad_weight,
+                                   Tensor* grad_bias) = 0;
   /// x [N, Cin, H, W], w [Cout, Cin/groups, KH, KW], bias [Cout] or null → out [N, Cout, OH, OW]; all contiguous
   /// except x, which may be any strided view (channels-last, a transposed sequence batch): the backend copies or
   /// reorders it as its kernels need. The same holds for x in conv2d_backward_weight.

@@ -1,6 +1,8 @@
-// layer_norm over the trailing dims: the fused backend kernel computes the output with the per-row mean and rstd,
-// and the backward is composed of ops from those saved statistics.
+// layer_norm over the trailing dims: one backend kernel computes the output with the per-row mean and rstd, and
+// one more the gradients from those saved statistics — or, when the backward itself is recorded (create_graph),
+// a composite of ops that can be differentiated again.
 #include <memory>
+#include <vector>
 
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
@@ -37,6 +39,40 @@ void check_layer_norm_inputs(const Tensor& x, IntArrayRef normalized_shape, cons
 struct LayerNormSaved {
   SavedTensor x, weight, mean, rstd;
 };
+
+// The gradients from g = ∂L/∂y as a composite of ops, differentiable again (double backward). With
+// x̂ = (x − μ)·rstd and ĝ = g ⊙ w:  ∂L/∂x = rstd·(ĝ − mean_D(ĝ) − x̂ ⊙ mean_D(ĝ ⊙ x̂)), ∂L/∂w = g ⊙ x̂, ∂L/∂b = g
+// (the engine sums the last two down to w's and b's shape).
+Tensors composite_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                           const Tensor& rstd, const std::vector<int64_t>& dims, const BackwardContext& c) {
+  Tensor x_hat = mul(sub(x, mean), rstd);
+  Tensor g_hat = weight.defined() ? mul(g, weight) : g;
+  Tensors grads(3);
+  if (c.needs_input_grad(0)) {
+    Tensor centered = sub(g_hat, hg::mean(g_hat, dims, /*keepdim=*/true));
+    grads[0] = mul(rstd, sub(centered, mul(x_hat, hg::mean(mul(g_hat, x_hat), dims, /*keepdim=*/true))));
+  }
+  if (c.needs_input_grad(1)) grads[1] = mul(g, x_hat);
+  if (c.needs_input_grad(2)) grads[2] = g;
+  return grads;
+}
+
+// The same gradients in one backend call (Backend::layer_norm_backward): one pass over g and x instead of about
+// a dozen, not differentiable.
+Tensors fused_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                       const Tensor& rstd, int64_t N, const Shape& normalized, const BackwardContext& c) {
+  const Tensor grad_out = g.contiguous(), input = x.contiguous();
+  const Tensor w = weight.defined() ? weight.contiguous() : Tensor();
+  Tensors grads(3);
+  if (c.needs_input_grad(0)) grads[0] = empty(x.sizes(), x.dtype(), x.device());
+  for (size_t i : {size_t{1}, size_t{2}})
+    if (c.needs_input_grad(i)) grads[i] = empty(normalized, x.dtype(), x.device());
+  auto output = [&](size_t i) { return grads[i].defined() ? &grads[i] : nullptr; };
+  backend_for(x.device())
+      .layer_norm_backward(grad_out, input, w.defined() ? &w : nullptr, mean, rstd, N, output(0), output(1),
+                           output(2));
+  return grads;
+}
 
 }  // namespace
 
@@ -75,34 +111,29 @@ Tensor layer_norm(const Tensor& x, IntArrayRef normalized_shape, const Tensor& w
   // (∂μ/∂x = 1/N, ∂rstd/∂x = −rstd²·x̂/N).
   Tensor mean_out = row_mean.view(stat_shape), rstd_out = row_rstd.view(stat_shape);
   auto saved = std::make_shared<LayerNormSaved>();
-  const double n = static_cast<double>(N);
   record_op("layer_norm", {x, weight, bias}, {out, mean_out, rstd_out},
-            [saved, dims, n](const Tensors& g, const BackwardContext& c) {
+            [saved, dims, N, normalized = Shape(normalized_shape)](const Tensors& g, const BackwardContext& c) {
               Tensor xs = saved->x.unpack(c), mu = saved->mean.unpack(c), rs = saved->rstd.unpack(c);
-              Tensor x_hat = mul(sub(xs, mu), rs);
               Tensors grads(3);
-              Tensor dx;
               if (g[0].defined()) {
                 Tensor wt = saved->weight.unpack(c);
-                Tensor g_hat = wt.defined() ? mul(g[0], wt) : g[0];
-                if (c.needs_input_grad(0)) {
-                  Tensor centered = sub(g_hat, mean(g_hat, dims, /*keepdim=*/true));
-                  dx = mul(rs, sub(centered, mul(x_hat, mean(mul(g_hat, x_hat), dims, /*keepdim=*/true))));
-                }
-                if (c.needs_input_grad(1)) grads[1] = mul(g[0], x_hat);  // summed down to w's shape by the engine
-                if (c.needs_input_grad(2)) grads[2] = g[0];
+                // One backend pass, unless this backward is itself being recorded (create_graph): then the
+                // composite of ops, which double backward can differentiate.
+                grads = GradMode::is_enabled() ? composite_backward(g[0], xs, wt, mu, rs, dims, c)
+                                               : fused_backward(g[0], xs, wt, mu, rs, N, normalized, c);
               }
               if (c.needs_input_grad(0)) {
+                const double n = static_cast<double>(N);
+                Tensor& dx = grads[0];
                 if (g[1].defined()) {
                   Tensor d_mean = div(g[1], n).expand(xs.sizes());
                   dx = dx.defined() ? add(dx, d_mean) : d_mean;
                 }
                 if (g[2].defined()) {
-                  Tensor d_rstd = mul(mul(g[2], mul(rs, rs)), mul(x_hat, -1.0 / n));
+                  Tensor d_rstd = mul(mul(g[2], mul(rs, rs)), mul(mul(sub(xs, mu), rs), -1.0 / n));
                   dx = dx.defined() ? add(dx, d_rstd) : d_rstd;
                 }
               }
-              grads[0] = dx;
               return grads;
             });
   saved->x = SavedTensor(x);

@@ -1,4 +1,4 @@
-// Neural-net ops: softmax, log_softmax, layer_norm, dropout and the losses — values against hand-computed
+// Neural-net ops: softmax, log_softmax, dropout and the losses — values against hand-computed
 // numbers (and a few PyTorch 1.13 results, quoted), gradients against finite differences, and bad input.
 #include <cmath>
 #include <limits>
@@ -220,101 +220,6 @@ TEST_CASE("errors: softmax and log_softmax") {
                        doctest::Contains("softmax: expects a floating-point tensor, got int64[2]"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::log_softmax(Tensor(), 0), doctest::Contains("log_softmax: got an undefined tensor"),
                        hg::Error);
-}
-
-// ---- layer_norm ------------------------------------------------------------------------------------------------
-
-HG_BACKEND_TEST(layer_norm_values) {
-  // Hand-computed: x = [1, 2, 3, 4] has mean 2.5 and biased variance 1.25, so x̂ = (x − 2.5) / √(1.25 + eps).
-  const double eps = 1e-5, r = 1 / std::sqrt(1.25 + eps);
-  Tensor x = f64({1, 2, 3, 4, 4, 3, 2, 1}, {2, 4});
-  Tensor w = f64({1, 2, 3, 4}, {4}), b = f64({0, 1, 0, -1}, {4});
-  Tensors results;
-  for (auto dtype : {hg::kFloat32, hg::kFloat64}) {
-    Tensor xd = x.to(dtype).to(device), wd = w.to(dtype).to(device), bd = b.to(dtype).to(device);
-    double tol = dtype == hg::kFloat32 ? 1e-5 : 1e-12;
-    Tensor plain = hg::layer_norm(xd, {4});
-    hgtest::check_close(plain, f64({-1.5 * r, -0.5 * r, 0.5 * r, 1.5 * r, 1.5 * r, 0.5 * r, -0.5 * r, -1.5 * r}, {2, 4}),
-                        tol, tol, "layer_norm");
-    Tensor affine = hg::layer_norm(xd, {4}, wd, bd, eps);
-    hgtest::check_close(affine,
-                        f64({-1.5 * r, -1.0 * r + 1, 1.5 * r, 6 * r - 1, 1.5 * r, 1.0 * r + 1, -1.5 * r, -6 * r - 1},
-                            {2, 4}),
-                        tol, tol, "layer_norm affine");
-    Tensor scale_only = hg::layer_norm(xd, {4}, wd, Tensor(), eps);
-    Tensor shift_only = hg::layer_norm(xd, {4}, Tensor(), bd, eps);
-    hgtest::check_close(scale_only, plain * wd, tol, tol, "weight only");
-    hgtest::check_close(shift_only, plain + bd, tol, tol, "bias only");
-    // Over both dims: the 8 values [1..4, 4..1] have mean 2.5 and variance 1.25 as well.
-    Tensor both = hg::layer_norm(xd, {2, 4}, hg::full({2, 4}, 2.0, hg::TensorOptions(dtype).device(device)),
-                                 hg::zeros({2, 4}, hg::TensorOptions(dtype).device(device)), 0.25);
-    hgtest::check_close(both, (x - 2.5) * (2 / std::sqrt(1.5)), tol, tol, "two normalized dims, eps 0.25");
-    results.insert(results.end(), {plain, affine, scale_only, shift_only, both});
-  }
-  // Larger and multi-threaded: float32 (oneDNN) against float64 (loop); a constant row normalises to 0.
-  Tensor big = hgtest::uniform({300, 2, 64}, -3, 3, 9);
-  Tensor bw = hgtest::uniform({2, 64}, 0.5, 1.5, 10), bb = hgtest::uniform({2, 64}, -1, 1, 12);
-  Tensor want = hg::layer_norm(big, {2, 64}, bw, bb);
-  Tensor got = hg::layer_norm(big.to(hg::kFloat32).to(device), {2, 64}, bw.to(hg::kFloat32).to(device),
-                              bb.to(hg::kFloat32).to(device));
-  hgtest::check_close(got, want, 1e-4, 1e-5, "float32 vs float64");
-  Tensor flat = hg::layer_norm(hg::full({3, 5}, 7.0, hg::TensorOptions(hg::kFloat32).device(device)), {5});
-  hgtest::check_close(flat, hg::zeros({3, 5}), 0, 1e-6, "constant rows");
-  results.insert(results.end(), {got, flat});
-  return results;
-}
-
-HG_BACKEND_TEST(layer_norm_gradients) {
-  // ∂/∂b = Σ g over the rows, ∂/∂w = Σ g ⊙ x̂; with g = 1 the input gradient vanishes (x̂ sums to 0 per row).
-  Tensor x = hgtest::uniform({3, 4}, -2, 2, 4);
-  Tensors results;
-  for (auto dtype : {hg::kFloat32, hg::kFloat64}) {
-    Tensor xd = leaf_on(x, dtype, device);
-    Tensor w = hg::ones({4}, hg::TensorOptions(dtype).device(device)).requires_grad_();
-    Tensor b = hg::zeros({4}, hg::TensorOptions(dtype).device(device)).requires_grad_();
-    Tensor y = hg::layer_norm(xd, {4}, w, b);
-    y.sum().backward();
-    double tol = dtype == hg::kFloat32 ? 1e-5 : 1e-12;
-    hgtest::check_close(xd.grad(), hg::zeros({3, 4}), 0, tol, "dx for g = 1");
-    hgtest::check_close(b.grad(), hg::full({4}, 3.0), tol, tol, "db");
-    hgtest::check_close(w.grad(), y.detach().sum({0}), tol, tol, "dw");
-    results.insert(results.end(), {xd.grad(), w.grad(), b.grad()});
-  }
-  return results;
-}
-
-TEST_CASE("gradcheck: layer_norm with and without weight/bias, over one and two dims") {
-  Tensor x = hgtest::uniform({3, 4}, -2, 2, 1);
-  Tensor x3 = hgtest::uniform({2, 3, 4}, -2, 2, 2);
-  Tensor w = hgtest::uniform({4}, 0.5, 1.5, 3), b = hgtest::uniform({4}, -1, 1, 4);
-  Tensor w2 = hgtest::uniform({3, 4}, 0.5, 1.5, 5), b2 = hgtest::uniform({3, 4}, -1, 1, 6);
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {4}); }, {x});
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {4}, t[1], t[2]); }, {x, w, b});
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {4}, t[1]); }, {x3, w});
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {4}, Tensor(), t[1], 0.1); }, {x3, b});
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {3, 4}, t[1], t[2]); }, {x3, w2, b2});
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {3, 4}, t[1].t(), t[2]); },
-                    {x3, w2.t().contiguous(), b2});
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0].transpose(0, 1), {3}, t[1]); },
-                    {x, hgtest::uniform({3}, 0.5, 1.5, 7)});
-  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {4}); }, {x});
-  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0], {4}, t[1], t[2]); }, {x, w, b});
-  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::layer_norm(t[0].transpose(1, 2), {3, 2}, t[1]); },
-                        {hgtest::uniform({2, 2, 3}, -2, 2, 8), hgtest::uniform({3, 2}, 0.5, 1.5, 9)});
-}
-
-TEST_CASE("errors: layer_norm") {
-  Tensor x = hg::ones({2, 3});
-  CHECK_THROWS_WITH_AS(hg::layer_norm(x, {4}), doctest::Contains("expected an input of shape [*, 4], got float32[2, 3]"),
-                       hg::Error);
-  CHECK_THROWS_WITH_AS(hg::layer_norm(x, {}), doctest::Contains("must be non-empty"), hg::Error);
-  CHECK_THROWS_WITH_AS(hg::layer_norm(x, {1, 2, 3}), doctest::Contains("trailing dims"), hg::Error);
-  CHECK_THROWS_WITH_AS(hg::layer_norm(x, {3}, hg::ones({2})),
-                       doctest::Contains("weight must have shape normalized_shape [3], got float32[2]"), hg::Error);
-  CHECK_THROWS_WITH_AS(hg::layer_norm(x, {3}, Tensor(), hg::ones({3}, hg::kFloat64)),
-                       doctest::Contains("bias (float64[3] cpu) must have the input's dtype"), hg::Error);
-  CHECK_THROWS_WITH_AS(hg::layer_norm(hg::ones({2, 3}, hg::kInt64), {3}),
-                       doctest::Contains("layer_norm: expects a floating-point input"), hg::Error);
 }
 
 // ---- dropout -----------------------------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ class CudaBackend final : public Backend {
   void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) override;
   void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, int64_t normalized_numel, double eps,
                   Tensor& out, Tensor& mean, Tensor& rstd) override;
+  void layer_norm_backward(const Tensor& grad_out, const Tensor& x, const Tensor* weight, const Tensor& mean,
+                           const Tensor& rstd, int64_t normalized_numel, Tensor* grad_x, Tensor* grad_weight,
+                           Tensor* grad_bias) override;
   // conv.cu
   void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ConvParams& p, Tensor& out) override;
   void conv2d_backward_input(const Tensor& grad_out, const Tensor& w, const ConvParams& p, Tensor& grad_x) override;

@@ -60,6 +60,15 @@ Operands operands(const Tensor& query, const Tensor& key, const Tensor& value, c
   return ops;
 }
 
+/// Inference on the CPU with weights that fit comfortably in memory: two dnnl_sgemm calls and a softmax beat the
+/// fused kernel, whose tile products run below GEMM speed — measured at 1 thread, 256 queries × 1000 keys of width
+/// 784: 7.5 ms against 10.7 ms per call. Training keeps the fused kernel (no [L, S] weights to store for the
+/// backward), and so do weights above 64 MiB.
+bool composite_is_faster(bool records, Device device, int64_t weights_numel) {
+  constexpr int64_t kCompositeLimit = int64_t{1} << 24;  // elements of the [B, H, L, S] weights
+  return !records && device.is_cpu() && weights_numel <= kCompositeLimit;
+}
+
 /// softmax(q kᵀ·scale + mask) over the keys, with ops (differentiable; all-masked rows give zeros).
 Tensor composite_weights(const Tensor& q, const Tensor& k, const Tensor& mask, double scale) {
   Tensor scores = mul(matmul(q, k.transpose(-2, -1)), scale);
@@ -130,7 +139,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                   const Operands o = operands(q, k, v, m);
                   const Tensor out4 = sout.unpack(ctx).detach().reshape(
                       {o.q.size(0), o.q.size(1), o.q.size(2), o.v.size(3)});
-                  const Tensor grad4 = as_4d(g[0], o.batch, o.q.size(2), o.v.size(3)).contiguous();
+                  const Tensor grad4 = as_4d(g[0], o.batch, o.q.size(2), o.v.size(3));  // read through strides
                   Tensor gq = empty(o.q.sizes(), q.dtype(), q.device());
                   Tensor gk = empty(o.k.sizes(), q.dtype(), q.device());
                   Tensor gv = empty(o.v.sizes(), q.dtype(), q.device());
@@ -148,6 +157,148 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
               });
   }
   return result;
+}
+
+
+namespace {
+
+constexpr const char* kPackedOp = "scaled_dot_product_attention_qkvpacked";
+
+/// t's sizes without its last `drop` dims.
+Shape leading_sizes(const Tensor& t, int64_t drop) {
+  return Shape(IntArrayRef(t.sizes().begin(), static_cast<size_t>(t.dim() - drop)));
+}
+
+/// Part `part` of a packed [B, L, parts·H·d] tensor (unit stride along its last dim) as the backend's [B, H, L, d]
+/// view: no copy, so the kernel reads and writes the packed memory itself.
+Tensor heads_of(const Tensor& packed, int64_t part, int64_t heads, int64_t d) {
+  return packed.narrow(2, part * heads * d, heads * d)
+      .view({packed.size(0), packed.size(1), heads, d})
+      .permute({0, 2, 1, 3});
+}
+
+/// The same split with ops on the op's own shape [..., L, 3·H·d] (differentiable): part as [..., H, L, d].
+Tensor split_heads(const Tensor& qkv, int64_t part, int64_t heads, int64_t d) {
+  Shape shape = leading_sizes(qkv, 1);
+  shape.push_back(heads);
+  shape.push_back(d);
+  return qkv.narrow(-1, part * heads * d, heads * d).reshape(shape).transpose(-3, -2);
+}
+
+/// [..., H, L, d] → [..., L, H·d] (differentiable).
+Tensor merge_heads(const Tensor& t) {
+  Shape shape = leading_sizes(t, 3);
+  shape.push_back(t.size(-2));
+  shape.push_back(t.size(-3) * t.size(-1));
+  return t.transpose(-3, -2).reshape(shape);
+}
+
+}  // namespace
+
+// y = merge_h softmax(q_h k_hᵀ·scale + mask) v_h  with [q | k | v] = qkv split along its last dim
+// ∂L/∂qkv = [merge_h ∂L/∂q_h | merge_h ∂L/∂k_h | merge_h ∂L/∂v_h] (the formulas of scaled_dot_product_attention),
+// ∂L/∂mask = dS (float mask)
+Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_heads, const Tensor& attn_mask,
+                                              std::optional<double> scale) {
+  HG_CHECK(qkv.defined() && is_floating(qkv.dtype()) && qkv.dim() >= 2,
+           "{}: expected a floating qkv [..., L, 3·H·d], got {}", kPackedOp, qkv.defined() ? qkv.desc() : "undefined");
+  HG_CHECK(num_heads > 0 && qkv.size(-1) > 0 && qkv.size(-1) % (3 * num_heads) == 0,
+           "{}: the last dim of qkv {} must be 3 · num_heads · head dim with num_heads = {} (a positive multiple of "
+           "{})",
+           kPackedOp, qkv.desc(), num_heads, 3 * num_heads);
+  const int64_t L = qkv.size(-2), d = qkv.size(-1) / (3 * num_heads), E = num_heads * d;
+  const Shape leading = leading_sizes(qkv, 2);
+  Shape batch = leading;  // the mask's batch dims: qkv's and the heads
+  batch.push_back(num_heads);
+  if (attn_mask.defined()) {
+    HG_CHECK(attn_mask.device() == qkv.device(), "{}: attn_mask {} must be on qkv's device {}", kPackedOp,
+             attn_mask.desc(), qkv.device());
+    HG_CHECK(attn_mask.dtype() == kBool || attn_mask.dtype() == qkv.dtype(),
+             "{}: attn_mask must be bool (true = the pair takes part) or qkv's dtype {} (added to the scores), got {}",
+             kPackedOp, qkv.dtype(), attn_mask.desc());
+    Shape scores = batch;
+    scores.push_back(L);
+    scores.push_back(L);
+    bool broadcasts = attn_mask.dim() <= static_cast<int64_t>(scores.size());
+    for (int64_t i = 1; broadcasts && i <= attn_mask.dim(); ++i)
+      broadcasts = attn_mask.size(-i) == 1 || attn_mask.size(-i) == scores[scores.size() - static_cast<size_t>(i)];
+    HG_CHECK(broadcasts,
+             "{}: attn_mask {} must broadcast to the scores [..., H = {}, L = {}, L = {}] of qkv {}", kPackedOp,
+             attn_mask.desc(), num_heads, L, L, qkv.desc());
+  }
+  const double scale_value = scale.value_or(1.0 / std::sqrt(static_cast<double>(d)));
+  const Tensor float_mask = attn_mask.defined() && attn_mask.dtype() != kBool ? attn_mask : Tensor();
+  const bool records = any_requires_grad({&qkv, &float_mask});
+
+  // The batch dims merged into one: qkv as [B, L, 3E] and the mask as [B, H, L, L] (views where the strides allow).
+  int64_t B = 1;
+  for (int64_t n : leading) B *= n;
+  const auto packed_operands = [B, L, E](const Tensor& t) {
+    Tensor x = t.detach().reshape({B, L, 3 * E});
+    return x.stride(2) == 1 || 3 * E == 1 ? x : x.contiguous();
+  };
+  const Tensor qkv3 = packed_operands(qkv);
+  const Tensor mask4 = attn_mask.defined() ? as_4d(attn_mask.detach(), batch, L, L) : Tensor();
+  const Tensor q4 = heads_of(qkv3, 0, num_heads, d), k4 = heads_of(qkv3, 1, num_heads, d),
+               v4 = heads_of(qkv3, 2, num_heads, d);
+  Shape out_shape = leading;
+  out_shape.push_back(L);
+  out_shape.push_back(E);
+
+  if (composite_is_faster(records, qkv.device(), B * num_heads * L * L))
+    return merge_heads(matmul(composite_weights(q4, k4, mask4, scale_value), v4)).reshape(out_shape);
+
+  Tensor out = empty(out_shape, qkv.dtype(), qkv.device());
+  Tensor lse = empty({B, num_heads, L}, qkv.dtype(), qkv.device());
+  Tensor out4 = heads_of(out.view({B, L, E}), 0, num_heads, d);  // the heads merged as the kernel writes them
+  backend_for(qkv.device()).attention(q4, k4, v4, mask4.defined() ? &mask4 : nullptr, scale_value, out4, lse);
+
+  if (records) {
+    record_op(kPackedOp, {qkv, float_mask}, out,
+              [sqkv = SavedTensor(qkv), smask = SavedTensor(attn_mask), sout = SavedTensor(out, true), lse, num_heads,
+               d, B, L, scale_value, packed_operands](const Tensors& g, const BackwardContext& ctx) {
+                const Tensor packed = sqkv.unpack(ctx);
+                const Tensor m = smask.defined() ? smask.unpack(ctx) : Tensor();
+                const int64_t E = num_heads * d;
+                if (!GradMode::is_enabled() && !ctx.needs_input_grad(1)) {
+                  // The fused backward, writing q's, k's and v's gradients into their places in one [B, L, 3E].
+                  Shape batch = leading_sizes(packed, 2);
+                  batch.push_back(num_heads);
+                  const Tensor qkv3 = packed_operands(packed);
+                  const Tensor mask4 = m.defined() ? as_4d(m.detach(), batch, L, L) : Tensor();
+                  Tensor grad_out = g[0].reshape({B, L, E});
+                  if (E > 1 && grad_out.stride(2) != 1) grad_out = grad_out.contiguous();
+                  Tensor grad = empty({B, L, 3 * E}, packed.dtype(), packed.device());
+                  Tensor gq = heads_of(grad, 0, num_heads, d), gk = heads_of(grad, 1, num_heads, d),
+                         gv = heads_of(grad, 2, num_heads, d);
+                  backend_for(packed.device())
+                      .attention_backward(heads_of(qkv3, 0, num_heads, d), heads_of(qkv3, 1, num_heads, d),
+                                          heads_of(qkv3, 2, num_heads, d), mask4.defined() ? &mask4 : nullptr,
+                                          scale_value,
+                                          heads_of(sout.unpack(ctx).detach().view({B, L, E}), 0, num_heads, d),
+                                          lse, heads_of(grad_out, 0, num_heads, d), gq, gk, gv);
+                  return Tensors{grad.reshape(packed.sizes()), Tensor()};
+                }
+                // Differentiable (create_graph) or a float mask that needs its gradient: the composite formulas of
+                // scaled_dot_product_attention per head, then the three gradients side by side again.
+                const Tensor q = split_heads(packed, 0, num_heads, d), k = split_heads(packed, 1, num_heads, d),
+                             v = split_heads(packed, 2, num_heads, d);
+                Shape heads_shape = leading_sizes(packed, 2);
+                heads_shape.push_back(L);
+                heads_shape.push_back(num_heads);
+                heads_shape.push_back(d);
+                const Tensor grad_heads = g[0].reshape(heads_shape).transpose(-3, -2);  // [..., H, L, d]
+                const Tensor p = composite_weights(q, k, m, scale_value);
+                const Tensor dp = matmul(grad_heads, v.transpose(-2, -1));
+                const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, /*keepdim=*/true)));
+                const Tensor grad = cat({merge_heads(mul(matmul(ds, k), scale_value)),
+                                         merge_heads(mul(matmul(ds.transpose(-2, -1), q), scale_value)),
+                                         merge_heads(matmul(p.transpose(-2, -1), grad_heads))},
+                                        -1);
+                return Tensors{grad, m.defined() && m.dtype() != kBool ? ds : Tensor()};
+              });
+  }
+  return out;
 }
 
 }  // namespace hg

@@ -157,13 +157,15 @@ class Backend {
   ///   out[i] = Σ_j softmax_j(scale·q[i]·k[j] + mask[i, j]) v[j],   lse[i] = log Σ_j exp(scale·q[i]·k[j] + mask[i, j]).
   /// q [B, H, L, E], k [B, H, S, E], v [B, H, S, Ev] and mask (null, or a [B, H, L, S] view: bool, true = the pair
   /// takes part, or q's dtype, added to the scores) have unit stride along their last dim; their other strides
-  /// are free (0 = broadcast). out [B, H, L, Ev] and lse [B, H, L] are contiguous, in q's dtype (float32/64).
+  /// are free (0 = broadcast). out [B, H, L, Ev] is a view with unit stride along its last dim (e.g. the heads
+  /// merged, [B, L, H, Ev] in memory) and lse [B, H, L] is contiguous, both in q's dtype (float32/64).
   /// A row whose keys are all masked gets out = 0 and lse = −inf.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
                          Tensor& out, Tensor& lse) = 0;
-  /// The gradients of attention() from its out, lse and grad_out [B, H, L, Ev] (contiguous), recomputing the
-  /// weights block by block: grad_q [B, H, L, E], grad_k [B, H, S, E], grad_v [B, H, S, Ev], contiguous,
-  /// overwritten (full size even where q, k or v broadcast).
+  /// The gradients of attention() from its out, lse and grad_out [B, H, L, Ev], recomputing the weights block by
+  /// block: grad_q [B, H, L, E], grad_k [B, H, S, E], grad_v [B, H, S, Ev], overwritten (full size even where q, k
+  /// or v broadcast). out, grad_out and the gradients are views with unit stride along their last dim (e.g. the
+  /// three gradients side by side in one packed [B, L, 3, H, E] tensor); lse is contiguous.
   virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                                   double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
                                   Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) = 0;

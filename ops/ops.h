@@ -262,6 +262,16 @@ Tensor embedding(const Tensor& weight, const Tensor& indices);
 ///   auto out = hg::scaled_dot_product_attention(q, k, v, hg::logical_not(padding).reshape({N, 1, 1, S}));
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask = Tensor(), std::optional<double> scale = std::nullopt);
+/// Multi-head self-attention on a packed projection (FlashAttention's "qkvpacked" form): qkv [..., L, 3·H·d] holds
+/// q, k and v side by side along its last dim, each with its H heads of width d contiguous (the layout of
+/// nn::MultiheadAttention's in_proj), and the result [..., L, H·d] has the heads merged, ready for an out
+/// projection. Per head h: out_h = softmax(q_h k_hᵀ·scale + attn_mask) v_h, scale defaulting to 1/√d and attn_mask
+/// broadcasting to [..., H, L, L] as in scaled_dot_product_attention. The same as splitting, permuting and merging
+/// around scaled_dot_product_attention, minus the copies: the kernel reads q, k and v inside qkv, writes the merged
+/// output, and writes qkv's gradient as one tensor (not three zero-padded slices summed).
+///   auto y = hg::scaled_dot_product_attention_qkvpacked(linear(x, in_proj_weight), /*num_heads=*/3);
+Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_heads, const Tensor& attn_mask = Tensor(),
+                                              std::optional<double> scale = std::nullopt);
 
 /// x [N, Cin, L], w [Cout, Cin/groups, K], bias [Cout] or undefined.
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,

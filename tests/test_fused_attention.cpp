@@ -1,7 +1,8 @@
 // The fused scaled_dot_product_attention against the composite it replaces, softmax(q kᵀ·scale + mask) v:
 // values and all gradients (float32 and float64), masks (bool padding, additive, all-masked rows), broadcast and
-// non-contiguous inputs, finite-difference gradients, double backward, bad inputs, and the dispatch from
-// nn::MultiheadAttention and nn::Hopfield.
+// non-contiguous inputs, finite-difference gradients, double backward, bad inputs, the packed form
+// (scaled_dot_product_attention_qkvpacked against split-attend-merge), and the dispatch from nn::MultiheadAttention
+// and nn::Hopfield.
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -233,6 +234,185 @@ TEST_CASE("fused_attention: empty sizes") {
   CHECK(both_paths(hg::ones({2, 0, 4}), hg::ones({2, 3, 4}), hg::ones({2, 3, 5})).numel() == 0);
 }
 
+// ---- the packed form: qkv [..., L, 3·H·d] → [..., L, H·d] --------------------------------------------------
+
+namespace {
+
+/// What scaled_dot_product_attention_qkvpacked replaces: split qkv into heads, attend, merge the heads (with ops).
+hg::Tensor split_attend_merge(const hg::Tensor& qkv, int64_t heads, const hg::Tensor& mask, double scale) {
+  const int64_t E = qkv.size(-1) / 3, d = E / heads, L = qkv.size(-2);
+  hg::Shape split = qkv.sizes();
+  split[split.size() - 1] = heads;
+  split.push_back(d);
+  auto part = [&](int64_t i) { return qkv.narrow(-1, i * E, E).reshape(split).transpose(-3, -2); };
+  hg::Tensor out = composite(part(0), part(1), part(2), mask, scale).transpose(-3, -2);
+  hg::Shape merged = qkv.sizes();
+  merged[merged.size() - 2] = L;
+  merged[merged.size() - 1] = E;
+  return out.reshape(merged);
+}
+
+struct PackedCase {
+  const char* name;
+  hg::Shape qkv;  // [..., L, 3·H·d]
+  int64_t heads;
+  int mask;  // 0 none, 1 bool key padding [N, 1, 1, L], 2 additive [L, L], 3 bool per head [N, H, L, L] with a dead row
+};
+
+const PackedCase kPackedCases[] = {
+    {"plain", {2, 5, 24}, 2, 0},
+    {"odd sizes", {3, 7, 45}, 3, 1},
+    {"additive mask", {2, 6, 36}, 3, 2},
+    {"per-head mask, all-masked row", {2, 4, 12}, 2, 3},
+    {"unbatched", {5, 12}, 1, 0},
+    {"two batch dims", {2, 2, 3, 12}, 2, 0},
+    {"workload shape", {2, 65, 576}, 3, 0},
+};
+
+/// Output and qkv's gradient of Σ w ⊙ f(qkv), computed on `qkv` as given (a view stays a view).
+hg::Tensors packed_value_and_grad(const std::function<hg::Tensor(const hg::Tensor&)>& f, const hg::Tensor& qkv,
+                                  const hg::Tensor& w) {
+  hg::Tensor leaf = qkv.detach().requires_grad_(true);
+  hg::Tensor out = f(leaf);
+  hg::sum(out * w).backward();
+  return {out.detach(), leaf.grad()};
+}
+
+hg::Tensor packed_mask(const PackedCase& c, hg::DType dtype, hg::Device device, uint64_t seed) {
+  const int64_t L = c.qkv[c.qkv.size() - 2];
+  if (c.mask == 1) return (hg::arange(static_cast<double>(L), hg::kInt64) < L - 2).reshape({1, 1, 1, L}).to(device);
+  if (c.mask == 2) return hgtest::uniform({L, L}, -2, 2, seed).to(dtype).to(device);
+  if (c.mask == 3) {
+    // Batch 0, head 1 sees keys j ≤ i except in row 2, which sees none; everything else sees every key.
+    hg::Tensor i = hg::arange(static_cast<double>(L), hg::kInt64).reshape({L, 1});
+    hg::Tensor j = hg::arange(static_cast<double>(L), hg::kInt64).reshape({1, L});
+    hg::Tensor causal = hg::logical_and(j <= i, i != 2).to(hg::kFloat64);
+    hg::Tensor allowed = hg::ones({c.qkv[0], c.heads, L, L}, hg::kFloat64);
+    allowed.select(0, 0).select(0, 1).copy_(causal);
+    return (allowed > 0.5).to(device);
+  }
+  return {};
+}
+
+}  // namespace
+
+HG_BACKEND_TEST(fused_attention_qkvpacked_matches_split) {
+  hg::Tensors results;
+  uint64_t seed = 50;
+  for (const PackedCase& c : kPackedCases) {
+    for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+      const double tol = dtype == hg::kFloat32 ? 2e-5 : 1e-12;
+      hg::Tensor qkv = hgtest::uniform(c.qkv, -1, 1, seed).to(dtype).to(device);
+      hg::Shape out_shape = c.qkv;
+      out_shape[out_shape.size() - 1] /= 3;
+      hg::Tensor w = hgtest::uniform(out_shape, -1, 1, seed + 1).to(dtype).to(device);
+      hg::Tensor mask = packed_mask(c, dtype, device, seed + 2);
+      const double scale = 1.0 / std::sqrt(static_cast<double>(c.qkv.back() / (3 * c.heads)));
+      hg::Tensors fused = packed_value_and_grad(
+          [&](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, c.heads, mask); }, qkv, w);
+      hg::Tensors expected = packed_value_and_grad(
+          [&](const hg::Tensor& t) { return split_attend_merge(t, c.heads, mask, scale); }, qkv, w);
+      hgtest::check_close(fused[0], expected[0], tol, tol, fmt::format("{} {} out", c.name, dtype));
+      hgtest::check_close(fused[1], expected[1], tol, tol, fmt::format("{} {} grad qkv", c.name, dtype));
+      // Without a graph (the CPU's matmul-softmax-matmul route for small calls) the values are the same.
+      hgtest::check_close(hg::scaled_dot_product_attention_qkvpacked(qkv, c.heads, mask), expected[0], tol, tol,
+                          fmt::format("{} {} out without a graph", c.name, dtype));
+      results.insert(results.end(), fused.begin(), fused.end());
+    }
+    seed += 10;
+  }
+  return results;
+}
+
+HG_BACKEND_TEST(fused_attention_qkvpacked_strided_inputs) {
+  // qkv as a slice of a wider projection (row stride 40, read in place) and as a transpose (last dim not
+  // unit-strided: copied first); the gradients land in the views' own layout.
+  hg::Tensor wide = hgtest::uniform({2, 5, 40}, -1, 1, 70).to(hg::kFloat32).to(device);
+  hg::Tensor sliced = wide.narrow(2, 3, 24);
+  hg::Tensor transposed = hgtest::uniform({2, 24, 5}, -1, 1, 71).to(hg::kFloat32).to(device).transpose(1, 2);
+  hg::Tensor w = hgtest::uniform({2, 5, 8}, -1, 1, 72).to(hg::kFloat32).to(device);
+  hg::Tensors results;
+  for (const hg::Tensor& qkv : {sliced, transposed}) {
+    CHECK(!qkv.is_contiguous());
+    hg::Tensors fused = packed_value_and_grad(
+        [](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, 2, {}, 0.6); }, qkv, w);
+    hg::Tensors expected = packed_value_and_grad(
+        [](const hg::Tensor& t) { return split_attend_merge(t, 2, {}, 0.6); }, qkv.contiguous(), w);
+    hgtest::check_close(fused[0], expected[0], 1e-5, 1e-6, "strided out");
+    hgtest::check_close(fused[1], expected[1], 1e-5, 1e-6, "strided grad");
+    results.insert(results.end(), fused.begin(), fused.end());
+  }
+  // scaled_dot_product_attention's fused backward reads a permuted (non-contiguous) output gradient in place.
+  hg::Tensor q = hgtest::uniform({2, 3, 5, 4}, -1, 1, 73).to(hg::kFloat32).to(device);
+  hg::Tensor w2 = hgtest::uniform({2, 5, 3, 4}, -1, 1, 74).to(hg::kFloat32).to(device);
+  auto permuted = [&](const std::function<hg::Tensor(const hg::Tensor&)>& attend) {
+    hg::Tensor leaf = q.detach().requires_grad_(true);
+    hg::sum(attend(leaf).permute({0, 2, 1, 3}) * w2).backward();
+    return leaf.grad();
+  };
+  hg::Tensor fused_grad = permuted([](const hg::Tensor& t) { return hg::scaled_dot_product_attention(t, t, t); });
+  hg::Tensor composite_grad = permuted([](const hg::Tensor& t) { return composite(t, t, t, {}, 0.5); });
+  hgtest::check_close(fused_grad, composite_grad, 1e-5, 1e-6, "permuted output gradient");
+  results.push_back(fused_grad);
+  return results;
+}
+
+TEST_CASE("fused_attention: qkvpacked gives the same result on 1 and 2 threads") {
+  // The kernels split the work by (batch, head, query block) tasks, each computed whole by one thread.
+  hg::Tensor qkv = hgtest::uniform({4, 65, 3 * 2 * 16}, -1, 1, 80).to(hg::kFloat32);
+  hg::Tensor w = hgtest::uniform({4, 65, 32}, -1, 1, 81).to(hg::kFloat32);
+  auto run = [&](int threads) {
+    const int previous = hg::get_num_threads();
+    hg::set_num_threads(threads);
+    hg::Tensors r = packed_value_and_grad(
+        [](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, 2); }, qkv, w);
+    hg::set_num_threads(previous);
+    return r;
+  };
+  hg::Tensors one = run(1), two = run(2);
+  CHECK(hg::max_abs_diff(one[0], two[0]) == 0.0);
+  CHECK(hg::max_abs_diff(one[1], two[1]) == 0.0);
+}
+
+TEST_CASE("fused_attention: qkvpacked float64 gradcheck and double backward") {
+  using hgtest::uniform;
+  // plain, two heads of width 2, qkv a transposed view inside the function
+  hgtest::gradcheck(
+      [](const hg::Tensors& t) { return hg::scaled_dot_product_attention_qkvpacked(t[0].transpose(-2, -1), 2); },
+      {uniform({2, 12, 3}, -1, 1, 90)});
+  // a bool padding mask broadcast over heads and queries
+  hg::Tensor allowed = hg::from_vector<bool>({true, true, false, true, false, true}, {2, 1, 1, 3});
+  hgtest::gradcheck(
+      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention_qkvpacked(t[0], 1, allowed, 0.9); },
+      {uniform({2, 3, 6}, -1, 1, 91)});
+  // an additive per-head mask that needs its own gradient (composite backward)
+  hgtest::gradcheck(
+      [](const hg::Tensors& t) { return hg::scaled_dot_product_attention_qkvpacked(t[0], 2, t[1]); },
+      {uniform({2, 3, 12}, -1, 1, 92), uniform({1, 2, 3, 3}, -1, 1, 93)});
+  hg::Tensor bias = uniform({3, 3}, -1, 1, 94);
+  hgtest::gradgradcheck(
+      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention_qkvpacked(t[0], 2, bias); },
+      {uniform({1, 3, 12}, -1, 1, 95)});
+}
+
+TEST_CASE("fused_attention: qkvpacked bad inputs") {
+  hg::Tensor qkv = hg::ones({2, 3, 12});
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(qkv, 5),
+                       doctest::Contains("scaled_dot_product_attention_qkvpacked: the last dim of qkv"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(qkv, 0), doctest::Contains("num_heads = 0"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(hg::ones({12}), 2),
+                       doctest::Contains("expected a floating qkv [..., L, 3·H·d]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(qkv.to(hg::kInt64), 2),
+                       doctest::Contains("expected a floating qkv"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(qkv, 2, hg::ones({3, 4})),
+                       doctest::Contains("must broadcast to the scores [..., H = 2, L = 3, L = 3]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(qkv, 2, hg::ones({3, 2, 3, 3})),
+                       doctest::Contains("must broadcast to the scores"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scaled_dot_product_attention_qkvpacked(qkv, 2, hg::ones({3, 3}, hg::kInt64)),
+                       doctest::Contains("attn_mask must be bool"), hg::Error);
+}
+
 // ---- dispatch from the layers ------------------------------------------------------------------------------
 // MultiheadAttention and Hopfield take the fused op when they do not return the weights; asking for the weights
 // takes the composite. Both must give the same output and parameter gradients.
@@ -258,6 +438,42 @@ TEST_CASE("fused_attention: MultiheadAttention output and gradients match the co
     hg::Tensors fused = run(false), composite_path = run(true);
     for (size_t i = 0; i < fused.size(); ++i)
       hgtest::check_close(fused[i], composite_path[i], 1e-12, 1e-12, fmt::format("masks {} tensor {}", masks, i));
+  }
+}
+
+TEST_CASE("fused_attention: MultiheadAttention's packed path in every input layout") {
+  // Sequence-first and unbatched inputs, a per-head float mask [N·h, L, S] and a bool one, all against the
+  // composite path (need_weights = true), float64.
+  namespace nn = hg::nn;
+  for (bool batch_first : {false, true}) {
+    nn::MultiheadAttention mha(nn::MultiheadAttentionOptions(12, 3).batch_first(batch_first));
+    mha->to(hg::kFloat64);
+    hgtest::randomize_parameters(*mha, 7);
+    hg::Tensor batched = hgtest::uniform(batch_first ? hg::Shape{2, 4, 12} : hg::Shape{4, 2, 12}, -1, 1, 32);
+    hg::Tensor unbatched = hgtest::uniform({4, 12}, -1, 1, 33);
+    hg::Tensor per_head = hgtest::uniform({6, 4, 4}, -1, 1, 34);
+    hg::Tensor causal = hg::from_vector<bool>({false, true, true, true, false, false, true, true,
+                                               false, false, false, true, false, false, false, false},
+                                              {4, 4});
+    for (int masks = 0; masks < 3; ++masks) {
+      for (bool is_batched : {true, false}) {
+        if (!is_batched && masks == 1) continue;  // a [N·h, L, S] mask needs a batch
+        const hg::Tensor& x = is_batched ? batched : unbatched;
+        hg::Tensor attn_mask = masks == 1 ? per_head : masks == 2 ? causal : hg::Tensor();
+        auto run = [&](bool need_weights) {
+          mha->zero_grad();
+          hg::Tensor xi = x.detach().requires_grad_(true);
+          hg::Tensor out = std::get<0>(mha(xi, xi, xi, hg::Tensor(), need_weights, attn_mask));
+          hg::sum(out * out).backward();
+          return hg::Tensors{out, xi.grad(), mha->in_proj_weight.grad().clone(), mha->in_proj_bias.grad().clone()};
+        };
+        hg::Tensors packed = run(false), composite_path = run(true);
+        for (size_t i = 0; i < packed.size(); ++i)
+          hgtest::check_close(packed[i], composite_path[i], 1e-12, 1e-12,
+                              fmt::format("batch_first {} batched {} masks {} tensor {}", batch_first, is_batched,
+                                          masks, i));
+      }
+    }
   }
 }
 

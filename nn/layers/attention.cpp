@@ -3,6 +3,7 @@
 #include <hopgrad/nn/layers/attention.h>
 
 #include <cmath>
+#include <limits>
 #include <ostream>
 
 #include <hopgrad/nn/init.h>
@@ -104,6 +105,11 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
     if (!batched) return t.unsqueeze(0);
     return options.batch_first() ? t : t.transpose(0, 1);
   };
+  // The output back in the inputs' layout.
+  auto from_batch_first = [&](const Tensor& t) {
+    if (!batched) return t.squeeze(0);
+    return options.batch_first() ? t : t.transpose(0, 1);
+  };
   Tensor q_in = to_batch_first(query), k_in = to_batch_first(key), v_in = to_batch_first(value);
   const int64_t batch = q_in.size(0), target_len = q_in.size(1), source_len = k_in.size(1);
   const char* layout = !batched ? "[L, E]" : options.batch_first() ? "[N, L, E]" : "[L, N, E]";
@@ -114,20 +120,6 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
            "{}: query, key and value must share the batch size and key and value the sequence length ({}); got "
            "query {}, key {}, value {}",
            name, layout, query.desc(), key.desc(), value.desc());
-
-  // ---- input projections: one matmul when query, key and value are the same tensor (self-attention) ------
-  Tensor q, k, v;
-  if (same_embed_dim() && query.is_same(key) && key.is_same(value)) {
-    Tensors qkv = chunk(linear(q_in, in_proj_weight, in_proj_bias), 3, -1);
-    q = qkv[0], k = qkv[1], v = qkv[2];
-  } else {
-    Tensor wq = same_embed_dim() ? part(in_proj_weight, 0, embed_dim) : q_proj_weight;
-    Tensor wk = same_embed_dim() ? part(in_proj_weight, 1, embed_dim) : k_proj_weight;
-    Tensor wv = same_embed_dim() ? part(in_proj_weight, 2, embed_dim) : v_proj_weight;
-    q = linear(q_in, wq, part(in_proj_bias, 0, embed_dim));
-    k = linear(k_in, wk, part(in_proj_bias, 1, embed_dim));
-    v = linear(v_in, wv, part(in_proj_bias, 2, embed_dim));
-  }
 
   // ---- masks, as [N or 1, h or 1, L or 1, S] --------------------------------------------------------
   Tensor padding_mask, mask;
@@ -158,6 +150,48 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
       mask = attn_mask.reshape({batch, heads, target_len, source_len});  // row n·h + i is batch n, head i
     }
   }
+  // A bool attn_mask is joined with the key padding into the separation's exclusion mask; a float one is its bias.
+  Tensor excluded = padding_mask, bias;
+  if (mask.defined() && mask.dtype() == kBool)
+    excluded = excluded.defined() ? logical_or(excluded, mask) : mask;
+  else if (mask.defined())
+    bias = mask;
+  const bool self_attention = same_embed_dim() && query.is_same(key) && key.is_same(value);
+
+  // ---- self-attention with plain softmax, no weights returned: the packed op -------------------------------------
+  // The q/k/v projection stays one [N, L, 3E] tensor that the fused kernel reads in place and whose gradient it
+  // writes whole; the heads come out merged. The general path below splits it into three views, and its backward
+  // then pads each head gradient to [N, L, 3E], sums the three, and copies the heads in and out of [N, h, L, d].
+  const SeparationOptions& association = separation->options;
+  const bool dropout_active = options.dropout() > 0.0 && is_training();
+  if (self_attention && !need_weights && !options.add_bias_kv() && !options.add_zero_attn() && !dropout_active &&
+      association.kind() == SeparationKind::Softmax && !association.forgetting()) {
+    // The fused ops' mask convention: bool true = takes part (the opposite of excluded), float added to the scores.
+    Tensor scores_mask = bias;
+    if (excluded.defined())
+      scores_mask = bias.defined() ? where(excluded, -std::numeric_limits<double>::infinity(), bias.to(q_in.dtype()))
+                                   : logical_not(excluded);
+    else if (bias.defined())
+      scores_mask = bias.to(q_in.dtype());
+    Tensor attended = scaled_dot_product_attention_qkvpacked(linear(q_in, in_proj_weight, in_proj_bias), heads,
+                                                             scores_mask, 1.0 / std::sqrt(static_cast<double>(d)));
+    return {from_batch_first(out_proj(attended)), Tensor()};
+  }
+
+  // ---- input projections: one matmul when query, key and value are the same tensor (self-attention) ------
+  Tensor q, k, v;
+  if (self_attention) {
+    Tensors qkv = chunk(linear(q_in, in_proj_weight, in_proj_bias), 3, -1);
+    q = qkv[0], k = qkv[1], v = qkv[2];
+  } else {
+    Tensor wq = same_embed_dim() ? part(in_proj_weight, 0, embed_dim) : q_proj_weight;
+    Tensor wk = same_embed_dim() ? part(in_proj_weight, 1, embed_dim) : k_proj_weight;
+    Tensor wv = same_embed_dim() ? part(in_proj_weight, 2, embed_dim) : v_proj_weight;
+    q = linear(q_in, wq, part(in_proj_bias, 0, embed_dim));
+    k = linear(k_in, wk, part(in_proj_bias, 1, embed_dim));
+    v = linear(v_in, wv, part(in_proj_bias, 2, embed_dim));
+  }
+
   // An extra key/value column (bias_kv, zero_attn) is never masked.
   auto extend_masks = [&] {
     if (padding_mask.defined()) padding_mask = pad(padding_mask, {0, 1}, 0.0);
@@ -181,25 +215,13 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
 
   // ---- attention --------------------------------------------------------------------------------------
   // Per head: weights [N, h, L, S] = dropout(sep(β q kᵀ + float mask)) with the bool masks excluding keys, then
-  // weights · v. β = 1/√d scales q before the product, as PyTorch. A float attn_mask is the separation's bias;
-  // a bool one is joined with the key padding into its exclusion mask.
+  // weights · v. β = 1/√d scales q before the product, as PyTorch.
   Tensor beta = scalar_tensor(1.0 / std::sqrt(static_cast<double>(d)), TensorOptions(q.dtype()).device(q.device()));
-  Tensor excluded = padding_mask, bias;
-  if (mask.defined() && mask.dtype() == kBool)
-    excluded = excluded.defined() ? logical_or(excluded, mask) : mask;
-  else if (mask.defined())
-    bias = mask;
   Tensor weights;
   Tensor heads_out = separation->attend(q, k, v, beta, excluded, bias, options.dropout(),
                                         need_weights ? &weights : nullptr);
   // [N, h, L, d] → [N, L, h·d] → out_proj
-  Tensor out = out_proj(heads_out.permute({0, 2, 1, 3}).reshape({batch, target_len, embed_dim}));
-
-  if (!batched) {
-    out = out.squeeze(0);
-  } else if (!options.batch_first()) {
-    out = out.transpose(0, 1);
-  }
+  Tensor out = from_batch_first(out_proj(heads_out.permute({0, 2, 1, 3}).reshape({batch, target_len, embed_dim})));
   if (!need_weights) return {out, Tensor()};
   if (average_attn_weights) weights = mean(weights, {1});
   if (!batched) weights = weights.squeeze(0);

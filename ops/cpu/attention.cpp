@@ -13,6 +13,7 @@
 // set-up per call; the register-tiled loop below runs the same tile in a few µs with no set-up.
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <vector>
 
@@ -135,12 +136,15 @@ int64_t even_block(int64_t n, int64_t max_block) {
   return std::max<int64_t>(1, (n + blocks - 1) / blocks);
 }
 
-// Element (b, h, row) of a [B, H, rows, cols] view with unit column stride.
+// Row (b, h, row) of a [B, H, rows, cols] view with unit column stride; T is const for inputs. Outputs are views
+// too, so that a caller can have the kernel write q/k/v gradients straight into a packed [N, L, 3, H, d] buffer or
+// the output with its heads already merged ([N, L, H, d]).
 template <typename T> struct Rows4d {
-  const T* data;
+  T* data;
   int64_t sb, sh, sr;
-  Rows4d(const Tensor& t) : data(t.data_ptr<T>()), sb(t.stride(0)), sh(t.stride(1)), sr(t.stride(2)) {}
-  const T* at(int64_t b, int64_t h, int64_t row) const { return data + b * sb + h * sh + row * sr; }
+  Rows4d(const Tensor& t)
+      : data(static_cast<T*>(t.data_ptr())), sb(t.stride(0)), sh(t.stride(1)), sr(t.stride(2)) {}
+  T* at(int64_t b, int64_t h, int64_t row) const { return data + b * sb + h * sh + row * sr; }
 };
 
 // The attention mask, read into a score tile: s[i, j] += mask (float) or s[i, j] = −inf where the pair is not
@@ -200,8 +204,9 @@ struct Sizes {
 // gives NaN in l and so in the whole row (as the composite softmax).
 template <typename T>
 void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t, const MaskView& mask,
-                       T scale, T* out, T* lse) {
-  const Rows4d<T> q(q_t), k(k_t), v(v_t);
+                       T scale, const Tensor& out_t, T* lse) {
+  const Rows4d<const T> q(q_t), k(k_t), v(v_t);
+  const Rows4d<T> out(out_t);
   const int64_t Br = even_block(z.L, kQueryBlock), Bc = even_block(z.S, kKeyBlock);
   const int64_t query_blocks = (z.L + Br - 1) / Br, tasks = z.B * z.H * query_blocks;
   // Spread tasks one by one: each is a whole tile's worth of GEMMs.
@@ -246,12 +251,11 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
         }
         gemm<true>(ni, z.Ev, nj, T(1), s.data(), nj, int64_t{1}, v.at(b, h, j0), v.sr, o.data(), z.Ev, tail.data());
       }
-      T* out_rows = out + (bh * z.L + i0) * z.Ev;
       T* lse_rows = lse + bh * z.L + i0;
       for (int64_t i = 0; i < ni; ++i) {
         const T inv = l[i] == T(0) ? T(0) : T(1) / l[i];
         const T* oi = o.data() + i * z.Ev;
-        T* yi = out_rows + i * z.Ev;
+        T* yi = out.at(b, h, i0 + i);
 #pragma omp simd
         for (int64_t e = 0; e < z.Ev; ++e) yi[e] = oi[e] * inv;
         lse_rows[i] = l[i] == T(0) ? kNegInf<T> : m[i] + std::log(l[i]);
@@ -268,9 +272,11 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
 // One task owns a whole (b, h), so dq, dk and dv accumulate without races.
 template <typename T>
 void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
-                               const MaskView& mask, T scale, const T* out, const T* lse, const T* grad_out,
-                               T* grad_q, T* grad_k, T* grad_v) {
-  const Rows4d<T> q(q_t), k(k_t), v(v_t);
+                               const MaskView& mask, T scale, const Tensor& out_t, const T* lse,
+                               const Tensor& grad_out_t, const Tensor& grad_q_t, const Tensor& grad_k_t,
+                               const Tensor& grad_v_t) {
+  const Rows4d<const T> q(q_t), k(k_t), v(v_t), out(out_t), grad_out(grad_out_t);
+  const Rows4d<T> grad_q(grad_q_t), grad_k(grad_k_t), grad_v(grad_v_t);
   const int64_t Br = even_block(z.L, kQueryBlock), Bc = even_block(z.S, kKeyBlock);
   parallel_for(z.B * z.H, 2, [&](int64_t lo, int64_t hi) {
     std::vector<T> kt(static_cast<size_t>(z.E * Bc));   // [E, Bc]  keys of the block, transposed
@@ -281,23 +287,22 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
     std::vector<T> tail(static_cast<size_t>(std::max({z.E, z.Ev, Bc, Br}) * kVector<T>));  // gemm's padded columns
     for (int64_t bh = lo; bh < hi; ++bh) {
       const int64_t b = bh / z.H, h = bh % z.H;
-      const T* o_bh = out + bh * z.L * z.Ev;
-      const T* do_bh = grad_out + bh * z.L * z.Ev;
       const T* lse_bh = lse + bh * z.L;
-      T* dq = grad_q + bh * z.L * z.E;
-      T* dk = grad_k + bh * z.S * z.E;
-      T* dv = grad_v + bh * z.S * z.Ev;
       // dq, dk and dv are written by their first block and accumulated by the others; only a dq or dk with no
       // key or query block at all (S = 0 or L = 0) needs zeros.
-      if (z.S == 0) std::fill(dq, dq + z.L * z.E, T(0));
-      if (z.L == 0) {
-        std::fill(dk, dk + z.S * z.E, T(0));
-        std::fill(dv, dv + z.S * z.Ev, T(0));
-      }
+      if (z.S == 0)
+        for (int64_t i = 0; i < z.L; ++i) std::fill_n(grad_q.at(b, h, i), z.E, T(0));
+      if (z.L == 0)
+        for (int64_t j = 0; j < z.S; ++j) {
+          std::fill_n(grad_k.at(b, h, j), z.E, T(0));
+          std::fill_n(grad_v.at(b, h, j), z.Ev, T(0));
+        }
       for (int64_t i = 0; i < z.L; ++i) {
+        const T* doi = grad_out.at(b, h, i);
+        const T* oi = out.at(b, h, i);
         T d = 0;
 #pragma omp simd reduction(+ : d)
-        for (int64_t e = 0; e < z.Ev; ++e) d += do_bh[i * z.Ev + e] * o_bh[i * z.Ev + e];
+        for (int64_t e = 0; e < z.Ev; ++e) d += doi[e] * oi[e];
         D[i] = d;
       }
       for (int64_t j0 = 0; j0 < z.S; j0 += Bc) {
@@ -318,11 +323,11 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
 #pragma omp simd
             for (int64_t j = 0; j < nj; ++j) pi[j] = exp_of(pi[j] - row_lse);
           }
-          const T* do_i = do_bh + i0 * z.Ev;
+          const T* do_i = grad_out.at(b, h, i0);
           // dv_j += pᵀ do_i: A = pᵀ, read with swapped strides.
-          gemm_into(i0 > 0, nj, z.Ev, ni, T(1), p.data(), int64_t{1}, nj, do_i, z.Ev, dv + j0 * z.Ev, z.Ev,
-                    tail.data());
-          gemm<false>(ni, nj, z.Ev, T(1), do_i, z.Ev, int64_t{1}, vt.data(), nj, dp.data(), nj, tail.data());
+          gemm_into(i0 > 0, nj, z.Ev, ni, T(1), p.data(), int64_t{1}, nj, do_i, grad_out.sr, grad_v.at(b, h, j0),
+                    grad_v.sr, tail.data());
+          gemm<false>(ni, nj, z.Ev, T(1), do_i, grad_out.sr, int64_t{1}, vt.data(), nj, dp.data(), nj, tail.data());
           for (int64_t i = 0; i < ni; ++i) {
             T* pi = p.data() + i * nj;
             const T* dpi = dp.data() + i * nj;
@@ -330,10 +335,10 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
 #pragma omp simd
             for (int64_t j = 0; j < nj; ++j) pi[j] = pi[j] * (dpi[j] - Di);
           }
-          gemm_into(j0 > 0, ni, z.E, nj, scale, p.data(), nj, int64_t{1}, k.at(b, h, j0), k.sr, dq + i0 * z.E, z.E,
-                    tail.data());
-          gemm_into(i0 > 0, nj, z.E, ni, scale, p.data(), int64_t{1}, nj, q.at(b, h, i0), q.sr, dk + j0 * z.E, z.E,
-                    tail.data());
+          gemm_into(j0 > 0, ni, z.E, nj, scale, p.data(), nj, int64_t{1}, k.at(b, h, j0), k.sr, grad_q.at(b, h, i0),
+                    grad_q.sr, tail.data());
+          gemm_into(i0 > 0, nj, z.E, ni, scale, p.data(), int64_t{1}, nj, q.at(b, h, i0), q.sr, grad_k.at(b, h, j0),
+                    grad_k.sr, tail.data());
         }
       }
     }
@@ -355,16 +360,26 @@ void check_operands(const char* kernel, const Tensor& q, const Tensor& k, const 
            mask ? fmt::format("{}", mask->dtype()) : "none");
 }
 
+// out, grad_out and the gradients: [B, H, rows, cols] views with unit stride along the last dim (any other strides).
+void check_rows(const char* kernel, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
+             "{} kernel: expects out, grad_out and the gradients as 4-D views with unit stride along the last dim, "
+             "got {}",
+             kernel, t->desc());
+}
+
 }  // namespace
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
                            Tensor& out, Tensor& lse) {
   check_operands("attention", q, k, v, mask);
-  HG_CHECK(out.is_contiguous() && lse.is_contiguous(), "attention kernel: out and lse must be contiguous");
+  check_rows("attention", {&out});
+  HG_CHECK(lse.is_contiguous(), "attention kernel: lse must be contiguous, got {}", lse.desc());
   const Sizes z = sizes_of(q, k, v);
   if (out.numel() == 0) return;
   HG_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
-    attention_forward<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out.data_ptr<scalar_t>(),
+    attention_forward<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
                                 lse.data_ptr<scalar_t>());
   });
 }
@@ -373,15 +388,12 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
                                     double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
                                     Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
   check_operands("attention_backward", q, k, v, mask);
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&out, &lse, &grad_out, &grad_q, &grad_k, &grad_v})
-    HG_CHECK(t->is_contiguous(), "attention_backward kernel: expects contiguous out, lse and gradients, got {}",
-             t->desc());
+  check_rows("attention_backward", {&out, &grad_out, &grad_q, &grad_k, &grad_v});
+  HG_CHECK(lse.is_contiguous(), "attention_backward kernel: lse must be contiguous, got {}", lse.desc());
   const Sizes z = sizes_of(q, k, v);
   HG_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
-    attention_backward_kernel<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale),
-                                        out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
-                                        grad_out.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
-                                        grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>());
+    attention_backward_kernel<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
+                                        lse.data_ptr<scalar_t>(), grad_out, grad_q, grad_k, grad_v);
   });
 }
 

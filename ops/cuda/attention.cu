@@ -8,20 +8,22 @@
 //   out_i = Σ_j e^{s_j − m} v_j / l (0 when l = 0),  lse_i = m + log l (−inf when l = 0).
 // Backward with p_ij = e^{s_ij − lse_i}, D_i = do_i·out_i, ds_ij = p_ij (do_i·v_j − D_i):
 //   dq_i = scale Σ_j ds_ij k_j,   dk_j = scale Σ_i ds_ij q_i,   dv_j = Σ_i p_ij do_i.
+#include <initializer_list>
+
 #include <hopgrad/ops/cuda/common.cuh>
 
 namespace hg::cuda {
 
 namespace {
 
-// Rows of a [B, H, rows, cols] view with unit column stride.
+// Rows of a [B, H, rows, cols] view with unit column stride (T const for inputs; outputs are views too).
 template <typename T> struct Rows4d {
-  const T* data;
+  T* data;
   int64_t sb, sh, sr;
-  __device__ const T* at(int64_t b, int64_t h, int64_t row) const { return data + b * sb + h * sh + row * sr; }
+  __device__ T* at(int64_t b, int64_t h, int64_t row) const { return data + b * sb + h * sh + row * sr; }
 };
 template <typename T> Rows4d<T> rows_of(const Tensor& t) {
-  return {t.data_ptr<T>(), t.stride(0), t.stride(1), t.stride(2)};
+  return {static_cast<T*>(t.data_ptr()), t.stride(0), t.stride(1), t.stride(2)};
 }
 
 // The mask as a [B, H, L, S] view: bool (true = takes part) or T (added). data null = no mask.
@@ -60,10 +62,10 @@ __device__ T score(const Sizes& z, const T* qi, const T* kj, const MaskView& mas
   return s;
 }
 
-//   out [B, H, L, Ev], lse [B, H, L] contiguous; one thread per query row
+//   out [B, H, L, Ev] (a view), lse [B, H, L] contiguous; one thread per query row
 template <typename T>
-__global__ void attention_forward_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows4d<T> v, MaskView mask, T scale,
-                                         T* out, T* lse) {
+__global__ void attention_forward_kernel(Sizes z, Rows4d<const T> q, Rows4d<const T> k, Rows4d<const T> v,
+                                         MaskView mask, T scale, Rows4d<T> out, T* lse) {
   const T neg_inf = -std::numeric_limits<T>::infinity();
   HG_GRID_STRIDE_LOOP(row, z.B * z.H * z.L) {
     const int64_t i = row % z.L, bh = row / z.L, b = bh / z.H, h = bh % z.H;
@@ -76,7 +78,7 @@ __global__ void attention_forward_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows
     const T shift = m == neg_inf ? T(0) : m;
     T l = 0;
     for (int64_t j = 0; j < z.S; ++j) l += math::exp(score(z, qi, k.at(b, h, j), mask, b, h, i, j, scale) - shift);
-    T* yi = out + row * z.Ev;
+    T* yi = out.at(b, h, i);
     for (int64_t e = 0; e < z.Ev; ++e) yi[e] = 0;
     const T inv = l == T(0) ? T(0) : T(1) / l;
     for (int64_t j = 0; j < z.S; ++j) {
@@ -99,18 +101,18 @@ template <typename T> __device__ T dot(const T* a, const T* b, int64_t n) {
   return d;
 }
 
-//   D [B, H, L] (out: do_i·out_i), grad_q [B, H, L, E]; one thread per query row
+//   D [B, H, L] (out: do_i·out_i), grad_q [B, H, L, E] (a view); one thread per query row
 template <typename T>
-__global__ void attention_backward_query_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows4d<T> v, MaskView mask,
-                                                T scale, const T* out, const T* lse, const T* grad_out, T* D,
-                                                T* grad_q) {
+__global__ void attention_backward_query_kernel(Sizes z, Rows4d<const T> q, Rows4d<const T> k, Rows4d<const T> v,
+                                                MaskView mask, T scale, Rows4d<const T> out, const T* lse,
+                                                Rows4d<const T> grad_out, T* D, Rows4d<T> grad_q) {
   HG_GRID_STRIDE_LOOP(row, z.B * z.H * z.L) {
     const int64_t i = row % z.L, bh = row / z.L, b = bh / z.H, h = bh % z.H;
     const T* qi = q.at(b, h, i);
-    const T* doi = grad_out + row * z.Ev;
-    const T Di = dot(doi, out + row * z.Ev, z.Ev);
+    const T* doi = grad_out.at(b, h, i);
+    const T Di = dot(doi, out.at(b, h, i), z.Ev);
     D[row] = Di;
-    T* dqi = grad_q + row * z.E;
+    T* dqi = grad_q.at(b, h, i);
     for (int64_t e = 0; e < z.E; ++e) dqi[e] = 0;
     for (int64_t j = 0; j < z.S; ++j) {
       const T* kj = k.at(b, h, j);
@@ -121,21 +123,22 @@ __global__ void attention_backward_query_kernel(Sizes z, Rows4d<T> q, Rows4d<T> 
   }
 }
 
-//   grad_k [B, H, S, E], grad_v [B, H, S, Ev]; one thread per key row
+//   grad_k [B, H, S, E], grad_v [B, H, S, Ev] (views); one thread per key row
 template <typename T>
-__global__ void attention_backward_key_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k, Rows4d<T> v, MaskView mask, T scale,
-                                              const T* lse, const T* grad_out, const T* D, T* grad_k, T* grad_v) {
+__global__ void attention_backward_key_kernel(Sizes z, Rows4d<const T> q, Rows4d<const T> k, Rows4d<const T> v,
+                                              MaskView mask, T scale, const T* lse, Rows4d<const T> grad_out,
+                                              const T* D, Rows4d<T> grad_k, Rows4d<T> grad_v) {
   HG_GRID_STRIDE_LOOP(row, z.B * z.H * z.S) {
     const int64_t j = row % z.S, bh = row / z.S, b = bh / z.H, h = bh % z.H;
     const T* kj = k.at(b, h, j);
     const T* vj = v.at(b, h, j);
-    T* dkj = grad_k + row * z.E;
-    T* dvj = grad_v + row * z.Ev;
+    T* dkj = grad_k.at(b, h, j);
+    T* dvj = grad_v.at(b, h, j);
     for (int64_t e = 0; e < z.E; ++e) dkj[e] = 0;
     for (int64_t e = 0; e < z.Ev; ++e) dvj[e] = 0;
     for (int64_t i = 0; i < z.L; ++i) {
       const T* qi = q.at(b, h, i);
-      const T* doi = grad_out + (bh * z.L + i) * z.Ev;
+      const T* doi = grad_out.at(b, h, i);
       const T p = probability(score(z, qi, kj, mask, b, h, i, j, scale), lse[bh * z.L + i]);
       const T ds = p * (dot(doi, vj, z.Ev) - D[bh * z.L + i]);
       for (int64_t e = 0; e < z.E; ++e) dkj[e] += scale * ds * qi[e];
@@ -144,14 +147,19 @@ __global__ void attention_backward_key_kernel(Sizes z, Rows4d<T> q, Rows4d<T> k,
   }
 }
 
+// q, k, v, out, grad_out and the gradients: [B, H, rows, cols] views with unit stride along the last dim.
+void check_rows(const char* kernel, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
+             "{} kernel (cuda): expects 4-D views with unit stride along the last dim, got {}", kernel, t->desc());
+}
+
 Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
 }
 
 void check_operands(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask) {
-  for (const Tensor* t : {&q, &k, &v})
-    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
-             "{} kernel (cuda): expects 4-D q, k, v with unit stride along the last dim, got {}", kernel, t->desc());
+  check_rows(kernel, {&q, &k, &v});
   HG_CHECK(!mask || mask->dim() == 4, "{} kernel (cuda): expects a 4-D mask view, got {}", kernel, mask->desc());
   HG_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
                (!mask || mask->dtype() == kBool || mask->dtype() == q.dtype()),
@@ -166,13 +174,15 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   check_on_device("attention", q.device(), {&q, &k, &v, &out, &lse});
   if (mask) check_on_device("attention", q.device(), {mask});
   check_operands("attention", q, k, v, mask);
+  check_rows("attention", {&out});
+  HG_CHECK(lse.is_contiguous(), "attention kernel (cuda): lse must be contiguous, got {}", lse.desc());
   const Sizes z = sizes_of(q, k, v);
   if (z.B * z.H * z.L == 0) return;
   DeviceGuard guard(q.device());
   HG_CUDA_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
     attention_forward_kernel<scalar_t><<<grid_for(z.B * z.H * z.L, q.device().index), kBlockSize>>>(
-        z, rows_of<scalar_t>(q), rows_of<scalar_t>(k), rows_of<scalar_t>(v), mask_view(mask),
-        static_cast<scalar_t>(scale), out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>());
+        z, rows_of<const scalar_t>(q), rows_of<const scalar_t>(k), rows_of<const scalar_t>(v), mask_view(mask),
+        static_cast<scalar_t>(scale), rows_of<scalar_t>(out), lse.data_ptr<scalar_t>());
     HG_CUDA_CHECK_LAUNCH();
   });
 }
@@ -183,22 +193,25 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
   check_on_device("attention_backward", q.device(), {&q, &k, &v, &out, &lse, &grad_out, &grad_q, &grad_k, &grad_v});
   if (mask) check_on_device("attention_backward", q.device(), {mask});
   check_operands("attention_backward", q, k, v, mask);
+  check_rows("attention_backward", {&out, &grad_out, &grad_q, &grad_k, &grad_v});
+  HG_CHECK(lse.is_contiguous(), "attention_backward kernel (cuda): lse must be contiguous, got {}", lse.desc());
   const Sizes z = sizes_of(q, k, v);
   DeviceGuard guard(q.device());
   Tensor D = empty({z.B, z.H, z.L}, q.dtype(), q.device());  // do_i·out_i per query row
   HG_CUDA_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
-    const auto qr = rows_of<scalar_t>(q), kr = rows_of<scalar_t>(k), vr = rows_of<scalar_t>(v);
+    const auto qr = rows_of<const scalar_t>(q), kr = rows_of<const scalar_t>(k), vr = rows_of<const scalar_t>(v);
+    const auto out_rows = rows_of<const scalar_t>(out), grad_out_rows = rows_of<const scalar_t>(grad_out);
     const auto s = static_cast<scalar_t>(scale);
     if (z.B * z.H * z.L > 0) {
       attention_backward_query_kernel<scalar_t><<<grid_for(z.B * z.H * z.L, q.device().index), kBlockSize>>>(
-          z, qr, kr, vr, mask_view(mask), s, out.data_ptr<scalar_t>(), lse.data_ptr<scalar_t>(),
-          grad_out.data_ptr<scalar_t>(), D.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>());
+          z, qr, kr, vr, mask_view(mask), s, out_rows, lse.data_ptr<scalar_t>(), grad_out_rows,
+          D.data_ptr<scalar_t>(), rows_of<scalar_t>(grad_q));
       HG_CUDA_CHECK_LAUNCH();
     }
     if (z.B * z.H * z.S > 0) {
       attention_backward_key_kernel<scalar_t><<<grid_for(z.B * z.H * z.S, q.device().index), kBlockSize>>>(
-          z, qr, kr, vr, mask_view(mask), s, lse.data_ptr<scalar_t>(), grad_out.data_ptr<scalar_t>(),
-          D.data_ptr<scalar_t>(), grad_k.data_ptr<scalar_t>(), grad_v.data_ptr<scalar_t>());
+          z, qr, kr, vr, mask_view(mask), s, lse.data_ptr<scalar_t>(), grad_out_rows, D.data_ptr<scalar_t>(),
+          rows_of<scalar_t>(grad_k), rows_of<scalar_t>(grad_v));
       HG_CUDA_CHECK_LAUNCH();
     }
   });

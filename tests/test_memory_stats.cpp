@@ -1,8 +1,13 @@
 // hg::memory_stats / reset_peak_memory_stats / empty_cache: exact byte counts of the host and CUDA caching
-// allocators as tensors are created and freed, the peak and its reset, reserved (cached) blocks, and errors.
-// The statistics are process-wide, so every check compares with numbers read just before.
+// allocators as tensors are created and freed, the peak and its reset, reserved (cached) blocks, and errors;
+// and the host pool's policy (ops/cpu/memory.cpp): free pages serve requests of any size, and reserved bytes
+// never exceed the peak of live ones. The statistics are process-wide, so every check compares with numbers
+// read just before.
 #include "testing.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -23,7 +28,7 @@ size_t block(hg::Device device, size_t nbytes) {
   return hg::cpu::allocation_size(nbytes);
 }
 
-// Whether a freed block of `nbytes` stays cached: the host keeps blocks of 64 KiB and more (smaller ones go back
+// Whether a freed block of `nbytes` stays cached: the host pools blocks of 64 KiB and more (smaller ones go back
 // to malloc's own bins), a GPU keeps every block.
 bool cached_when_freed(hg::Device device, size_t nbytes) { return device.is_cuda() || block(device, nbytes) >= (64 << 10); }
 
@@ -120,10 +125,122 @@ void check_ops_and_autograd(hg::Device device) {
 TEST_CASE("memory_stats [cpu]: allocated bytes follow tensors exactly; freed large blocks stay reserved") {
   CHECK(hg::cpu::allocation_size(0) == 64);
   CHECK(hg::cpu::allocation_size(1) == 64);
-  CHECK(hg::cpu::allocation_size(4000) == 4096);
+  CHECK(hg::cpu::allocation_size(4000) == 4032);                                // malloc'ed: 64-byte multiples
+  CHECK(hg::cpu::allocation_size((64 << 10) - 10) == (64 << 10));
+  CHECK(hg::cpu::allocation_size((64 << 10) + 1) == (64 << 10) + 4096);          // pooled: whole pages
   CHECK(hg::cpu::allocation_size(size_t{1} << 20) == size_t{1} << 20);
-  CHECK(hg::cpu::allocation_size((size_t{1} << 20) + 1) == (size_t{9} << 17));  // 1.125 MiB: ≤ 12.5 % more
+  CHECK(hg::cpu::allocation_size((size_t{1} << 20) + 1) == (size_t{1} << 20) + 4096);
   check_allocated_freed_and_reserved(hg::kCPU);
+}
+
+namespace {
+
+constexpr int64_t kMiB = 1 << 20;
+
+// A float32 tensor of `bytes` bytes on the host, and its data as raw bytes.
+Tensor host_bytes(int64_t bytes) { return hg::empty({bytes / 4}, hg::kFloat32); }
+uint8_t* raw(const Tensor& t) { return static_cast<uint8_t*>(t.data_ptr()); }
+
+}  // namespace
+
+TEST_CASE("host pool [cpu]: a freed block serves the next request of its size, or a smaller one, in place") {
+  hg::empty_cache();
+  const hg::MemoryStats start = hg::memory_stats();
+  void* address = nullptr;
+  { address = host_bytes(3 * kMiB).data_ptr(); }
+  {
+    Tensor same = host_bytes(3 * kMiB);
+    CHECK(same.data_ptr() == address);
+    CHECK(hg::memory_stats().reserved_bytes == start.reserved_bytes + 3 * kMiB);
+  }
+  {
+    // 1 MiB is cut from the front of the free 3 MiB; the next 2 MiB from the rest: no new memory.
+    Tensor first = host_bytes(kMiB), second = host_bytes(2 * kMiB);
+    CHECK(first.data_ptr() == address);
+    CHECK(raw(second) == static_cast<uint8_t*>(address) + kMiB);
+    const hg::MemoryStats both = hg::memory_stats();
+    CHECK(both.reserved_bytes == start.reserved_bytes + 3 * kMiB);
+    CHECK(both.allocated_bytes == start.allocated_bytes + 3 * kMiB);
+  }
+  // Freed again, the two pieces merge back: 3 MiB in one piece.
+  CHECK(host_bytes(3 * kMiB).data_ptr() == address);
+  hg::empty_cache();
+  CHECK(hg::memory_stats().reserved_bytes == start.reserved_bytes);
+}
+
+TEST_CASE("host pool [cpu]: a request larger than every free block takes their pages while the pool is over budget") {
+  // The pool may hold kSlack = 4 MiB (ops/cpu/memory.cpp) beyond the peak of live pooled bytes since the last
+  // empty_cache; a fresh block that would take it past that is filled with free pages first, largest first.
+  constexpr int64_t kSlack = 4 * kMiB;
+  hg::empty_cache();
+  const hg::MemoryStats start = hg::memory_stats();
+  {
+    // Two free blocks, 4 MiB of 0xA1 and 8 MiB of 0xB2, with a live block between them so they cannot merge.
+    Tensor a = host_bytes(4 * kMiB), separator = host_bytes(kMiB), b = host_bytes(8 * kMiB);
+    std::fill_n(raw(a), 4 * kMiB, uint8_t{0xA1});
+    std::fill_n(raw(b), 8 * kMiB, uint8_t{0xB2});
+    a = Tensor();
+    b = Tensor();
+    CHECK(hg::memory_stats().reserved_bytes == start.reserved_bytes + 13 * kMiB);
+
+    // 20 MiB: the live peak becomes 21 MiB, the budget 25 MiB; 1 + 12 + 20 = 33 MiB would be 8 MiB over, so
+    // the free 8 MiB block is moved in (its bytes come along: its pages were not faulted anew) and 12 MiB are
+    // fresh zero pages. The 4 MiB block stays free, within the slack.
+    Tensor c = host_bytes(20 * kMiB);
+    const hg::MemoryStats now = hg::memory_stats();
+    CHECK(now.allocated_bytes == start.allocated_bytes + 21 * kMiB);
+    CHECK(now.reserved_bytes == now.allocated_bytes + kSlack);
+    const uint8_t* bytes = raw(c);
+    CHECK(std::count(bytes, bytes + 8 * kMiB, uint8_t{0xB2}) == 8 * kMiB);
+    CHECK(std::count(bytes + 8 * kMiB, bytes + 20 * kMiB, uint8_t{0}) == 12 * kMiB);
+    std::fill_n(raw(c), 20 * kMiB, uint8_t{0xC3});  // every page of it is writable
+  }
+  hg::empty_cache();
+  CHECK(hg::memory_stats().reserved_bytes == start.reserved_bytes);
+  {
+    // Within the budget, a request no free block holds gets fresh pages and leaves the free block alone:
+    // 2 MiB free, 3 MiB requested, 5 MiB reserved against a budget of 3 + 4.
+    void* freed = host_bytes(2 * kMiB).data_ptr();
+    Tensor fresh = host_bytes(3 * kMiB);
+    CHECK(hg::memory_stats().reserved_bytes == start.reserved_bytes + 5 * kMiB);
+    CHECK(host_bytes(2 * kMiB).data_ptr() == freed);
+  }
+  hg::empty_cache();
+}
+
+TEST_CASE("host pool [cpu]: reserved bytes stay within the budget, and live blocks never overlap") {
+  // Random sizes from 64 KiB to 6 MiB, allocated and freed in random order, so blocks are cut, merged and
+  // gathered from pieces of other blocks (whose moves cross the seams between mappings). Each live block holds
+  // its own byte; a block that another one overlapped would show a foreign byte when it is freed.
+  constexpr size_t kSlack = 4 * kMiB;  // ops/cpu/memory.cpp
+  hg::empty_cache();
+  hg::reset_peak_memory_stats();
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int64_t> size(16, 1536);  // pages: 64 KiB to 6 MiB
+  struct Live {
+    Tensor tensor;
+    uint8_t mark;
+  };
+  std::vector<Live> live;
+  for (int step = 0; step < 400; ++step) {
+    CAPTURE(step);
+    if (live.size() < 16 && (live.empty() || rng() % 3 != 0)) {
+      Tensor t = host_bytes(size(rng) * 4096);
+      const uint8_t mark = static_cast<uint8_t>(step % 251 + 1);
+      std::fill_n(raw(t), t.numel() * 4, mark);
+      live.push_back({t, mark});
+    } else {
+      const size_t victim = rng() % live.size();
+      const Tensor& t = live[victim].tensor;
+      CHECK(std::count(raw(t), raw(t) + t.numel() * 4, live[victim].mark) == t.numel() * 4);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(victim));
+    }
+    const hg::MemoryStats now = hg::memory_stats();
+    CHECK(now.reserved_bytes <= now.peak_allocated_bytes + kSlack);
+  }
+  live.clear();
+  hg::empty_cache();
+  CHECK(hg::memory_stats().reserved_bytes == hg::memory_stats().allocated_bytes);
 }
 
 TEST_CASE("memory_stats [cpu]: the peak, and reset_peak_memory_stats") { check_peak_and_reset(hg::kCPU); }

@@ -107,6 +107,12 @@ class Backend {
   /// Max (or min) along dim with the index of the first extremum: values/indices have x's shape with size 1
   /// at dim; indices are int64.
   virtual void arg_reduce(bool is_max, const Tensor& x, int64_t dim, Tensor& values, Tensor& indices) = 0;
+  /// The gradient of an extremum (or median) y of x, split evenly among the elements that attain it — x = y, or
+  /// both NaN — over each group of elements reduced into one output (the dims where y has size 1 and x does not):
+  ///   dx = (g / count) · [x attains y],   count = Σ_group [x attains y]
+  /// (the product keeps g's NaN/±inf and the sign of zero as the composite with ops). g and y have x's rank and
+  /// size 1 along the reduced dims; g, x, y any strides, one floating dtype; dx has x's shape.
+  virtual void split_among_ties(const Tensor& g, const Tensor& x, const Tensor& y, Tensor& dx) = 0;
   /// out = inclusive prefix sum of x along dim (out has x's shape).
   virtual void cumsum(const Tensor& x, int64_t dim, Tensor& out) = 0;
   /// Stable sort along dim (NaN sorts as larger than everything): values and int64 indices with x's shape.

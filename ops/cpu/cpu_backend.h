@@ -29,6 +29,8 @@ class CpuBackend final : public Backend {
   // reduce.cpp
   void reduce(ReduceOp op, const Tensor& x, Tensor& out) override;
   void arg_reduce(bool is_max, const Tensor& x, int64_t dim, Tensor& values, Tensor& indices) override;
+  // selection_grad.cpp
+  void split_among_ties(const Tensor& g, const Tensor& x, const Tensor& y, Tensor& dx) override;
   // sort.cpp
   void cumsum(const Tensor& x, int64_t dim, Tensor& out) override;
   void sort(const Tensor& x, int64_t dim, bool descending, Tensor& values, Tensor& indices) override;

@@ -1,7 +1,11 @@
-// CPU reductions. Two fast layouts cover almost every use: reduced dims trailing (each output reduces one
-// contiguous run: softmax-like rows, losses) and reduced dims leading (each output is a column: bias
-// gradients, sum_to). Any other pattern is permuted to "trailing" and copied once. arg_reduce (max/min with
-// the index of the first extremum) uses the same two layouts for its one reduced dim.
+// CPU reductions. A contiguous input is reduced as [outer, inner, tail] — each output reduces the middle dim —
+// with two fast layouts: reduced dims trailing (tail = 1: each output reduces one contiguous run: softmax-like
+// rows, losses) and kept dims trailing (each output is a column: bias gradients, sum_to). Reduced dims on both
+// sides of a kept one (a convolution's bias gradient, a sum over {0, 2, 3} of [N, C, H, W]) are reduced one
+// block at a time, the largest first, each step into a temporary that is smaller by that block's size; a
+// strided input is permuted to "trailing" and copied once. arg_reduce (max/min with the index of the first
+// extremum) uses the same two layouts for its one reduced dim.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -138,6 +142,27 @@ void reduce_short_runs(ReduceOp op, const T* x, int64_t b, int64_t e, int64_t n,
   }
 }
 
+// out[t] = op over r of x[r·stride + t] for t < width: `inner` rows of `width` neighbouring columns. Tiles of
+// kTile columns keep the running results in L1; rows are folded kRowBlock at a time into a partial row that is
+// then folded into out, so a float32 sum of n rows rounds like kRowBlock + n / kRowBlock additions instead of n
+// (a two-level cascade: DeepRC's bias gradient sums 40 000 rows).
+template <typename T>
+void reduce_columns(ReduceOp op, const T* x, int64_t inner, int64_t stride, int64_t width, T init, T* out) {
+  constexpr int64_t kTile = 1024, kRowBlock = 128;
+  T partial[kTile];
+  for (int64_t c0 = 0; c0 < width; c0 += kTile) {
+    const int64_t w = std::min(kTile, width - c0);
+    T* acc = out + c0;
+    std::fill(acc, acc + w, init);
+    for (int64_t r0 = 0; r0 < inner; r0 += kRowBlock) {
+      const int64_t r1 = std::min(inner, r0 + kRowBlock);
+      std::copy(x + r0 * stride + c0, x + r0 * stride + c0 + w, partial);
+      for (int64_t r = r0 + 1; r < r1; ++r) combine_row(op, partial, x + r * stride + c0, w);
+      combine_row(op, acc, partial, w);
+    }
+  }
+}
+
 template <typename T> void reduce_contiguous(ReduceOp op, const T* x, int64_t outer, int64_t inner, int64_t tail,
                                              T* out) {
   // x viewed as [outer, inner, tail]; reduce the middle dim. tail == 1: rows; outer == 1: columns.
@@ -165,14 +190,13 @@ template <typename T> void reduce_contiguous(ReduceOp op, const T* x, int64_t ou
     });
     return;
   }
-  // Columns: split the kept (outer, tail) positions between threads so that no two write the same output.
+  // Columns: split the kept (outer, tail) positions between threads so that no two write the same output (each
+  // output's order of operations, hence its value, does not depend on the thread count).
   parallel_for(outer * tail, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(inner, 1)),
                [&](int64_t b, int64_t e) {
                  while (b < e) {
                    int64_t o = b / tail, t0 = b % tail, t1 = std::min(tail, t0 + (e - b));
-                   T* acc = out + o * tail + t0;
-                   std::fill(acc, acc + (t1 - t0), init);
-                   for (int64_t r = 0; r < inner; ++r) combine_row(op, acc, x + (o * inner + r) * tail + t0, t1 - t0);
+                   reduce_columns(op, x + o * inner * tail + t0, inner, tail, t1 - t0, init, out + o * tail + t0);
                    b += t1 - t0;
                  }
                });
@@ -292,19 +316,49 @@ void CpuBackend::reduce(ReduceOp op, const Tensor& x, Tensor& out) {
     using T = scalar_t;
     Tensor src = x;
     int64_t outer = 1, inner = count, tail = 1;
-    // Is the reduced block a contiguous middle slab of a contiguous tensor?
-    bool ok = x.is_contiguous();
-    if (ok && !reduced.empty()) {
-      for (size_t i = 1; i < reduced.size(); ++i)
-        if (reduced[i] != reduced[i - 1] + 1) ok = false;
-      for (int d = 0; d < reduced.front(); ++d) outer *= x.sizes()[d];
-      for (int d = reduced.back() + 1; d < x.dim(); ++d) tail *= x.sizes()[d];
-      // a slab with dims on both sides is fine too: [outer, inner, tail]
-    } else if (ok) {
-      outer = x.numel();  // nothing reduced: a copy
-    }
-    if (!ok) {
-      // Permute kept dims first, reduced dims last, and copy once.
+    if (x.is_contiguous() && x.numel() > 0) {
+      // x as alternating blocks of kept and reduced dims (size-1 dims dropped). While more than one block is
+      // reduced, reduce the largest as the middle of [outer, inner, tail] into a temporary: no permuting copy,
+      // and each step reads a tensor smaller than the last by the block just reduced.
+      std::vector<std::pair<int64_t, bool>> blocks;  // (size, reduced)
+      for (int d = 0; d < x.dim(); ++d) {
+        const int64_t n = x.sizes()[d];
+        const bool is_reduced = out.sizes()[d] == 1;
+        if (n == 1) continue;
+        if (!blocks.empty() && blocks.back().second == is_reduced)
+          blocks.back().first *= n;
+        else
+          blocks.emplace_back(n, is_reduced);
+      }
+      auto split_at = [&](size_t i) {  // outer, inner, tail around block i
+        outer = 1, inner = blocks[i].first, tail = 1;
+        for (size_t j = 0; j < i; ++j) outer *= blocks[j].first;
+        for (size_t j = i + 1; j < blocks.size(); ++j) tail *= blocks[j].first;
+      };
+      for (;;) {
+        std::vector<size_t> reduced_blocks;
+        for (size_t i = 0; i < blocks.size(); ++i)
+          if (blocks[i].second) reduced_blocks.push_back(i);
+        if (reduced_blocks.size() <= 1) {
+          if (reduced_blocks.empty()) outer = src.numel(), inner = 1, tail = 1;  // nothing reduced: a copy
+          else split_at(reduced_blocks.front());
+          break;
+        }
+        const size_t i = *std::max_element(reduced_blocks.begin(), reduced_blocks.end(),
+                                           [&](size_t a, size_t b) { return blocks[a].first < blocks[b].first; });
+        split_at(i);
+        Tensor step = empty({outer * tail}, x.dtype(), kCPU);
+        reduce_contiguous<T>(op, src.data_ptr<T>(), outer, inner, tail, step.data_ptr<T>());
+        src = step;
+        // Block i is gone; its kept neighbours (reduced blocks never touch) become one block.
+        blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+        if (i > 0 && i < blocks.size()) {
+          blocks[i - 1].first *= blocks[i].first;
+          blocks.erase(blocks.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+      }
+    } else {
+      // Strided (or empty): permute kept dims first, reduced dims last, and copy once.
       Shape sizes, strides;
       for (int d : kept) sizes.push_back(x.sizes()[d]), strides.push_back(x.strides()[d]);
       for (int d : reduced) sizes.push_back(x.sizes()[d]), strides.push_back(x.strides()[d]);

@@ -41,6 +41,8 @@ class CudaBackend final : public Backend {
   // reduce.cu
   void reduce(ReduceOp op, const Tensor& x, Tensor& out) override;
   void arg_reduce(bool is_max, const Tensor& x, int64_t dim, Tensor& values, Tensor& indices) override;
+  // selection_grad.cu
+  void split_among_ties(const Tensor& g, const Tensor& x, const Tensor& y, Tensor& dx) override;
   // sort.cu
   void cumsum(const Tensor& x, int64_t dim, Tensor& out) override;
   void sort(const Tensor& x, int64_t dim, bool descending, Tensor& values, Tensor& indices) override;

@@ -125,6 +125,9 @@ class Backend {
   /// out[b] = a[b] · b[b] for a [B, M, K], b [B, K, N] (either may have batch stride 0 or transposed inner
   /// strides), out contiguous [B, M, N]. float32/float64.
   virtual void matmul(const Tensor& a, const Tensor& b, Tensor& out) = 0;
+  /// out = x · weightᵀ + bias for x [M, K], weight [N, K] (either may be a strided view), bias [N] or null,
+  /// out contiguous [M, N]: the bias is added as the product is written, not in a second pass. float32/float64.
+  virtual void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) = 0;
 
   // ---- neural-net kernels ---------------------------------------------------------------------
   /// softmax (or log_softmax) of contiguous x along dim; all -inf rows give 0.

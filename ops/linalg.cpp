@@ -80,7 +80,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 // y = x Wᵀ + b ;  ∂L/∂x = G W,  ∂L/∂W = Gᵀ x,  ∂L/∂b = Σ_rows G   (x viewed as [rows, in], G as [rows, out])
 // One node instead of the views, bmm and broadcast add it would take as a composite: the backward gets the
 // weight gradient as Gᵀ·x straight into W's [out, in] layout (the composite produced it transposed, and the
-// gradient accumulator then had to copy it), and the bias is added into the product's output in place.
+// gradient accumulator then had to copy it), and the backend adds the bias as it writes the product.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   HG_CHECK(x.defined() && weight.defined(), "linear: got an undefined input or weight");
   check_matmul_inputs("linear", x, weight);
@@ -98,11 +98,10 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   out_shape[out_shape.size() - 1] = out_features;
   int64_t rows = 1;  // the leading dims, flattened (explicit: a -1 in reshape is ambiguous when in = 0)
   for (int64_t d = 0; d + 1 < x.dim(); ++d) rows *= x.size(d);
-  Tensor x2 = x.detach().reshape({1, rows, in});  // a view when x is contiguous
-  Tensor out = empty({1, rows, out_features}, x.dtype(), x.device());
-  Backend& backend = backend_for(x.device());
-  backend.matmul(x2, weight.detach().t().unsqueeze(0), out);
-  if (bias.defined()) backend.binary(BinaryOp::Add, out, bias.detach().expand(out.sizes()), out);
+  Tensor x2 = x.detach().reshape({rows, in});  // a view when x is contiguous
+  Tensor out = empty({rows, out_features}, x.dtype(), x.device());
+  Tensor b = bias.defined() ? bias.detach() : Tensor();
+  backend_for(x.device()).linear(x2, weight.detach(), bias.defined() ? &b : nullptr, out);
   out = out.view(out_shape);
   if (any_requires_grad(x, weight, bias)) {
     record_op("linear", {x, weight, bias}, out,

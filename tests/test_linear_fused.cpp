@@ -44,6 +44,61 @@ HG_BACKEND_TEST(linear_matches_matmul_plus_bias) {
   return results;
 }
 
+// The backend's fused product + bias (a cached dnnl::matmul primitive on the CPU) against matmul(x, Wᵀ) + b, in
+// float32 where that path runs: products below and above the size that runs on one thread, at 1 and 2 threads (the
+// CPU caches one primitive per thread count), with x, W and b as strided views (transposed storage, a column slice
+// whose rows are longer than K, a strided or broadcast bias), and an empty K (the output is the bias).
+HG_BACKEND_TEST(linear_fused_bias_strided_operands_and_thread_counts) {
+  hg::Tensors results;
+  const int threads_before = hg::get_num_threads();
+  struct Case {
+    int64_t rows, in, out;
+  };
+  // 3·5·4 and 37·129·33 MACs run on one thread; 70·80·60 and 130·97·41 on all of them.
+  const Case cases[] = {{3, 5, 4}, {37, 129, 33}, {70, 80, 60}, {130, 97, 41}, {1, 80, 3500}, {5, 0, 7}};
+  enum class Layout { Contiguous, Transposed, ColumnSlice };
+  enum class Bias { None, Contiguous, Strided, Broadcast };
+  uint64_t seed = 20;
+  for (int threads : {1, 2}) {
+    hg::set_num_threads(threads);
+    for (const Case& c : cases) {
+      for (Layout layout : {Layout::Contiguous, Layout::Transposed, Layout::ColumnSlice}) {
+        for (Bias bias_kind : {Bias::None, Bias::Contiguous, Bias::Strided, Bias::Broadcast}) {
+          CAPTURE(threads);
+          CAPTURE(c.rows);
+          CAPTURE(c.in);
+          CAPTURE(c.out);
+          CAPTURE(static_cast<int>(layout));
+          CAPTURE(static_cast<int>(bias_kind));
+          // A [rows, cols] float32 view on `device` in the layout under test, with the same values whatever it is.
+          auto matrix = [&](int64_t rows, int64_t cols) {
+            hg::Tensor values = hgtest::uniform({rows, cols}, -1, 1, ++seed).to(device, hg::kFloat32);
+            switch (layout) {
+              case Layout::Transposed: return values.t().contiguous().t();
+              case Layout::ColumnSlice: return hg::cat({values, hg::zeros({rows, 3}).to(device)}, 1).slice(1, 0, cols);
+              default: return values;
+            }
+          };
+          hg::Tensor x = matrix(c.rows, c.in), w = matrix(c.out, c.in);
+          hg::Tensor b;
+          hg::Tensor b_values = hgtest::uniform({c.out}, -1, 1, ++seed).to(device, hg::kFloat32);
+          if (bias_kind == Bias::Contiguous) b = b_values;
+          if (bias_kind == Bias::Strided) b = hg::stack({b_values, b_values}, 1).select(1, 0);
+          if (bias_kind == Bias::Broadcast) b = b_values.slice(0, 0, 1).expand({c.out});
+          hg::Tensor y = hg::linear(x, w, b);
+          hg::Tensor expected = hg::matmul(x, w.t());
+          if (b.defined()) expected = hg::add(expected, b);
+          if (c.in == 0) hgtest::check_close(y, b.defined() ? b.expand(y.sizes()) : hg::zeros_like(y), 0, 0);
+          hgtest::check_close(y, expected, 1e-5, 1e-5);
+          results.push_back(y);
+        }
+      }
+    }
+  }
+  hg::set_num_threads(threads_before);
+  return results;
+}
+
 TEST_CASE("gradcheck and gradgradcheck: linear (bias, no bias, batched, non-contiguous input)") {
   hg::Tensor w = hgtest::uniform({3, 4}, -1, 1, 5), b = hgtest::uniform({3}, -1, 1, 6);
   hgtest::gradcheck([](const hg::Tensors& t) { return hg::linear(t[0].transpose(0, 1), t[1], t[2]); },

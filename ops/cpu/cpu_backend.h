@@ -37,6 +37,7 @@ class CpuBackend final : public Backend {
   void topk(const Tensor& x, int64_t k, int64_t dim, bool largest, Tensor& values, Tensor& indices) override;
   // matmul.cpp
   void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override;
   // softmax.cpp, layer_norm.cpp
   void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) override;
   void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, int64_t normalized_numel, double eps,

@@ -49,6 +49,7 @@ class CudaBackend final : public Backend {
   void topk(const Tensor& x, int64_t k, int64_t dim, bool largest, Tensor& values, Tensor& indices) override;
   // matmul.cu
   void matmul(const Tensor& a, const Tensor& b, Tensor& out) override;
+  void linear(const Tensor& x, const Tensor& weight, const Tensor* bias, Tensor& out) override;
   // softmax.cu, layer_norm.cu
   void softmax(const Tensor& x, int64_t dim, bool log, Tensor& out) override;
   void layer_norm(const Tensor& x, const Tensor* weight, const Tensor* bias, int64_t normalized_numel, double eps,

@@ -1,4 +1,4 @@
-// CUDA matmul on cuBLAS. CPU reference: ops/cpu/matmul.cpp.
+// CUDA matmul and linear on cuBLAS. CPU reference: ops/cpu/matmul.cpp.
 //
 // cuBLAS is column-major; hopgrad is row-major. A row-major matrix read column-major is its transpose, so
 // C = A·B (row-major) is computed as Cᵀ = Bᵀ·Aᵀ (column-major): the operands are passed swapped, and each needs
@@ -86,6 +86,36 @@ void CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   HG_CUDA_DISPATCH_FLOATING(out.dtype(), "matmul", [&] {
     gemm<scalar_t>(out.device().index, B, M, N, K, scalar_t(1), operand(a), operand(b), scalar_t(0),
                    out.data_ptr<scalar_t>(), N, M * N);
+  });
+}
+
+// out [M, N] = x [M, K] · weight [N, K]ᵀ + bias [N]: out is filled with the broadcast bias, then the GEMM
+// accumulates into it (beta = 1), so the bias costs one write of out and no second read-modify-write pass.
+void CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Tensor& out) {
+  check_on_device("linear", out.device(), {&x_in, &w_in, &out, bias ? bias : &out});
+  HG_CHECK(x_in.dtype() == w_in.dtype() && x_in.dtype() == out.dtype() && (!bias || bias->dtype() == out.dtype()),
+           "linear (cuda): dtypes differ (input {}, weight {}, bias {}, out {})", x_in.dtype(), w_in.dtype(),
+           bias ? bias->desc() : std::string("none"), out.dtype());
+  HG_CHECK(x_in.dim() == 2 && w_in.dim() == 2 && out.dim() == 2 && out.is_contiguous() && x_in.size(1) == w_in.size(1) &&
+               out.size(0) == x_in.size(0) && out.size(1) == w_in.size(0) &&
+               (!bias || (bias->dim() == 1 && bias->size(0) == out.size(1))),
+           "linear (cuda): expects x [M, K], weight [N, K], bias [N] and a contiguous out [M, N], got {}, {}, {} and {}",
+           x_in.desc(), w_in.desc(), bias ? bias->desc() : std::string("no bias"), out.desc());
+  const int64_t M = out.size(0), N = out.size(1), K = x_in.size(1);
+  if (out.numel() == 0) return;
+  DeviceGuard guard(out.device());
+  if (bias) {
+    copy(bias->expand(out.sizes()), out);
+  } else {
+    fill(out, 0.0);
+  }
+  if (K == 0) return;
+  Tensor x = gemm_layout(M, K, x_in.stride(0), x_in.stride(1)).ok ? x_in : as_contiguous(x_in);
+  Tensor wt = w_in.t();  // [K, N]
+  if (!gemm_layout(K, N, wt.stride(0), wt.stride(1)).ok) wt = as_contiguous(wt);
+  HG_CUDA_DISPATCH_FLOATING(out.dtype(), "linear", [&] {
+    gemm<scalar_t>(out.device().index, 1, M, N, K, scalar_t(1), operand(x.unsqueeze(0)), operand(wt.unsqueeze(0)),
+                   scalar_t(1), out.data_ptr<scalar_t>(), N, M * N);
   });
 }
 

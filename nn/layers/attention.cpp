@@ -151,11 +151,14 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
     }
   }
   // A bool attn_mask is joined with the key padding into the separation's exclusion mask; a float one is its bias.
-  Tensor excluded = padding_mask, bias;
-  if (mask.defined() && mask.dtype() == kBool)
-    excluded = excluded.defined() ? logical_or(excluded, mask) : mask;
-  else if (mask.defined())
-    bias = mask;
+  Tensor excluded, bias;
+  auto combine_masks = [&] {
+    excluded = padding_mask;
+    if (mask.defined() && mask.dtype() == kBool)
+      excluded = excluded.defined() ? logical_or(excluded, mask) : mask;
+    else if (mask.defined())
+      bias = mask;
+  };
   const bool self_attention = same_embed_dim() && query.is_same(key) && key.is_same(value);
 
   // ---- self-attention with plain softmax, no weights returned: the packed op -------------------------------------
@@ -167,6 +170,7 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
   if (self_attention && !need_weights && !options.add_bias_kv() && !options.add_zero_attn() && !dropout_active &&
       association.kind() == SeparationKind::Softmax && !association.forgetting()) {
     // The fused ops' mask convention: bool true = takes part (the opposite of excluded), float added to the scores.
+    combine_masks();
     Tensor scores_mask = bias;
     if (excluded.defined())
       scores_mask = bias.defined() ? where(excluded, -std::numeric_limits<double>::infinity(), bias.to(q_in.dtype()))
@@ -217,6 +221,7 @@ std::tuple<Tensor, Tensor> MultiheadAttentionImpl::forward(const Tensor& query, 
   // Per head: weights [N, h, L, S] = dropout(sep(β q kᵀ + float mask)) with the bool masks excluding keys, then
   // weights · v. β = 1/√d scales q before the product, as PyTorch.
   Tensor beta = scalar_tensor(1.0 / std::sqrt(static_cast<double>(d)), TensorOptions(q.dtype()).device(q.device()));
+  combine_masks();  // after the bias_kv / zero_attn columns were added
   Tensor weights;
   Tensor heads_out = separation->attend(q, k, v, beta, excluded, bias, options.dropout(),
                                         need_weights ? &weights : nullptr);

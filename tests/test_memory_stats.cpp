@@ -208,6 +208,31 @@ TEST_CASE("host pool [cpu]: a request larger than every free block takes their p
   hg::empty_cache();
 }
 
+TEST_CASE("host pool [cpu]: free bytes beyond 1 GiB go back to the system; below it, they stay for reuse") {
+  // A 1.5 GiB block is mapped but never touched here, so it costs address space, not memory. A live block
+  // separates it from the free 2 MiB, so the two cannot merge into one range; and 2 MiB is within the pool's
+  // 4 MiB of slack, so the huge block's mapping does not take those pages in.
+  hg::empty_cache();
+  const hg::MemoryStats start = hg::memory_stats();
+  {
+    Tensor separator;
+    {
+      Tensor small = host_bytes(2 * kMiB);
+      separator = host_bytes(kMiB);
+    }
+    CHECK(hg::memory_stats().reserved_bytes == start.reserved_bytes + 3 * kMiB);  // the free 2 MiB is kept
+    {
+      Tensor huge = host_bytes(1536 * kMiB);
+      CHECK(hg::memory_stats().allocated_bytes == start.allocated_bytes + 1537 * kMiB);
+    }
+    // 1538 MiB free is over the cap: the largest range (the huge block) is unmapped, the 2 MiB one stays.
+    const hg::MemoryStats after = hg::memory_stats();
+    CHECK(after.allocated_bytes == start.allocated_bytes + kMiB);
+    CHECK(after.reserved_bytes == start.reserved_bytes + 3 * kMiB);
+  }
+  hg::empty_cache();
+}
+
 TEST_CASE("host pool [cpu]: reserved bytes stay within the budget, and live blocks never overlap") {
   // Random sizes from 64 KiB to 6 MiB, allocated and freed in random order, so blocks are cut, merged and
   // gathered from pieces of other blocks (whose moves cross the seams between mappings). Each live block holds

@@ -61,7 +61,7 @@ void sgemm_one(const float* a, MatrixLayout la, const float* b, MatrixLayout lb,
 // primitive's bias is applied by the kernel that writes each output block, while the block is in cache; the
 // separate pass it replaces re-read and re-wrote the whole output (vit_tiny: 7 M elements per block forward).
 // It also beats dnnl_sgemm on these [rows, in]·[in, out]ᵀ products at 2 threads (mlp_small's 128×784 → 256:
-// 244 vs 265 µs, minima of interleaved runs), while dnnl_sgemm stays faster for the backward's Gᵀ·x.
+// 242 vs 265 µs, minima of interleaved runs), while dnnl_sgemm stays faster for the backward's Gᵀ·x.
 // x and w must each have a unit stride along one of their two dims (gemm_layout); the bias has unit stride.
 void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   using namespace dnnl;
@@ -77,10 +77,10 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
   memory::desc out_md({M, N}, memory::data_type::f32, memory::format_tag::ab);
   SmallProductThreads small(M, N, K);
   // oneDNN fixes a primitive's thread count when it creates it, so the count is part of the key.
-  const std::string key = fmt::format("linear:{}:{}:{}:{}:{}:{}:{}:{}", M, N, K, x_strides[0], x_strides[1],
-                                      w_strides[0], w_strides[1], bias != nullptr);
+  const std::string key = fmt::format("linear:{}:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, x_strides[0], x_strides[1],
+                                      w_strides[0], w_strides[1], bias != nullptr, omp_get_max_threads());
   static PrimitiveCache<dnnl::matmul> cache;
-  dnnl::matmul& prim = cache.get(fmt::format("{}:t{}", key, omp_get_max_threads()), [&] {
+  dnnl::matmul& prim = cache.get(key, [&] {
     dnnl::matmul result;
     HG_DNNL_CHECK(result = dnnl::matmul(dnnl::matmul::primitive_desc(
                       bias ? dnnl::matmul::desc(x_md, w_md, bias_md, out_md) : dnnl::matmul::desc(x_md, w_md, out_md),

@@ -13,13 +13,13 @@
 // set-up per call; the register-tiled loop below runs the same tile in a few µs with no set-up.
 #include <algorithm>
 #include <cmath>
-#include <initializer_list>
 #include <limits>
 #include <vector>
 
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/dispatch.h>
 #include <hopgrad/ops/cpu/loops.h>
+#include <hopgrad/ops/kernel_checks.h>
 
 // glibc ≥ 2.35's SIMD expf (libmvec), declared here as in ops/cpu/softmax.cpp so the `omp simd` loops below
 // vectorise their exponentials with strict IEEE semantics kept.
@@ -349,33 +349,11 @@ Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
 }
 
-void check_operands(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask) {
-  for (const Tensor* t : {&q, &k, &v})
-    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
-             "{} kernel: expects 4-D q, k, v with unit stride along the last dim, got {}", kernel, t->desc());
-  HG_CHECK(!mask || mask->dim() == 4, "{} kernel: expects a 4-D mask view, got {}", kernel, mask->desc());
-  HG_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
-               (!mask || mask->dtype() == kBool || mask->dtype() == q.dtype()),
-           "{} kernel: dtypes differ (q {}, k {}, v {}, mask {})", kernel, q.dtype(), k.dtype(), v.dtype(),
-           mask ? fmt::format("{}", mask->dtype()) : "none");
-}
-
-// out, grad_out and the gradients: [B, H, rows, cols] views with unit stride along the last dim (any other strides).
-void check_rows(const char* kernel, std::initializer_list<const Tensor*> tensors) {
-  for (const Tensor* t : tensors)
-    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
-             "{} kernel: expects out, grad_out and the gradients as 4-D views with unit stride along the last dim, "
-             "got {}",
-             kernel, t->desc());
-}
-
 }  // namespace
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
                            Tensor& out, Tensor& lse) {
-  check_operands("attention", q, k, v, mask);
-  check_rows("attention", {&out});
-  HG_CHECK(lse.is_contiguous(), "attention kernel: lse must be contiguous, got {}", lse.desc());
+  hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
   const Sizes z = sizes_of(q, k, v);
   if (out.numel() == 0) return;
   HG_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
@@ -387,9 +365,8 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
 void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                                     double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
                                     Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
-  check_operands("attention_backward", q, k, v, mask);
-  check_rows("attention_backward", {&out, &grad_out, &grad_q, &grad_k, &grad_v});
-  HG_CHECK(lse.is_contiguous(), "attention_backward kernel: lse must be contiguous, got {}", lse.desc());
+  hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,
+                                     {&out, &grad_out, &grad_q, &grad_k, &grad_v}, lse);
   const Sizes z = sizes_of(q, k, v);
   HG_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
     attention_backward_kernel<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,

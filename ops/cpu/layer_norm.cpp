@@ -15,6 +15,7 @@
 #include <hopgrad/ops/cpu/dispatch.h>
 #include <hopgrad/ops/cpu/loops.h>
 #include <hopgrad/ops/cpu/onednn.h>
+#include <hopgrad/ops/kernel_checks.h>
 
 namespace hg::cpu {
 
@@ -203,26 +204,7 @@ void CpuBackend::layer_norm_backward(const Tensor& grad_out, const Tensor& x, co
                                      const Tensor& mean, const Tensor& rstd, int64_t normalized_numel, Tensor* grad_x,
                                      Tensor* grad_weight, Tensor* grad_bias) {
   const int64_t N = normalized_numel, rows = mean.numel();
-  HG_CHECK(x.is_contiguous() && grad_out.is_contiguous() && x.sizes() == grad_out.sizes() &&
-               x.dtype() == grad_out.dtype() && rows * N == x.numel(),
-           "layer_norm_backward kernel: expects contiguous grad_out and input of one shape and dtype, [rows = {}] × "
-           "{} elements, got {} and {}",
-           rows, N, grad_out.desc(), x.desc());
-  HG_CHECK(mean.is_contiguous() && rstd.is_contiguous() && rstd.numel() == rows && mean.dtype() == x.dtype() &&
-               rstd.dtype() == x.dtype(),
-           "layer_norm_backward kernel: mean/rstd must be contiguous {} with {} elements, got {} and {}", x.dtype(),
-           rows, mean.desc(), rstd.desc());
-  HG_CHECK(!weight || (weight->is_contiguous() && weight->numel() == N && weight->dtype() == x.dtype()),
-           "layer_norm_backward kernel: weight must be contiguous {} with {} elements, got {}", x.dtype(), N,
-           weight->desc());
-  HG_CHECK(!grad_x || (grad_x->is_contiguous() && grad_x->sizes() == x.sizes() && grad_x->dtype() == x.dtype()),
-           "layer_norm_backward kernel: grad_x must be contiguous like the input {}, got {}", x.desc(),
-           grad_x->desc());
-  for (const Tensor* p : {grad_weight, grad_bias}) {
-    HG_CHECK(!p || (p->is_contiguous() && p->numel() == N && p->dtype() == x.dtype()),
-             "layer_norm_backward kernel: grad_weight/grad_bias must be contiguous {} with {} elements, got {}",
-             x.dtype(), N, p->desc());
-  }
+  hg::detail::check_layer_norm_backward_kernel(grad_out, x, weight, mean, rstd, N, grad_x, grad_weight, grad_bias);
   if (N == 0) return;  // every output is empty
   HG_DISPATCH_FLOATING(x.dtype(), "layer_norm_backward", [&] {
     using T = scalar_t;

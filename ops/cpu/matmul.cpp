@@ -5,6 +5,7 @@
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/loops.h>
 #include <hopgrad/ops/cpu/onednn.h>
+#include <hopgrad/ops/kernel_checks.h>
 
 namespace hg::cpu {
 
@@ -185,14 +186,7 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
 }
 
 void CpuBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Tensor& out) {
-  HG_CHECK(x_in.dtype() == w_in.dtype() && x_in.dtype() == out.dtype() && (!bias || bias->dtype() == out.dtype()),
-           "linear: dtypes differ (input {}, weight {}, bias {}, out {})", x_in.dtype(), w_in.dtype(),
-           bias ? bias->desc() : std::string("none"), out.dtype());
-  HG_CHECK(x_in.dim() == 2 && w_in.dim() == 2 && out.dim() == 2 && out.is_contiguous() && x_in.size(1) == w_in.size(1) &&
-               out.size(0) == x_in.size(0) && out.size(1) == w_in.size(0) &&
-               (!bias || (bias->dim() == 1 && bias->size(0) == out.size(1))),
-           "linear: expects x [M, K], weight [N, K], bias [N] and a contiguous out [M, N], got {}, {}, {} and {}",
-           x_in.desc(), w_in.desc(), bias ? bias->desc() : std::string("no bias"), out.desc());
+  hg::detail::check_linear_kernel(x_in, w_in, bias, out);
   const int64_t M = out.size(0), N = out.size(1), K = x_in.size(1);
   if (out.numel() == 0) return;
   if (K == 0 || out.dtype() == kFloat64) {  // the product, then the bias as a broadcast add

@@ -8,9 +8,9 @@
 //   out_i = Σ_j e^{s_j − m} v_j / l (0 when l = 0),  lse_i = m + log l (−inf when l = 0).
 // Backward with p_ij = e^{s_ij − lse_i}, D_i = do_i·out_i, ds_ij = p_ij (do_i·v_j − D_i):
 //   dq_i = scale Σ_j ds_ij k_j,   dk_j = scale Σ_i ds_ij q_i,   dv_j = Σ_i p_ij do_i.
-#include <initializer_list>
 
 #include <hopgrad/ops/cuda/common.cuh>
+#include <hopgrad/ops/kernel_checks.h>
 
 namespace hg::cuda {
 
@@ -147,24 +147,8 @@ __global__ void attention_backward_key_kernel(Sizes z, Rows4d<const T> q, Rows4d
   }
 }
 
-// q, k, v, out, grad_out and the gradients: [B, H, rows, cols] views with unit stride along the last dim.
-void check_rows(const char* kernel, std::initializer_list<const Tensor*> tensors) {
-  for (const Tensor* t : tensors)
-    HG_CHECK(t->dim() == 4 && (t->size(3) <= 1 || t->stride(3) == 1),
-             "{} kernel (cuda): expects 4-D views with unit stride along the last dim, got {}", kernel, t->desc());
-}
-
 Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
   return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
-}
-
-void check_operands(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask) {
-  check_rows(kernel, {&q, &k, &v});
-  HG_CHECK(!mask || mask->dim() == 4, "{} kernel (cuda): expects a 4-D mask view, got {}", kernel, mask->desc());
-  HG_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype() &&
-               (!mask || mask->dtype() == kBool || mask->dtype() == q.dtype()),
-           "{} kernel (cuda): dtypes differ (q {}, k {}, v {}, mask {})", kernel, q.dtype(), k.dtype(), v.dtype(),
-           mask ? fmt::format("{}", mask->dtype()) : "none");
 }
 
 }  // namespace
@@ -173,9 +157,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
                             Tensor& out, Tensor& lse) {
   check_on_device("attention", q.device(), {&q, &k, &v, &out, &lse});
   if (mask) check_on_device("attention", q.device(), {mask});
-  check_operands("attention", q, k, v, mask);
-  check_rows("attention", {&out});
-  HG_CHECK(lse.is_contiguous(), "attention kernel (cuda): lse must be contiguous, got {}", lse.desc());
+  hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
   const Sizes z = sizes_of(q, k, v);
   if (z.B * z.H * z.L == 0) return;
   DeviceGuard guard(q.device());
@@ -192,9 +174,8 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
                                      Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
   check_on_device("attention_backward", q.device(), {&q, &k, &v, &out, &lse, &grad_out, &grad_q, &grad_k, &grad_v});
   if (mask) check_on_device("attention_backward", q.device(), {mask});
-  check_operands("attention_backward", q, k, v, mask);
-  check_rows("attention_backward", {&out, &grad_out, &grad_q, &grad_k, &grad_v});
-  HG_CHECK(lse.is_contiguous(), "attention_backward kernel (cuda): lse must be contiguous, got {}", lse.desc());
+  hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,
+                                     {&out, &grad_out, &grad_q, &grad_k, &grad_v}, lse);
   const Sizes z = sizes_of(q, k, v);
   DeviceGuard guard(q.device());
   Tensor D = empty({z.B, z.H, z.L}, q.dtype(), q.device());  // do_i·out_i per query row

@@ -6,6 +6,7 @@
 // flips the cuBLAS operation. Batch stride 0 (a broadcast operand) is passed through as stride 0.
 #include <hopgrad/ops/cuda/common.cuh>
 #include <hopgrad/ops/cuda/gemm.h>
+#include <hopgrad/ops/kernel_checks.h>
 
 namespace hg::cuda {
 
@@ -93,14 +94,7 @@ void CudaBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
 // accumulates into it (beta = 1), so the bias costs one write of out and no second read-modify-write pass.
 void CudaBackend::linear(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Tensor& out) {
   check_on_device("linear", out.device(), {&x_in, &w_in, &out, bias ? bias : &out});
-  HG_CHECK(x_in.dtype() == w_in.dtype() && x_in.dtype() == out.dtype() && (!bias || bias->dtype() == out.dtype()),
-           "linear (cuda): dtypes differ (input {}, weight {}, bias {}, out {})", x_in.dtype(), w_in.dtype(),
-           bias ? bias->desc() : std::string("none"), out.dtype());
-  HG_CHECK(x_in.dim() == 2 && w_in.dim() == 2 && out.dim() == 2 && out.is_contiguous() && x_in.size(1) == w_in.size(1) &&
-               out.size(0) == x_in.size(0) && out.size(1) == w_in.size(0) &&
-               (!bias || (bias->dim() == 1 && bias->size(0) == out.size(1))),
-           "linear (cuda): expects x [M, K], weight [N, K], bias [N] and a contiguous out [M, N], got {}, {}, {} and {}",
-           x_in.desc(), w_in.desc(), bias ? bias->desc() : std::string("no bias"), out.desc());
+  hg::detail::check_linear_kernel(x_in, w_in, bias, out);
   const int64_t M = out.size(0), N = out.size(1), K = x_in.size(1);
   if (out.numel() == 0) return;
   DeviceGuard guard(out.device());

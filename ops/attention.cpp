@@ -78,6 +78,18 @@ Tensor composite_weights(const Tensor& q, const Tensor& k, const Tensor& mask, d
   return softmax(scores, -1);
 }
 
+/// The backward as a composite of ops, which recomputes the [L, S] weights P and can be differentiated again:
+///   dP = G vᵀ,  dS = P ⊙ (dP − Σ_s dP ⊙ P),  ∂L/∂q = dS k·scale,  ∂L/∂k = dSᵀ q·scale,  ∂L/∂v = Pᵀ G,
+/// and dS itself is the gradient of a float mask added to the scores. Returns {∂q, ∂k, ∂v, dS}.
+Tensors composite_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& g,
+                           double scale) {
+  const Tensor p = composite_weights(q, k, mask, scale);
+  const Tensor dp = matmul(g, v.transpose(-2, -1));
+  const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, /*keepdim=*/true)));
+  return {mul(matmul(ds, k), scale), mul(matmul(ds.transpose(-2, -1), q), scale), matmul(p.transpose(-2, -1), g),
+          ds};
+}
+
 }  // namespace
 
 // y = softmax(q kᵀ·scale + mask) v   (per batch entry; the [L, S] weights are never stored)
@@ -114,12 +126,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
 
   const Tensor float_mask = mask.defined() && mask.dtype() != kBool ? mask : Tensor();
   const bool records = any_requires_grad({&query, &key, &value, &float_mask});
-  // Inference on the CPU with weights that fit comfortably in memory: two dnnl_sgemm calls and a softmax beat the
-  // fused kernel, whose tile products run below GEMM speed — measured at 1 thread, 256 queries × 1000 keys of
-  // width 784: 7.5 ms against 10.7 ms per call. Training keeps the fused kernel (no [L, S] weights to store for
-  // the backward), and so do weights above 64 MiB.
-  constexpr int64_t kCompositeLimit = int64_t{1} << 24;  // elements of the [B, H, L, S] weights
-  if (!records && query.device().is_cpu() && ops.q.size(0) * ops.q.size(1) * L * S <= kCompositeLimit)
+  if (composite_is_faster(records, query.device(), ops.q.size(0) * ops.q.size(1) * L * S))
     return from_4d(matmul(composite_weights(ops.q, ops.k, ops.mask, scale_value), ops.v), ops.batch);
 
   Backend& backend = backend_for(query.device());
@@ -147,18 +154,14 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                                                              scale_value, out4, lse, grad4, gq, gk, gv);
                   return Tensors{from_4d(gq, o.batch), from_4d(gk, o.batch), from_4d(gv, o.batch), Tensor()};
                 }
-                // Differentiable (create_graph) or a float mask that needs its gradient: the composite formula
-                // with ops, which recomputes the [L, S] weights.
-                const Tensor p = composite_weights(q, k, m, scale_value);
-                const Tensor dp = matmul(g[0], v.transpose(-2, -1));
-                const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, /*keepdim=*/true)));
-                return Tensors{mul(matmul(ds, k), scale_value), mul(matmul(ds.transpose(-2, -1), q), scale_value),
-                               matmul(p.transpose(-2, -1), g[0]), m.defined() && m.dtype() != kBool ? ds : Tensor()};
+                // Differentiable (create_graph) or a float mask that needs its gradient: the composite formula.
+                Tensors grads = composite_backward(q, k, v, m, g[0], scale_value);
+                if (!m.defined() || m.dtype() == kBool) grads[3] = Tensor();
+                return grads;
               });
   }
   return result;
 }
-
 
 namespace {
 
@@ -288,14 +291,9 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
                 heads_shape.push_back(num_heads);
                 heads_shape.push_back(d);
                 const Tensor grad_heads = g[0].reshape(heads_shape).transpose(-3, -2);  // [..., H, L, d]
-                const Tensor p = composite_weights(q, k, m, scale_value);
-                const Tensor dp = matmul(grad_heads, v.transpose(-2, -1));
-                const Tensor ds = mul(p, sub(dp, sum(mul(dp, p), {-1}, /*keepdim=*/true)));
-                const Tensor grad = cat({merge_heads(mul(matmul(ds, k), scale_value)),
-                                         merge_heads(mul(matmul(ds.transpose(-2, -1), q), scale_value)),
-                                         merge_heads(matmul(p.transpose(-2, -1), grad_heads))},
-                                        -1);
-                return Tensors{grad, m.defined() && m.dtype() != kBool ? ds : Tensor()};
+                const Tensors grads = composite_backward(q, k, v, m, grad_heads, scale_value);
+                const Tensor grad = cat({merge_heads(grads[0]), merge_heads(grads[1]), merge_heads(grads[2])}, -1);
+                return Tensors{grad, m.defined() && m.dtype() != kBool ? grads[3] : Tensor()};
               });
   }
   return out;

@@ -8,8 +8,8 @@
 //   loss.backward();
 //   fmt::print("peak {} MiB\n", hg::memory_stats(hg::kCPU).peak_allocated_bytes >> 20);
 //
-// Bytes are the allocator's block sizes (requests rounded up to its size classes: ≤ 12.5 % more on the host,
-// ≤ 25 % on a GPU). Not counted: memory a tensor borrows (from_blob) and a library's own internal buffers
+// Bytes are the allocator's block sizes (requests rounded up: to whole 4 KiB pages from 64 KiB on, to 64 bytes
+// below, on the host; to size classes, ≤ 25 % more, on a GPU). Not counted: memory a tensor borrows (from_blob) and a library's own internal buffers
 // (oneDNN's scratchpads and cuBLAS workspaces).
 #include <cstddef>
 

@@ -19,6 +19,7 @@
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/dispatch.h>
 #include <hopgrad/ops/cpu/loops.h>
+#include <hopgrad/ops/attention_kernel.h>
 #include <hopgrad/ops/kernel_checks.h>
 
 // glibc ≥ 2.35's SIMD expf (libmvec), declared here as in ops/cpu/softmax.cpp so the `omp simd` loops below
@@ -34,6 +35,11 @@ float expf(float) noexcept;
 namespace hg::cpu {
 
 namespace {
+
+using hg::detail::attention_sizes;
+using hg::detail::mask_view;
+using hg::detail::MaskView;
+using Sizes = hg::detail::AttentionSizes;
 
 inline float exp_of(float x) { return ::expf(x); }
 inline double exp_of(double x) { return std::exp(x); }
@@ -149,19 +155,6 @@ template <typename T> struct Rows4d {
 
 // The attention mask, read into a score tile: s[i, j] += mask (float) or s[i, j] = −inf where the pair is not
 // allowed (bool, true = takes part).
-struct MaskView {
-  const void* data = nullptr;
-  bool is_bool = false;
-  int64_t sb = 0, sh = 0, si = 0, sj = 0;
-};
-MaskView mask_view(const Tensor* mask) {
-  MaskView m;
-  if (!mask) return m;
-  m.data = mask->data_ptr();
-  m.is_bool = mask->dtype() == kBool;
-  m.sb = mask->stride(0), m.sh = mask->stride(1), m.si = mask->stride(2), m.sj = mask->stride(3);
-  return m;
-}
 template <typename T>
 void apply_mask(const MaskView& m, int64_t b, int64_t h, int64_t i0, int64_t ni, int64_t j0, int64_t nj, T* s,
                 int64_t lds) {
@@ -191,10 +184,6 @@ void pack_transposed(const T* rows, int64_t row_stride, int64_t n, int64_t width
     for (int64_t j = 0; j < n; ++j) out[j] = rows[j * row_stride + e];
   }
 }
-
-struct Sizes {
-  int64_t B, H, L, S, E, Ev;
-};
 
 // ---- forward -------------------------------------------------------------------------------------------------
 // Per (b, h, block of query rows), over blocks of keys, with running row max m and sum l (Milakov & Gimelshein):
@@ -345,16 +334,13 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
   });
 }
 
-Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
-  return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
-}
 
 }  // namespace
 
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
                            Tensor& out, Tensor& lse) {
   hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
-  const Sizes z = sizes_of(q, k, v);
+  const Sizes z = attention_sizes(q, k, v);
   if (out.numel() == 0) return;
   HG_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
     attention_forward<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
@@ -367,7 +353,7 @@ void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tens
                                     Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
   hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,
                                      {&out, &grad_out, &grad_q, &grad_k, &grad_v}, lse);
-  const Sizes z = sizes_of(q, k, v);
+  const Sizes z = attention_sizes(q, k, v);
   HG_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
     attention_backward_kernel<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
                                         lse.data_ptr<scalar_t>(), grad_out, grad_q, grad_k, grad_v);

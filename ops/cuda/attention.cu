@@ -10,11 +10,17 @@
 //   dq_i = scale Σ_j ds_ij k_j,   dk_j = scale Σ_i ds_ij q_i,   dv_j = Σ_i p_ij do_i.
 
 #include <hopgrad/ops/cuda/common.cuh>
+#include <hopgrad/ops/attention_kernel.h>
 #include <hopgrad/ops/kernel_checks.h>
 
 namespace hg::cuda {
 
 namespace {
+
+using hg::detail::attention_sizes;
+using hg::detail::mask_view;
+using hg::detail::MaskView;
+using Sizes = hg::detail::AttentionSizes;
 
 // Rows of a [B, H, rows, cols] view with unit column stride (T const for inputs; outputs are views too).
 template <typename T> struct Rows4d {
@@ -25,25 +31,6 @@ template <typename T> struct Rows4d {
 template <typename T> Rows4d<T> rows_of(const Tensor& t) {
   return {static_cast<T*>(t.data_ptr()), t.stride(0), t.stride(1), t.stride(2)};
 }
-
-// The mask as a [B, H, L, S] view: bool (true = takes part) or T (added). data null = no mask.
-struct MaskView {
-  const void* data = nullptr;
-  bool is_bool = false;
-  int64_t sb = 0, sh = 0, si = 0, sj = 0;
-};
-MaskView mask_view(const Tensor* mask) {
-  MaskView m;
-  if (!mask) return m;
-  m.data = mask->data_ptr();
-  m.is_bool = mask->dtype() == kBool;
-  m.sb = mask->stride(0), m.sh = mask->stride(1), m.si = mask->stride(2), m.sj = mask->stride(3);
-  return m;
-}
-
-struct Sizes {
-  int64_t B, H, L, S, E, Ev;
-};
 
 // scale·q_i·k_j + mask_ij
 template <typename T>
@@ -147,9 +134,6 @@ __global__ void attention_backward_key_kernel(Sizes z, Rows4d<const T> q, Rows4d
   }
 }
 
-Sizes sizes_of(const Tensor& q, const Tensor& k, const Tensor& v) {
-  return {q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3)};
-}
 
 }  // namespace
 
@@ -158,7 +142,7 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
   check_on_device("attention", q.device(), {&q, &k, &v, &out, &lse});
   if (mask) check_on_device("attention", q.device(), {mask});
   hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
-  const Sizes z = sizes_of(q, k, v);
+  const Sizes z = attention_sizes(q, k, v);
   if (z.B * z.H * z.L == 0) return;
   DeviceGuard guard(q.device());
   HG_CUDA_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
@@ -176,7 +160,7 @@ void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Ten
   if (mask) check_on_device("attention_backward", q.device(), {mask});
   hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,
                                      {&out, &grad_out, &grad_q, &grad_k, &grad_v}, lse);
-  const Sizes z = sizes_of(q, k, v);
+  const Sizes z = attention_sizes(q, k, v);
   DeviceGuard guard(q.device());
   Tensor D = empty({z.B, z.H, z.L}, q.dtype(), q.device());  // do_i·out_i per query row
   HG_CUDA_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {

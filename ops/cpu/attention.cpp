@@ -19,18 +19,9 @@
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/dispatch.h>
 #include <hopgrad/ops/cpu/loops.h>
+#include <hopgrad/ops/cpu/simd_exp.h>
 #include <hopgrad/ops/attention_kernel.h>
 #include <hopgrad/ops/kernel_checks.h>
-
-// glibc ≥ 2.35's SIMD expf (libmvec), declared here as in ops/cpu/softmax.cpp so the `omp simd` loops below
-// vectorise their exponentials with strict IEEE semantics kept.
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-extern "C" {
-#pragma omp declare simd notinbranch
-float expf(float) noexcept;
-}
-#endif
 
 namespace hg::cpu {
 
@@ -40,9 +31,6 @@ using hg::detail::attention_sizes;
 using hg::detail::mask_view;
 using hg::detail::MaskView;
 using Sizes = hg::detail::AttentionSizes;
-
-inline float exp_of(float x) { return ::expf(x); }
-inline double exp_of(double x) { return std::exp(x); }
 
 template <typename T> constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 

@@ -15,25 +15,11 @@
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/dispatch.h>
 #include <hopgrad/ops/cpu/loops.h>
-
-// glibc ≥ 2.35 ships SIMD variants of expf in libmvec; math.h declares them only under -ffast-math, so they are
-// declared here (as in ops/cpu/unary.cpp) for the `omp simd` loops to call with strict IEEE semantics kept.
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && \
-    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-extern "C" {
-#pragma omp declare simd notinbranch
-float expf(float) noexcept;
-}
-#endif
+#include <hopgrad/ops/cpu/simd_exp.h>
 
 namespace hg::cpu {
 
 namespace {
-
-// expf spelled as the C function (std::exp(float) is a builtin the vectoriser does not map to libmvec); double
-// keeps glibc's scalar exp (< 1 ulp), for gradient checks.
-inline float exp_of(float x) { return ::expf(x); }
-inline double exp_of(double x) { return std::exp(x); }
 
 template <typename T> constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 // Below this, exp(x) leaves the type's normal range (float: 1.2e-38 at −87.3; double: 2.2e-308 at −708.4).

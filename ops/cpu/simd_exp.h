@@ -1,0 +1,24 @@
+#pragma once
+// exp for the CPU kernels' `omp simd` loops (softmax, fused attention).
+//
+// glibc ≥ 2.35 ships SIMD variants of expf in libmvec; math.h declares them only under -ffast-math, so expf is
+// declared here with `omp declare simd` for the vectoriser to call its 16-lane variant with strict IEEE semantics
+// kept. Internal to ops/cpu.
+#include <cmath>
+
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(_OPENMP) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+extern "C" {
+#pragma omp declare simd notinbranch
+float expf(float) noexcept;
+}
+#endif
+
+namespace hg::cpu {
+
+// expf spelled as the C function (std::exp(float) is a builtin the vectoriser does not map to libmvec); double
+// keeps glibc's scalar exp (< 1 ulp), for gradient checks.
+inline float exp_of(float x) { return ::expf(x); }
+inline double exp_of(double x) { return std::exp(x); }
+
+}  // namespace hg::cpu

@@ -108,6 +108,8 @@ const Case kCases[] = {
     {"all-masked row", {1, 2, 4, 4}, {1, 2, 4, 4}, {1, 2, 4, 4}, 3},
     {"3-D, keys broadcast over the batch", {3, 5, 4}, {1, 7, 4}, {1, 7, 5}, 0},
     {"several key and query blocks", {1, 1, 150, 8}, {1, 1, 300, 8}, {1, 1, 300, 5}, 1},
+    // 18 keys and 17 value columns: one and two columns past a vector (the tile GEMM's dot-product tail)
+    {"narrow column tails", {1, 2, 9, 5}, {1, 2, 18, 5}, {1, 2, 18, 17}, 2},
     {"workload shape", {2, 3, 65, 64}, {2, 3, 65, 64}, {2, 3, 65, 64}, 0},
 };
 

@@ -88,8 +88,31 @@ void gemm_columns(int64_t M, int64_t n, int64_t K, T alpha, const T* a, int64_t 
   }
 }
 
-// Columns in tiles of two vectors, then one vector; a last partial vector of columns is copied into a zero-padded
-// [K, vector] scratch first (once per call), so every tile runs on full registers. `tail` has room for K vectors.
+// The last few columns (n of them, n small) as dot products along k, when A's rows are contiguous: each B column
+// is copied into `tail` first, then C[i, j] = Σ_k A[i, k]·B[k, j] runs with the vector lanes along k. A padded
+// vector tile would spend a whole FMA lane-row per row and k on one or two useful columns (L = 65 leaves one).
+template <bool Accumulate, typename T>
+void gemm_dot_columns(int64_t M, int64_t n, int64_t K, T alpha, const T* a, int64_t a_rows, const T* b, int64_t ldb,
+                      T* c, int64_t ldc, T* tail) {
+  for (int64_t w = 0; w < n; ++w)
+    for (int64_t k = 0; k < K; ++k) tail[w * K + k] = b[k * ldb + w];
+  for (int64_t i = 0; i < M; ++i) {
+    const T* ai = a + i * a_rows;
+    for (int64_t w = 0; w < n; ++w) {
+      const T* bw = tail + w * K;
+      T dot = 0;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t k = 0; k < K; ++k) dot += ai[k] * bw[k];
+      T& out = c[i * ldc + w];
+      out = Accumulate ? out + alpha * dot : alpha * dot;
+    }
+  }
+}
+
+// Columns in tiles of two vectors, then one vector; then the last partial vector of columns, either as dot
+// products (a few columns, A's rows contiguous) or copied into a zero-padded [K, width] scratch, so that every
+// tile runs on full registers. That scratch is half a vector wide when the columns fit: a 256-bit FMA costs half
+// of a 512-bit one on cores that split 512-bit work into two halves (Zen 4). `tail` has room for K vectors.
 template <bool Accumulate, typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t a_rows, int64_t a_cols, const T* b,
           int64_t ldb, T* c, int64_t ldc, T* tail) {
@@ -101,14 +124,23 @@ void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t a_rows, 
     gemm_columns<T, V, Accumulate>(M, V, K, alpha, a, a_rows, a_cols, b + j, ldb, c + j, ldc);
     j += V;
   }
-  if (j < N) {
-    const int64_t n = N - j;
-    for (int64_t k = 0; k < K; ++k) {
-      std::copy(b + k * ldb + j, b + k * ldb + N, tail + k * V);
-      std::fill(tail + k * V + n, tail + (k + 1) * V, T(0));
-    }
-    gemm_columns<T, V, Accumulate>(M, n, K, alpha, a, a_rows, a_cols, tail, V, c + j, ldc);
+  if (j == N) return;
+  const int64_t n = N - j;
+  if (a_cols == 1 && n <= V / 8) {
+    gemm_dot_columns<Accumulate>(M, n, K, alpha, a, a_rows, b + j, ldb, c + j, ldc, tail);
+    return;
   }
+  const int64_t width = n <= V / 2 ? V / 2 : V;
+  for (int64_t k = 0; k < K; ++k) {
+    const T* bk = b + k * ldb + j;
+    T* tk = tail + k * width;
+#pragma omp simd
+    for (int64_t w = 0; w < width; ++w) tk[w] = w < n ? bk[w] : T(0);
+  }
+  if (width == V)
+    gemm_columns<T, V, Accumulate>(M, n, K, alpha, a, a_rows, a_cols, tail, V, c + j, ldc);
+  else
+    gemm_columns<T, V / 2, Accumulate>(M, n, K, alpha, a, a_rows, a_cols, tail, V / 2, c + j, ldc);
 }
 
 /// gemm with the accumulate choice made at run time (the first block of a sum overwrites, the others add).

@@ -19,10 +19,13 @@ namespace hg {
 enum class UnaryOp : uint8_t {
   Neg, Abs, Sign, Exp, Log, Log1p, Expm1, Sqrt, Rsqrt, Reciprocal, Sin, Cos, Tanh, Sigmoid, Erf, Square,
   Relu, Gelu, GeluTanh, Selu, Elu, Softplus, Clamp, LogicalNot,
-  GeluDerivative,  ///< d gelu(x)/dx = Φ(x) + x·φ(x): gelu's backward in one pass instead of eleven
+  GeluDerivative,  ///< d gelu(x)/dx = Φ(x) + x·φ(x), in gelu's differentiable (create_graph) backward
 };
 /// The op's name for error messages ("gelu(tanh)", "logical_not", ...).
 const char* unary_name(UnaryOp op);
+
+/// How gelu approximates Φ (PyTorch's `approximate`): exactly, Φ(x) = (1 + erf(x/√2))/2, or with tanh.
+enum class GeluApproximation : uint8_t { None, Tanh };
 
 /// Extra parameters of some unary ops: Elu (a = alpha), Softplus (a = beta, b = threshold),
 /// Clamp (a = min, b = max; ±inf for a missing bound).
@@ -92,6 +95,13 @@ class Backend {
   // ---- elementwise ----------------------------------------------------------------------------
   /// out = op(x); x has out's shape and dtype (LogicalNot: out is bool). out may be strided (in-place).
   virtual void unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams params) = 0;
+  /// GELU's backward in one pass (PyTorch's gelu_backward): grad_x = grad_out ⊙ gelu′(x), with
+  ///   None: gelu′(x) = Φ(x) + x·φ(x);
+  ///   Tanh: gelu′(x) = (1 + tanh u)/2 + x/2·(1 − tanh²u)·√(2/π)·(1 + 3κx²),  u = √(2/π)·(x + κx³), κ = 0.044715.
+  /// grad_out and x have grad_x's shape (any strides, 0 = broadcast: a gradient can be an expanded scalar) and one
+  /// floating dtype; grad_x may be strided.
+  virtual void gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
+                             Tensor& grad_x) = 0;
   /// out = a op b; a and b are broadcast views of out's shape with one common dtype; comparisons and logical
   /// ops write bool. out may be strided and may alias a (in-place).
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;

@@ -232,7 +232,7 @@ Tensor relu(const Tensor& x) {
 
 namespace {
 
-// y = gelu′(x) = Φ(x) + x·φ(x), one kernel pass (the composite took eleven: a quarter of a ViT MLP's backward)
+// y = gelu′(x) = Φ(x) + x·φ(x) in one kernel pass: the derivative in gelu's differentiable backward
 // ∂L/∂x = g · φ(x)·(2 − x²)
 Tensor gelu_derivative(const Tensor& x) {
   Tensor y = run_unary(UnaryOp::GeluDerivative, x, x.dtype());
@@ -244,6 +244,30 @@ Tensor gelu_derivative(const Tensor& x) {
   return y;
 }
 
+// gelu's backward written with ops: it can be differentiated again (create_graph), and it is what the fused
+// kernel is tested against.
+Tensor gelu_backward_composite(const Tensor& g, const Tensor& x, GeluApproximation approximate) {
+  if (approximate == GeluApproximation::None) return mul(g, gelu_derivative(x));
+  constexpr double kBeta = kSqrt2OverPi, kKappa = 0.044715;
+  Tensor x_sq = square(x);
+  Tensor tanh_u = tanh(mul(mul(x, add(mul(x_sq, kKappa), 1.0)), kBeta));
+  Tensor left_derivative = mul(add(tanh_u, 1.0), 0.5);
+  Tensor du_dx = mul(add(mul(x_sq, 3.0 * kKappa), 1.0), kBeta);
+  Tensor right_derivative = mul(mul(mul(x, 0.5), rsub(square(tanh_u), 1.0)), du_dx);
+  return mul(g, add(left_derivative, right_derivative));
+}
+
+// ∂L/∂x = g ⊙ gelu′(x): one backend pass that reads g and x once (PyTorch's gelu_backward), unless this backward
+// is itself being recorded (create_graph) — then the composite. The engine hands g over in y's shape (at most an
+// expanded view, which the kernel reads through its strides) and, except for a root gradient passed to
+// backward(), in y's dtype; a root gradient of another dtype takes the composite, which promotes.
+Tensor gelu_backward(const Tensor& g, const Tensor& x, GeluApproximation approximate) {
+  if (GradMode::is_enabled() || g.dtype() != x.dtype()) return gelu_backward_composite(g, x, approximate);
+  Tensor grad_x = empty(x.sizes(), x.dtype(), x.device());
+  backend_for(x.device()).gelu_backward(g, x, approximate, grad_x);
+  return grad_x;
+}
+
 }  // namespace
 
 // approximate = "none":  y = x·Φ(x) ;  ∂L/∂x = g ⊙ (Φ(x) + x·φ(x)),  Φ(x) = (1 + erf(x/√2))/2, φ(x) = e^(−x²/2)/√(2π)
@@ -252,22 +276,11 @@ Tensor gelu_derivative(const Tensor& x) {
 Tensor gelu(const Tensor& x, const std::string& approximate) {
   HG_CHECK(approximate == "none" || approximate == "tanh",
            "gelu: approximate must be \"none\" or \"tanh\", got \"{}\"", approximate);
-  DType dtype = floating_dtype(x, "gelu");
-  if (approximate == "none") {
-    Tensor y = run_unary(UnaryOp::Gelu, x, dtype);
-    record_unary("gelu", x, y, kSaveInput,
-                 [](const Tensor& g, const Tensor& xs, const Tensor&) { return mul(g, gelu_derivative(xs)); });
-    return y;
-  }
-  Tensor y = run_unary(UnaryOp::GeluTanh, x, dtype);
-  record_unary("gelu", x, y, kSaveInput, [](const Tensor& g, const Tensor& xs, const Tensor&) {
-    constexpr double kBeta = kSqrt2OverPi, kKappa = 0.044715;
-    Tensor x_sq = square(xs);
-    Tensor tanh_u = tanh(mul(mul(xs, add(mul(x_sq, kKappa), 1.0)), kBeta));
-    Tensor left_derivative = mul(add(tanh_u, 1.0), 0.5);
-    Tensor du_dx = mul(add(mul(x_sq, 3.0 * kKappa), 1.0), kBeta);
-    Tensor right_derivative = mul(mul(mul(xs, 0.5), rsub(square(tanh_u), 1.0)), du_dx);
-    return mul(g, add(left_derivative, right_derivative));
+  const GeluApproximation approximation = approximate == "tanh" ? GeluApproximation::Tanh : GeluApproximation::None;
+  Tensor y = run_unary(approximation == GeluApproximation::Tanh ? UnaryOp::GeluTanh : UnaryOp::Gelu, x,
+                       floating_dtype(x, "gelu"));
+  record_unary("gelu", x, y, kSaveInput, [approximation](const Tensor& g, const Tensor& xs, const Tensor&) {
+    return gelu_backward(g, xs, approximation);
   });
   return y;
 }

@@ -22,6 +22,8 @@ class CpuBackend final : public Backend {
   void randint(Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset) override;
   // unary.cpp
   void unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams params) override;
+  void gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
+                     Tensor& grad_x) override;
   // binary.cpp
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
   void binary_scalar(BinaryOp op, const Tensor& a, double s, bool scalar_first, Tensor& out) override;

@@ -170,6 +170,33 @@ void floating_unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams p) {
   HG_FAIL("unary: op {} is not handled by the floating-point kernel", unary_name(op));
 }
 
+// grad_x = g ⊙ gelu′(x) in one pass over g and x, PyTorch's formulas (GeluBackwardKernelImpl) in its order of
+// operations, so that NaN, ±inf and the far tails come out as torch's: at x = ±inf, x·φ(x) (and, for tanh,
+// x/2·(1 − tanh²u)) is ∞·0 = NaN, as in PyTorch.
+template <typename T>
+void gelu_backward_kernel(const Tensor& g, const Tensor& x, GeluApproximation approximate, Tensor& grad_x) {
+  auto run = [&](auto derivative_times) { cpu_kernel<T, T, T>(grad_x, {&g, &x}, derivative_times); };
+  if (approximate == GeluApproximation::None) {
+    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
+    return run([](T dy, T v) {
+      constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
+      constexpr T kInvSqrt2Pi = static_cast<T>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+      const T cdf = T(0.5) * (T(1) + math::erf(v * kInvSqrt2));
+      const T pdf = kInvSqrt2Pi * math::exp(T(-0.5) * v * v);
+      return dy * (cdf + v * pdf);
+    });
+  }
+  // gelu′(x) = (1 + tanh u)/2 + x/2 · (1 − tanh²u) · β(1 + 3κx²),  u = β(x + κx³), β = √(2/π), κ = 0.044715
+  return run([](T dy, T v) {
+    constexpr T kBeta = static_cast<T>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi), kKappa = T(0.044715);
+    const T x_sq = v * v;
+    const T tanh_u = math::tanh(kBeta * (v + kKappa * (x_sq * v)));
+    const T left_derivative = T(0.5) * (T(1) + tanh_u);
+    const T right_derivative = (T(0.5) * v) * (T(1) - tanh_u * tanh_u) * (kBeta * (T(1) + T(3) * kKappa * x_sq));
+    return dy * (left_derivative + right_derivative);
+  });
+}
+
 // A double bound as an int64 bound, saturating (±inf for a missing bound becomes the int64 limit).
 int64_t saturate_to_int64(double v) {
   if (v <= static_cast<double>(std::numeric_limits<int64_t>::min())) return std::numeric_limits<int64_t>::min();
@@ -248,6 +275,18 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams par
       cpu_kernel<uint8_t, uint8_t>(out, {&x}, [](uint8_t v) { return static_cast<uint8_t>(v != 0); });
       return;
   }
+}
+
+void CpuBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
+                               Tensor& grad_x) {
+  HG_CHECK(grad_out.sizes() == grad_x.sizes() && x.sizes() == grad_x.sizes(),
+           "gelu_backward: grad_out {}, x {} and grad_x {} must have one shape", grad_out.sizes(), x.sizes(),
+           grad_x.sizes());
+  HG_CHECK(grad_out.dtype() == x.dtype() && grad_x.dtype() == x.dtype() && is_floating(x.dtype()),
+           "gelu_backward: expected grad_out, x and grad_x of one floating dtype, got {}, {} and {}",
+           grad_out.dtype(), x.dtype(), grad_x.dtype());
+  if (x.dtype() == kFloat32) return gelu_backward_kernel<float>(grad_out, x, approximate, grad_x);
+  gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);
 }
 
 }  // namespace hg::cpu

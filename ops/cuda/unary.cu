@@ -89,6 +89,29 @@ template <typename T> void floating_unary(UnaryOp op, const Tensor& x, Tensor& o
   HG_FAIL("unary (cuda): op {} is not handled by the floating-point kernel", unary_name(op));
 }
 
+// grad_x = g ⊙ gelu′(x) in one pass, the CPU kernel's formulas (PyTorch's) in the same order of operations.
+template <typename T>
+void gelu_backward_kernel(const Tensor& g, const Tensor& x, GeluApproximation approximate, Tensor& grad_x) {
+  auto run = [&](auto derivative_times) { gpu_kernel<T, T, T>(grad_x, {&g, &x}, derivative_times); };
+  if (approximate == GeluApproximation::None) {
+    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
+    return run([] __device__(T dy, T v) {
+      const T cdf = T(0.5) * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf)));
+      const T pdf = static_cast<T>(kInvSqrtTwoPi) * math::exp(T(-0.5) * v * v);
+      return dy * (cdf + v * pdf);
+    });
+  }
+  // gelu′(x) = (1 + tanh u)/2 + x/2 · (1 − tanh²u) · β(1 + 3κx²),  u = β(x + κx³), β = √(2/π), κ = 0.044715
+  return run([] __device__(T dy, T v) {
+    const T beta = static_cast<T>(kSqrtTwoOverPi), kappa = static_cast<T>(0.044715);
+    const T x_sq = v * v;
+    const T tanh_u = math::tanh(beta * (v + kappa * (x_sq * v)));
+    const T left_derivative = T(0.5) * (T(1) + tanh_u);
+    const T right_derivative = (T(0.5) * v) * (T(1) - tanh_u * tanh_u) * (beta * (T(1) + T(3) * kappa * x_sq));
+    return dy * (left_derivative + right_derivative);
+  });
+}
+
 // A double bound as an int64 bound, saturating (±inf for a missing bound becomes the int64 limit).
 int64_t saturate_to_int64(double v) {
   if (v <= static_cast<double>(std::numeric_limits<int64_t>::min())) return std::numeric_limits<int64_t>::min();
@@ -154,6 +177,20 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams pa
       gpu_kernel<uint8_t, uint8_t>(out, {&x}, [] __device__(uint8_t v) { return static_cast<uint8_t>(v != 0); });
       return;
   }
+}
+
+void CudaBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
+                                Tensor& grad_x) {
+  check_on_device("gelu_backward", grad_x.device(), {&grad_out, &x, &grad_x});
+  HG_CHECK(grad_out.sizes() == grad_x.sizes() && x.sizes() == grad_x.sizes(),
+           "gelu_backward (cuda): grad_out {}, x {} and grad_x {} must have one shape", grad_out.sizes(), x.sizes(),
+           grad_x.sizes());
+  HG_CHECK(grad_out.dtype() == x.dtype() && grad_x.dtype() == x.dtype() && is_floating(x.dtype()),
+           "gelu_backward (cuda): expected grad_out, x and grad_x of one floating dtype, got {}, {} and {}",
+           grad_out.dtype(), x.dtype(), grad_x.dtype());
+  DeviceGuard guard(grad_x.device());
+  if (x.dtype() == kFloat32) return gelu_backward_kernel<float>(grad_out, x, approximate, grad_x);
+  gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);
 }
 
 }  // namespace hg::cuda

@@ -24,6 +24,7 @@
 #include <hopgrad/ops/cpu/dispatch.h>
 #include <hopgrad/ops/cpu/loops.h>
 #include <hopgrad/ops/cpu/onednn.h>
+#include <hopgrad/ops/kernel_checks.h>
 
 // glibc ≥ 2.35 ships SSE/AVX2/AVX-512 variants of these float functions in libmvec (pulled in by libm.so's
 // linker script). math.h only declares them SIMD-callable under -ffast-math; redeclaring them here lets
@@ -170,9 +171,9 @@ void floating_unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams p) {
   HG_FAIL("unary: op {} is not handled by the floating-point kernel", unary_name(op));
 }
 
-// grad_x = g ⊙ gelu′(x) in one pass over g and x, PyTorch's formulas (GeluBackwardKernelImpl) in its order of
-// operations, so that NaN, ±inf and the far tails come out as torch's: at x = ±inf, x·φ(x) (and, for tanh,
-// x/2·(1 − tanh²u)) is ∞·0 = NaN, as in PyTorch.
+// grad_x = g ⊙ gelu′(x) in one pass over g and x: PyTorch's formulas (GeluBackwardKernelImpl) in its order of
+// operations, so that NaN, ±inf and the far tails come out as torch's (at x = ±inf, x·φ(x) and tanh's
+// x/2·(1 − tanh²u) are ∞·0 = NaN).
 template <typename T>
 void gelu_backward_kernel(const Tensor& g, const Tensor& x, GeluApproximation approximate, Tensor& grad_x) {
   auto run = [&](auto derivative_times) { cpu_kernel<T, T, T>(grad_x, {&g, &x}, derivative_times); };
@@ -279,12 +280,7 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams par
 
 void CpuBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                                Tensor& grad_x) {
-  HG_CHECK(grad_out.sizes() == grad_x.sizes() && x.sizes() == grad_x.sizes(),
-           "gelu_backward: grad_out {}, x {} and grad_x {} must have one shape", grad_out.sizes(), x.sizes(),
-           grad_x.sizes());
-  HG_CHECK(grad_out.dtype() == x.dtype() && grad_x.dtype() == x.dtype() && is_floating(x.dtype()),
-           "gelu_backward: expected grad_out, x and grad_x of one floating dtype, got {}, {} and {}",
-           grad_out.dtype(), x.dtype(), grad_x.dtype());
+  hg::detail::check_gelu_backward_kernel(grad_out, x, grad_x);
   if (x.dtype() == kFloat32) return gelu_backward_kernel<float>(grad_out, x, approximate, grad_x);
   gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);
 }

@@ -2,6 +2,7 @@
 // the same dtype rules (float32/float64 for everything, int64 for the ops that keep integers, bool for sign and
 // logical_not) and the same NaN behaviour (sign(NaN) = 0, relu and clamp keep NaN, a NaN clamp bound gives NaN).
 #include <hopgrad/ops/cuda/common.cuh>
+#include <hopgrad/ops/kernel_checks.h>
 
 namespace hg::cuda {
 
@@ -182,12 +183,7 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams pa
 void CudaBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                                 Tensor& grad_x) {
   check_on_device("gelu_backward", grad_x.device(), {&grad_out, &x, &grad_x});
-  HG_CHECK(grad_out.sizes() == grad_x.sizes() && x.sizes() == grad_x.sizes(),
-           "gelu_backward (cuda): grad_out {}, x {} and grad_x {} must have one shape", grad_out.sizes(), x.sizes(),
-           grad_x.sizes());
-  HG_CHECK(grad_out.dtype() == x.dtype() && grad_x.dtype() == x.dtype() && is_floating(x.dtype()),
-           "gelu_backward (cuda): expected grad_out, x and grad_x of one floating dtype, got {}, {} and {}",
-           grad_out.dtype(), x.dtype(), grad_x.dtype());
+  hg::detail::check_gelu_backward_kernel(grad_out, x, grad_x);
   DeviceGuard guard(grad_x.device());
   if (x.dtype() == kFloat32) return gelu_backward_kernel<float>(grad_out, x, approximate, grad_x);
   gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);

@@ -1,7 +1,10 @@
 // CPU matmul and linear. float32: a single matrix product goes to dnnl_sgemm (oneDNN's GEMM, the fastest path
-// for one product); batched products go to a cached dnnl::matmul primitive, which parallelises across the batch;
-// linear (x·Wᵀ + b) goes to a cached dnnl::matmul primitive with the bias fused into its output pass.
+// for most single products), or when large with a wide b to a cached dnnl::matmul primitive (gemm_by_primitive
+// says which and why); batched products go to a cached dnnl::matmul primitive, which parallelises across the
+// batch; linear (x·Wᵀ + b) goes to a cached dnnl::matmul primitive with the bias fused into its output pass.
+// Every primitive takes its scratchpad from the host pool (execute_with_host_scratchpad).
 // float64 (used by gradient checks) has a plain blocked loop: oneDNN 2.6 has no f64 GEMM.
+#include <hopgrad/core/storage.h>
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/loops.h>
 #include <hopgrad/ops/cpu/onednn.h>
@@ -58,6 +61,101 @@ void sgemm_one(const float* a, MatrixLayout la, const float* b, MatrixLayout lb,
            N, K);
 }
 
+// A created dnnl::matmul primitive, the scratchpad it takes on each call (user_scratchpad_attr()), and the
+// layout it reads its weights in: the caller's own, or one of oneDNN's blocked layouts that the weights are
+// reordered into on each call (to_weights).
+struct MatmulPrimitive {
+  dnnl::matmul primitive;
+  dnnl::memory::desc scratchpad;
+  dnnl::memory::desc weights;
+  dnnl::reorder to_weights;  // empty when the primitive reads the caller's weights as they are
+};
+
+// The primitive under `key`, created from `desc` on first use; `weights` is the layout the caller's weights are
+// in (desc() may ask for format_tag::any). oneDNN fixes a primitive's thread count when it creates it, so every
+// key ends with the count.
+MatmulPrimitive& cached_matmul(const std::string& key, const dnnl::memory::desc& weights,
+                               const std::function<dnnl::matmul::desc()>& desc) {
+  static PrimitiveCache<MatmulPrimitive> cache;
+  return cache.get(key, [&] {
+    MatmulPrimitive result;
+    HG_DNNL_CHECK({
+      dnnl::matmul::primitive_desc pd(desc(), user_scratchpad_attr(), onednn_engine());
+      result.primitive = dnnl::matmul(pd);
+      result.scratchpad = pd.scratchpad_desc();
+      result.weights = pd.weights_desc();
+      if (result.weights != weights)
+        result.to_weights =
+            dnnl::reorder(dnnl::reorder::primitive_desc(onednn_engine(), weights, onednn_engine(), result.weights));
+    });
+    return result;
+  });
+}
+
+// Runs `prim` on `args` (the weights in the caller's layout), then waits. Reordered weights and the scratchpad
+// are blocks of the host pool, held for the call.
+void run_matmul(const MatmulPrimitive& prim, std::unordered_map<int, dnnl::memory> args) {
+  std::shared_ptr<Storage> weights_block;
+  if (prim.to_weights) {
+    weights_block = allocate_storage(prim.weights.get_size(), kCPU);
+    dnnl::memory reordered(prim.weights, onednn_engine(), weights_block->data);
+    HG_DNNL_CHECK(prim.to_weights.execute(onednn_stream(), args.at(DNNL_ARG_WEIGHTS), reordered));
+    args.insert_or_assign(DNNL_ARG_WEIGHTS, reordered);
+  }
+  execute_with_host_scratchpad(prim.primitive, prim.scratchpad, std::move(args));
+}
+
+// Strides as oneDNN wants them for a [rows, cols] matrix in `layout`.
+dnnl::memory::dims onednn_strides(MatrixLayout layout) {
+  return layout.transposed ? dnnl::memory::dims{1, layout.ld} : dnnl::memory::dims{layout.ld, 1};
+}
+
+// Whether a single product goes to a cached dnnl::matmul primitive rather than to dnnl_sgemm: when a is row-major,
+// b has at least 1024 columns and the product at least 2^28 multiply-adds (1024³ and 2048³ do).
+//
+// Why: dnnl_sgemm mallocs its packing buffers on every call and frees them. Buffers above glibc's initial mmap
+// threshold (128 KiB) are mapped at first; the first free raises the threshold, later ones come from the heap,
+// and a freed buffer cannot serve the next aligned request (which asks for a little more), so the heap grows by
+// about a buffer per call until glibc trims it: bench_matmul held 16 MiB of [heap] at n = 1024 and up to 28 at
+// 2048. Those buffers are large when b is wide (1024³: 2.2 MB, 2048³: 3.8 MB, [128, 512]·[512, 1024]: 1.2 MB)
+// and 74 KB for the products of vit_tiny and mlp_small (b at most 768 columns), where there is nothing to save.
+// The primitive's scratchpad (≤ 0.8 MB) and its reordered b come from the host pool, whose pages tensors reuse:
+// peak RSS 39 → 26 MiB at n = 1024, 87 → 74 at 2048 (1 thread; the reordered b is 16 MiB there).
+// Why not always: dnnl_sgemm is as fast or faster elsewhere and needs no primitive per shape (creating one costs
+// 0.1–0.3 ms). CPU time per call, primitive / sgemm, 1 thread, alternated: 512³ 1.02–1.05, 1024³ 0.98–1.00,
+// 2048³ 0.99 (with the reorder of b; 1.11 without), a read transposed 1.02–1.10 (1024³, 2048³) and 1.07–1.25
+// for the weight gradients Gᵀ·x (vit_tiny's 576×192×4160); vit_tiny's input gradients G·W (N = 192) 0.99–1.07,
+// and its step +2 % CPU time when they took the primitive.
+// Alternatives measured: malloc_trim(0) after each large call releases the heap but re-faults the next call's
+// buffer (1024³: +8 % CPU time per call); a pinned mmap threshold would change malloc for the whole process.
+constexpr int64_t kPrimitiveMacs = int64_t{1} << 28;
+constexpr int64_t kPrimitiveMinColumns = 1024;
+bool gemm_by_primitive(MatrixLayout la, int64_t M, int64_t N, int64_t K) {
+  return !la.transposed && N >= kPrimitiveMinColumns && M * N * K >= kPrimitiveMacs;
+}
+
+// c [M, N] = a [M, K] · b [K, N] through a cached dnnl::matmul primitive (see gemm_by_primitive for when). A
+// row-major b is reordered into the primitive's blocked weights layout on each call: the primitive otherwise
+// copies b's blocks again for every block of rows of a (2048³ at 1 thread: 11 % more CPU time than dnnl_sgemm;
+// with the reorder: the same). A transposed b (b = wᵀ, w row-major) is the layout it reads directly.
+void gemm_primitive(const float* a, MatrixLayout la, const float* b, MatrixLayout lb, float* c, int64_t M, int64_t N,
+                    int64_t K) {
+  using namespace dnnl;
+  const memory::dims a_strides = onednn_strides(la), b_strides = onednn_strides(lb);
+  memory::desc a_md({M, K}, memory::data_type::f32, a_strides);
+  memory::desc b_md({K, N}, memory::data_type::f32, b_strides);
+  memory::desc c_md({M, N}, memory::data_type::f32, memory::format_tag::ab);
+  const std::string key = fmt::format("gemm:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, a_strides[0], a_strides[1],
+                                      b_strides[0], b_strides[1], omp_get_max_threads());
+  const MatmulPrimitive& prim = cached_matmul(key, b_md, [&] {
+    const memory::desc any_layout({K, N}, memory::data_type::f32, memory::format_tag::any);
+    return matmul::desc(a_md, lb.transposed ? b_md : any_layout, c_md);
+  });
+  run_matmul(prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), const_cast<float*>(a))},
+                    {DNNL_ARG_WEIGHTS, memory(b_md, onednn_engine(), const_cast<float*>(b))},
+                    {DNNL_ARG_DST, memory(c_md, onednn_engine(), c)}});
+}
+
 // out [M, N] = x [M, K] · w [N, K]ᵀ + bias [N] through a cached dnnl::matmul primitive (bias null: none). The
 // primitive's bias is applied by the kernel that writes each output block, while the block is in cache; the
 // separate pass it replaces re-read and re-wrote the whole output (vit_tiny: 7 M elements per block forward).
@@ -69,31 +167,24 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
   const int64_t M = out.size(0), N = out.size(1), K = x.size(1);
   const MatrixLayout lx = gemm_layout(M, K, x.stride(0), x.stride(1));
   const MatrixLayout lw = gemm_layout(N, K, w.stride(0), w.stride(1));
-  // Strides as oneDNN wants them: x as [M, K], weights as wᵀ [K, N].
-  const memory::dims x_strides = lx.transposed ? memory::dims{1, lx.ld} : memory::dims{lx.ld, 1};
-  const memory::dims w_strides = lw.transposed ? memory::dims{lw.ld, 1} : memory::dims{1, lw.ld};
+  // x as [M, K], the weights as wᵀ [K, N] (so w's layout flips).
+  const memory::dims x_strides = onednn_strides(lx);
+  const memory::dims w_strides = onednn_strides({lw.ok, !lw.transposed, lw.ld});
   memory::desc x_md({M, K}, memory::data_type::f32, x_strides);
   memory::desc w_md({K, N}, memory::data_type::f32, w_strides);
   memory::desc bias_md({1, N}, memory::data_type::f32, memory::format_tag::ab);
   memory::desc out_md({M, N}, memory::data_type::f32, memory::format_tag::ab);
   SmallProductThreads small(M, N, K);
-  // oneDNN fixes a primitive's thread count when it creates it, so the count is part of the key.
   const std::string key = fmt::format("linear:{}:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, x_strides[0], x_strides[1],
                                       w_strides[0], w_strides[1], bias != nullptr, omp_get_max_threads());
-  static PrimitiveCache<dnnl::matmul> cache;
-  dnnl::matmul& prim = cache.get(key, [&] {
-    dnnl::matmul result;
-    HG_DNNL_CHECK(result = dnnl::matmul(dnnl::matmul::primitive_desc(
-                      bias ? dnnl::matmul::desc(x_md, w_md, bias_md, out_md) : dnnl::matmul::desc(x_md, w_md, out_md),
-                      onednn_engine())));
-    return result;
+  const MatmulPrimitive& prim = cached_matmul(key, w_md, [&] {
+    return bias ? matmul::desc(x_md, w_md, bias_md, out_md) : matmul::desc(x_md, w_md, out_md);
   });
-  memory xm(x_md, onednn_engine(), x.data_ptr()), wm(w_md, onednn_engine(), w.data_ptr()),
-      om(out_md, onednn_engine(), out.data_ptr());
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wm}, {DNNL_ARG_DST, om}};
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(x_md, onednn_engine(), x.data_ptr())},
+                                       {DNNL_ARG_WEIGHTS, memory(w_md, onednn_engine(), w.data_ptr())},
+                                       {DNNL_ARG_DST, memory(out_md, onednn_engine(), out.data_ptr())}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(bias_md, onednn_engine(), bias->data_ptr()));
-  HG_DNNL_CHECK(prim.execute(onednn_stream(), args));
-  onednn_stream().wait();
+  run_matmul(prim, std::move(args));
 }
 
 void matmul_f32_batched(const Tensor& a, const Tensor& b, Tensor& out) {
@@ -108,20 +199,13 @@ void matmul_f32_batched(const Tensor& a, const Tensor& b, Tensor& out) {
   };
   memory::desc a_md = md(a, M, K), b_md = md(b, K, N);
   memory::desc c_md({B, M, N}, memory::data_type::f32, memory::format_tag::abc);
-  std::string key = fmt::format("mm:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}", B, M, N, K, a_md.dims()[0], a.stride(0),
-                                a.stride(1), a.stride(2), b_md.dims()[0], b.stride(1), b.stride(2));
-  key += fmt::format(":{}", b.stride(0));
-  static PrimitiveCache<dnnl::matmul> cache;
-  dnnl::matmul& prim = cache.get(key, [&] {
-    dnnl::matmul result;
-    HG_DNNL_CHECK(result = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, c_md),
-                                                                     onednn_engine())));
-    return result;
-  });
-  memory am(a_md, onednn_engine(), a.data_ptr()), bm(b_md, onednn_engine(), b.data_ptr()),
-      cm(c_md, onednn_engine(), out.data_ptr());
-  HG_DNNL_CHECK(prim.execute(onednn_stream(), {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}}));
-  onednn_stream().wait();
+  const std::string key =
+      fmt::format("mm:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:t{}", B, M, N, K, a_md.dims()[0], a.stride(0), a.stride(1),
+                  a.stride(2), b_md.dims()[0], b.stride(0), b.stride(1), b.stride(2), omp_get_max_threads());
+  const MatmulPrimitive& prim = cached_matmul(key, b_md, [&] { return matmul::desc(a_md, b_md, c_md); });
+  run_matmul(prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), a.data_ptr())},
+                    {DNNL_ARG_WEIGHTS, memory(b_md, onednn_engine(), b.data_ptr())},
+                    {DNNL_ARG_DST, memory(c_md, onednn_engine(), out.data_ptr())}});
 }
 
 // float64: c[b] = a[b] · b[b], row-major, parallel over (batch, row) pairs; the k loop is outside the j loop
@@ -178,8 +262,12 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   if (overlapping_batches(a)) a = a.contiguous();
   if (overlapping_batches(b)) b = b.contiguous();
   if (B == 1) {
-    sgemm_one(a.data_ptr<float>(), gemm_layout(M, K, a.stride(1), a.stride(2)), b.data_ptr<float>(),
-              gemm_layout(K, N, b.stride(1), b.stride(2)), out.data_ptr<float>(), M, N, K);
+    const MatrixLayout la = gemm_layout(M, K, a.stride(1), a.stride(2));
+    const MatrixLayout lb = gemm_layout(K, N, b.stride(1), b.stride(2));
+    if (gemm_by_primitive(la, M, N, K))
+      gemm_primitive(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, out.data_ptr<float>(), M, N, K);
+    else
+      sgemm_one(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, out.data_ptr<float>(), M, N, K);
     return;
   }
   matmul_f32_batched(a, b, out);

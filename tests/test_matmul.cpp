@@ -1,0 +1,122 @@
+// The CPU's float32 matrix products against a float64 reference, across the paths ops/cpu/matmul.cpp chooses between:
+// dnnl_sgemm (small products, a transposed a), the cached dnnl::matmul primitive for single products from 2^28
+// multiply-adds with a wide b (b row-major: reordered into the primitive's blocked layout; b transposed: read as it
+// is), and the batched primitive; at 1 and 2 threads (primitives are cached per thread count), with row-major,
+// transposed and column-sliced operands. Also: the primitive's scratchpad and reordered b go back to the host pool,
+// and repeated large products leave glibc's heap where it was.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include "testing.h"
+
+namespace {
+
+enum class Layout { RowMajor, Transposed, ColumnSlice };
+
+// A [rows, cols] view on `device` in `layout`, holding the same values whatever the layout.
+hg::Tensor matrix(int64_t rows, int64_t cols, Layout layout, uint64_t seed, hg::Device device) {
+  hg::Tensor values = hgtest::uniform({rows, cols}, -1, 1, seed).to(device, hg::kFloat32);
+  switch (layout) {
+    case Layout::Transposed: return values.t().contiguous().t();
+    case Layout::ColumnSlice: return hg::cat({values, hg::zeros({rows, 5}).to(device)}, 1).slice(1, 0, cols);
+    default: return values;
+  }
+}
+
+struct Product {
+  int64_t M, N, K;
+  Layout a, b;
+};
+
+}  // namespace
+
+HG_BACKEND_TEST(matmul_float32_paths_match_float64) {
+  hg::Tensors results;
+  const int threads_before = hg::get_num_threads();
+  // 3·4·5 and 40·50·60 MACs run on one thread; 67·81·59 on all of them; the rest are ≥ 2^28 MACs with b ≥ 1024
+  // columns wide, in odd sizes so that no dim is a multiple of the kernels' blocks.
+  const Product products[] = {
+      {3, 4, 5, Layout::RowMajor, Layout::RowMajor},
+      {40, 50, 60, Layout::Transposed, Layout::ColumnSlice},
+      {67, 81, 59, Layout::RowMajor, Layout::Transposed},
+      {67, 81, 59, Layout::ColumnSlice, Layout::RowMajor},
+      {513, 1031, 509, Layout::RowMajor, Layout::RowMajor},        // primitive, b reordered
+      {513, 1031, 509, Layout::ColumnSlice, Layout::ColumnSlice},  // primitive, b reordered from a strided view
+      {513, 1031, 509, Layout::RowMajor, Layout::Transposed},      // primitive, b read as wᵀ
+      {513, 1031, 509, Layout::Transposed, Layout::RowMajor},      // dnnl_sgemm: a transposed
+  };
+  uint64_t seed = 40;
+  for (const Product& p : products) {
+    CAPTURE(p.M);
+    CAPTURE(p.N);
+    CAPTURE(p.K);
+    CAPTURE(static_cast<int>(p.a));
+    CAPTURE(static_cast<int>(p.b));
+    const hg::Tensor a = matrix(p.M, p.K, p.a, ++seed, device), b = matrix(p.K, p.N, p.b, ++seed, device);
+    const hg::Tensor expected = hg::matmul(a.to(hg::kFloat64), b.to(hg::kFloat64));
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      hg::set_num_threads(threads);
+      const hg::Tensor got = hg::matmul(a, b);
+      CHECK(got.dtype() == hg::kFloat32);
+      CHECK(got.is_contiguous());
+      // |a b| ≤ K for entries in [-1, 1]; float32 sums of K ≈ 500 products stay within ~1e-4 of the exact value.
+      hgtest::check_close(got.to(hg::kFloat64), expected, 1e-4, 1e-4);
+      CHECK(hg::allclose(hg::matmul(a, b), got, 0, 0));  // the cached primitive, run again: the same bits
+      results.push_back(got);
+    }
+  }
+  hg::set_num_threads(threads_before);
+  return results;
+}
+
+HG_BACKEND_TEST(matmul_large_products_in_mm_linear_and_their_gradients) {
+  // linear's backward runs G·W (row-major: the primitive from 2^28 MACs) and Gᵀ·x (a transposed: dnnl_sgemm); both
+  // against the float64 composite. x [513, 1031], W [509, 1031]: G·W is 513·1031·509 MACs with b 1031 columns wide.
+  hg::Tensor x = hgtest::uniform({513, 1031}, -1, 1, 50).to(device, hg::kFloat32).requires_grad_();
+  hg::Tensor w = hgtest::uniform({509, 1031}, -1, 1, 51).to(device, hg::kFloat32).requires_grad_();
+  hg::Tensor x64 = x.detach().to(hg::kFloat64).requires_grad_(), w64 = w.detach().to(hg::kFloat64).requires_grad_();
+  hg::Tensor upstream = hgtest::uniform({513, 509}, -1, 1, 52).to(device, hg::kFloat32);
+  hg::Tensor y = hg::linear(x, w);
+  hg::sum(hg::mul(y, upstream)).backward();
+  hg::Tensor y64 = hg::matmul(x64, w64.t());
+  hg::sum(hg::mul(y64, upstream.to(hg::kFloat64))).backward();
+  hgtest::check_close(y.to(hg::kFloat64), y64, 1e-4, 1e-4);
+  hgtest::check_close(x.grad().to(hg::kFloat64), x64.grad(), 1e-4, 1e-4);
+  hgtest::check_close(w.grad().to(hg::kFloat64), w64.grad(), 1e-4, 1e-3);  // sums over 513 rows
+  return {y.detach(), x.grad(), w.grad()};
+}
+
+TEST_CASE("matmul: a large product's reordered operand and scratchpad come from the host pool and go back") {
+  hg::Tensor a = hgtest::uniform({1024, 512}, -1, 1, 60).to(hg::kFloat32);
+  hg::Tensor b = hgtest::uniform({512, 1024}, -1, 1, 61).to(hg::kFloat32);
+  hg::matmul(a, b);  // creates and caches the primitive
+  const size_t before = hg::memory_stats(hg::kCPU).allocated_bytes;
+  hg::reset_peak_memory_stats(hg::kCPU);
+  hg::Tensor c = hg::matmul(a, b);
+  const size_t c_bytes = c.numel() * sizeof(float), b_bytes = b.numel() * sizeof(float);
+  // The peak held c and b in the primitive's blocked layout (dnnl_sgemm's buffers would not show here).
+  CHECK(hg::memory_stats(hg::kCPU).peak_allocated_bytes >= before + c_bytes + b_bytes);
+  c = hg::Tensor();
+  CHECK(hg::memory_stats(hg::kCPU).allocated_bytes == before);
+}
+
+#if defined(__GLIBC__)
+TEST_CASE("matmul: repeated large products leave glibc's heap where it was") {
+  // dnnl_sgemm's packing buffers made the heap grow by ~2 MB per 1024³ call; the primitive takes its buffers from the
+  // host pool.
+  hg::Tensor a = hgtest::uniform({1024, 1024}, -1, 1, 70).to(hg::kFloat32);
+  hg::Tensor b = hgtest::uniform({1024, 1024}, -1, 1, 71).to(hg::kFloat32);
+  hg::matmul(a, b);  // the primitive is created (oneDNN mallocs its kernels and descriptors once)
+  const struct mallinfo2 before = mallinfo2();
+  for (int i = 0; i < 6; ++i) hg::matmul(a, b);
+  const struct mallinfo2 after = mallinfo2();
+  CHECK(after.arena <= before.arena + (size_t{256} << 10));    // main heap + thread arenas
+  CHECK(after.hblkhd <= before.hblkhd + (size_t{256} << 10));  // mmap'ed blocks
+}
+#endif

@@ -46,8 +46,16 @@ template <typename T> constexpr int64_t kVector = 64 / static_cast<int64_t>(size
 template <typename T, int64_t Rows, int64_t Cols, bool Accumulate>
 inline void gemm_tile(int64_t n, int64_t K, const T* a, int64_t a_rows, int64_t a_cols, const T* b, int64_t ldb,
                       T* c, int64_t ldc, T alpha) {
-  T acc[Rows][Cols] = {};
-  for (int64_t k = 0; k < K; ++k) {
+  // The first k initialises the accumulators: `acc = {}` compiled to a memset call per tile (5 % of a ViT
+  // block's attention backward), and K ≥ 1 here (gemm returns early for K = 0).
+  T acc[Rows][Cols];
+#pragma GCC unroll 8
+  for (int64_t r = 0; r < Rows; ++r) {
+    const T ar = a[r * a_rows];
+#pragma omp simd
+    for (int64_t w = 0; w < Cols; ++w) acc[r][w] = ar * b[w];
+  }
+  for (int64_t k = 1; k < K; ++k) {
     const T* bk = b + k * ldb;
 #pragma GCC unroll 8
     for (int64_t r = 0; r < Rows; ++r) {
@@ -117,6 +125,11 @@ template <bool Accumulate, typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t a_rows, int64_t a_cols, const T* b,
           int64_t ldb, T* c, int64_t ldc, T* tail) {
   constexpr int64_t V = kVector<T>;
+  if (K == 0) {  // an empty sum: C = 0, or unchanged when accumulating
+    if (!Accumulate)
+      for (int64_t i = 0; i < M; ++i) std::fill_n(c + i * ldc, N, T(0));
+    return;
+  }
   int64_t j = 0;
   for (; j + 2 * V <= N; j += 2 * V)
     gemm_columns<T, 2 * V, Accumulate>(M, 2 * V, K, alpha, a, a_rows, a_cols, b + j, ldb, c + j, ldc);

@@ -38,8 +38,8 @@ struct Product {
 HG_BACKEND_TEST(matmul_float32_paths_match_float64) {
   hg::Tensors results;
   const int threads_before = hg::get_num_threads();
-  // 3·4·5 and 40·50·60 MACs run on one thread; 67·81·59 on all of them; the rest are ≥ 2^28 MACs with b ≥ 1024
-  // columns wide, in odd sizes so that no dim is a multiple of the kernels' blocks.
+  // 3·4·5 and 40·50·60 MACs run on one thread; 67·81·59 on all of them; the rest, ≥ 2^28 MACs with b at least
+  // 1024 columns wide, in odd sizes so that no dim is a multiple of the kernels' blocks.
   const Product products[] = {
       {3, 4, 5, Layout::RowMajor, Layout::RowMajor},
       {40, 50, 60, Layout::Transposed, Layout::ColumnSlice},

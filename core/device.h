@@ -35,6 +35,13 @@ int cuda_device_count();
 /// True when at least one CUDA device is usable.
 inline bool cuda_is_available() { return cuda_device_count() > 0; }
 
+/// Waits until all work queued on `device` has finished, as torch.cuda.synchronize: CUDA kernels run
+/// asynchronously, so a host clock read after an op measures only its launch unless this comes first. A no-op on
+/// the CPU, whose ops return finished; throws hg::Error for a CUDA device this build or machine lacks.
+///   hg::synchronize(device);  auto start = clock::now();  step();  hg::synchronize(device);  // then read the clock
+/// Defined in ops/synchronize.cpp, beside the backends that do the waiting.
+void synchronize(Device device);
+
 }  // namespace hg
 
 template <> struct fmt::formatter<hg::Device> : fmt::formatter<std::string> {

@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
   return hgbench::run_workload(
       argc, argv,
       {"deeprc", "DeepRC 4 × 10000 sequences × 20 × 23, Conv1d(23→32, 9)+SELU+max, attention pooling, BCE, Adam"},
-      [](hg::Generator& gen) -> hgbench::Step {
-        constexpr int64_t kBags = 4, kSequences = 10000, kLength = 20, kFeatures = 23;
+      [](const hgbench::Setup& setup) -> hgbench::Step {
+        constexpr int64_t kSequences = 10000, kLength = 20, kFeatures = 23;
+        const int64_t bags = 4 * setup.batch_scale;
         constexpr int64_t kKernels = 32, kWidth = 9, kUnits = 32;
         hg::models::DeepRC model(hg::models::DeepRCOptions()
                                                               .in_features(kFeatures)
@@ -27,10 +28,12 @@ int main(int argc, char** argv) {
                                                               .output_layers(1)
                                                               .outputs(1)
                                                               .sequence_reduction(1.0));
+        model->to(setup.device);
         // shared: the step is a copyable std::function, and every copy must drive the same optimizer state.
         auto optimizer = std::make_shared<hg::optim::Adam>(model->parameters(), hg::optim::AdamOptions(1e-3));
-        hg::Tensor repertoires = hg::randn({kBags, kSequences, kLength, kFeatures}, {}, &gen);
-        hg::Tensor labels = hg::randint(0, 2, {kBags, 1}, hg::kInt64, &gen).to(hg::kFloat32);
+        hg::Tensor repertoires =
+            hg::randn({bags, kSequences, kLength, kFeatures}, {}, &setup.gen).to(setup.device);
+        hg::Tensor labels = hg::randint(0, 2, {bags, 1}, hg::kInt64, &setup.gen).to(hg::kFloat32).to(setup.device);
         auto step = [=] {
           optimizer->zero_grad();
           hg::binary_cross_entropy_with_logits(model(repertoires).logits, labels).backward();
@@ -41,9 +44,10 @@ int main(int argc, char** argv) {
         //   attention   2·n·(32·32 + 32·1)
         //   pooling     2·n·32, output 2·4·32
         // Training: 3× the forward, except the convolution, whose input needs no gradient: 2× (weight gradient).
-        constexpr double kSeqs = kBags * kSequences, kPositions = kLength - kWidth + 1;
-        const double conv = 2.0 * kSeqs * kPositions * (kFeatures * kWidth) * kKernels;
-        const double rest = 2.0 * kSeqs * (kKernels * kUnits + kUnits) + 2.0 * kSeqs * kKernels + 2.0 * kBags * kKernels;
+        const double all_sequences = bags * kSequences, positions = kLength - kWidth + 1;
+        const double conv = 2.0 * all_sequences * positions * (kFeatures * kWidth) * kKernels;
+        const double rest =
+            2.0 * all_sequences * (kKernels * kUnits + kUnits) + 2.0 * all_sequences * kKernels + 2.0 * bags * kKernels;
         return {step, 2 * conv + 3 * rest};
       });
 }

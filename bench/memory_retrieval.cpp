@@ -11,10 +11,11 @@ namespace nn = hg::nn;
 int main(int argc, char** argv) {
   return hgbench::run_workload(
       argc, argv, {"memory_retrieval", "1000 stored patterns × 784, 256 queries, β = 1, 3 updates, no grad"},
-      [](hg::Generator& gen) -> hgbench::Step {
-        constexpr int64_t kStored = 1000, kWidth = 784, kQueries = 256, kUpdates = 3;
-        hg::Tensor stored = hg::randn({kStored, kWidth}, {}, &gen);   // X [M, d]
-        hg::Tensor queries = hg::randn({kQueries, kWidth}, {}, &gen);  // ξ [L, d]
+      [](const hgbench::Setup& setup) -> hgbench::Step {
+        constexpr int64_t kStored = 1000, kWidth = 784, kUpdates = 3;
+        const int64_t num_queries = 256 * setup.batch_scale;
+        hg::Tensor stored = hg::randn({kStored, kWidth}, {}, &setup.gen).to(setup.device);       // X [M, d]
+        hg::Tensor queries = hg::randn({num_queries, kWidth}, {}, &setup.gen).to(setup.device);  // ξ [L, d]
         const auto options =
             nn::KernelRetrievalOptions().similarity(nn::Similarity::Dot).beta(1.0).steps(kUpdates);
         auto step = [=] {
@@ -22,6 +23,6 @@ int main(int argc, char** argv) {
           nn::kernel_retrieve(stored, queries, options);
         };
         // Per update: scores ξ Xᵀ and the weighted sum, 2·L·M·d each.
-        return {step, kUpdates * 2 * (2.0 * kQueries * kStored * kWidth)};
+        return {step, kUpdates * 2 * (2.0 * num_queries * kStored * kWidth)};
       });
 }

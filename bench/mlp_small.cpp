@@ -11,13 +11,15 @@ namespace nn = hg::nn;
 
 int main(int argc, char** argv) {
   return hgbench::run_workload(argc, argv, {"mlp_small", "784→256→10 MLP, ReLU, batch 128, cross-entropy, Adam"},
-                               [](hg::Generator& gen) -> hgbench::Step {
-    constexpr int64_t kBatch = 128, kIn = 784, kHidden = 256, kClasses = 10;
+                               [](const hgbench::Setup& setup) -> hgbench::Step {
+    constexpr int64_t kIn = 784, kHidden = 256, kClasses = 10;
+    const int64_t batch = 128 * setup.batch_scale;
     nn::Sequential model(nn::Linear(kIn, kHidden), nn::ReLU(), nn::Linear(kHidden, kClasses));
+    model->to(setup.device);
     // shared: the step is a copyable std::function, and every copy must drive the same optimizer state.
     auto optimizer = std::make_shared<hg::optim::Adam>(model->parameters(), hg::optim::AdamOptions(1e-3));
-    hg::Tensor x = hg::randn({kBatch, kIn}, {}, &gen);
-    hg::Tensor y = hg::randint(0, kClasses, {kBatch}, hg::kInt64, &gen);
+    hg::Tensor x = hg::randn({batch, kIn}, {}, &setup.gen).to(setup.device);
+    hg::Tensor y = hg::randint(0, kClasses, {batch}, hg::kInt64, &setup.gen).to(setup.device);
     auto step = [=] {
       optimizer->zero_grad();
       hg::cross_entropy(model->forward(x), y).backward();
@@ -25,7 +27,7 @@ int main(int argc, char** argv) {
     };
     // Forward GEMMs 2·B·(784·256 + 256·10); backward: both layers' weight gradients, and the input gradient
     // of layer 2 only (x needs none): 2·B·(784·256 + 2·256·10). 104.7 MFLOP per step.
-    const double flops = 2.0 * kBatch * (2 * kIn * kHidden + 3 * kHidden * kClasses);
+    const double flops = 2.0 * batch * (2 * kIn * kHidden + 3 * kHidden * kClasses);
     return {step, flops};
   });
 }

@@ -13,16 +13,19 @@ int main(int argc, char** argv) {
   return hgbench::run_workload(
       argc, argv,
       {"vit_tiny", "ViT 32×32×3, patch 4, width 192, depth 6, 3 heads, MLP ×4, batch 64, cross-entropy, AdamW"},
-      [](hg::Generator& gen) -> hgbench::Step {
-        constexpr int64_t kBatch = 64, kImage = 32, kPatch = 4, kChannels = 3, kClasses = 10;
+      [](const hgbench::Setup& setup) -> hgbench::Step {
+        constexpr int64_t kImage = 32, kPatch = 4, kChannels = 3, kClasses = 10;
         constexpr int64_t kDim = 192, kDepth = 6, kHeads = 3, kHidden = 4 * kDim;
+        const int64_t batch = 64 * setup.batch_scale;
         hg::models::ViT model(
             hg::models::ViTOptions::tiny(kImage, kPatch, kClasses).depth(kDepth).num_heads(kHeads).embed_dim(kDim));
+        model->to(setup.device);
         // shared: the step is a copyable std::function, and every copy must drive the same optimizer state.
         auto optimizer = std::make_shared<hg::optim::AdamW>(model->parameters(),
                                                             hg::optim::AdamWOptions(1e-3).weight_decay(0.05));
-        hg::Tensor images = hg::randn({kBatch, kChannels, kImage, kImage}, {}, &gen);
-        hg::Tensor labels = hg::randint(0, kClasses, {kBatch}, hg::kInt64, &gen);
+        hg::Tensor images =
+            hg::randn({batch, kChannels, kImage, kImage}, {}, &setup.gen).to(setup.device);
+        hg::Tensor labels = hg::randint(0, kClasses, {batch}, hg::kInt64, &setup.gen).to(setup.device);
         auto step = [=] {
           optimizer->zero_grad();
           hg::cross_entropy(model(images), labels).backward();
@@ -40,7 +43,7 @@ int main(int argc, char** argv) {
         const double block = 2.0 * kTokens * kDim * 3 * kDim + 2.0 * 2 * kTokens * kTokens * kDim +
                              2.0 * kTokens * kDim * kDim + 2.0 * 2 * kTokens * kDim * kHidden;
         const double head = 2.0 * kDim * kClasses;
-        const double flops = kBatch * (2 * patch_embed + 3 * (kDepth * block + head));
+        const double flops = batch * (2 * patch_embed + 3 * (kDepth * block + head));
         return {step, flops};
       });
 }

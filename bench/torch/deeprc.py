@@ -33,26 +33,27 @@ class DeepRC(nn.Module):
         return self.output((w.unsqueeze(1) @ z).squeeze(1))
 
 
-def flops_per_step():
+def flops_per_step(bags):
     """As bench/deeprc.cpp: 3× the forward, 2× for the convolution (its input needs no gradient)."""
-    seqs, positions = BAGS * SEQUENCES, LENGTH - WIDTH + 1
+    seqs, positions = bags * SEQUENCES, LENGTH - WIDTH + 1
     conv = 2.0 * seqs * positions * (FEATURES * WIDTH) * KERNELS
-    rest = 2.0 * seqs * (KERNELS * UNITS + UNITS) + 2.0 * seqs * KERNELS + 2.0 * BAGS * KERNELS
+    rest = 2.0 * seqs * (KERNELS * UNITS + UNITS) + 2.0 * seqs * KERNELS + 2.0 * bags * KERNELS
     return 2 * conv + 3 * rest
 
 
-def make(gen):
-    model = DeepRC()
+def make(setup):
+    bags = BAGS * setup.batch_scale
+    model = DeepRC().to(setup.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    repertoires = torch.randn(BAGS, SEQUENCES, LENGTH, FEATURES, generator=gen)
-    labels = torch.randint(0, 2, (BAGS, 1), generator=gen).float()
+    repertoires = torch.randn(bags, SEQUENCES, LENGTH, FEATURES, generator=setup.gen).to(setup.device)
+    labels = torch.randint(0, 2, (bags, 1), generator=setup.gen).float().to(setup.device)
 
     def step():
         optimizer.zero_grad()
         nn.functional.binary_cross_entropy_with_logits(model(repertoires), labels).backward()
         optimizer.step()
 
-    return step, flops_per_step()
+    return step, flops_per_step(bags)
 
 
 if __name__ == "__main__":

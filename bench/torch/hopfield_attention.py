@@ -11,9 +11,10 @@ from harness import run_workload
 BATCH, PATTERNS, WIDTH, HEADS = 32, 64, 128, 4
 
 
-def make(gen):
-    attention = torch.nn.MultiheadAttention(WIDTH, HEADS, batch_first=True)
-    x = torch.randn(BATCH, PATTERNS, WIDTH, generator=gen, requires_grad=True)
+def make(setup):
+    batch = BATCH * setup.batch_scale
+    attention = torch.nn.MultiheadAttention(WIDTH, HEADS, batch_first=True).to(setup.device)
+    x = torch.randn(batch, PATTERNS, WIDTH, generator=setup.gen).to(setup.device).requires_grad_()
 
     def step():
         attention.zero_grad(set_to_none=True)
@@ -22,7 +23,7 @@ def make(gen):
         out, _ = attention(x, x, x, need_weights=False)
         out.sum().backward()
 
-    tokens = BATCH * PATTERNS
+    tokens = batch * PATTERNS
     forward = 2 * tokens * WIDTH * 3 * WIDTH + 2 * (2 * tokens * PATTERNS * WIDTH) + 2 * tokens * WIDTH * WIDTH
     return step, 3.0 * forward
 

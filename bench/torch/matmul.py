@@ -1,11 +1,12 @@
 #!/usr/bin/python3
 """matmul: square float32 GEMM C = A B, A and B [n, n] standard normal, n = 256, 512, 1024, 2048
 (../shared/docs/benchmarks.md workload 7); the twin of bench/matmul.cpp, one CSV row `matmul_n<n>` per size and
-thread count, in harness.py's row format. 2·n³ FLOP per call; C is allocated by every call."""
+thread count, in harness.py's row format. 2·n³ FLOP per call; C is allocated by every call. --device=cuda: A and B
+on the GPU, TF32 off, each timed call ends with torch.cuda.synchronize (see harness.py)."""
 import argparse
 import sys
 
-from harness import append_csv, record, resident_memory, time_steps
+from harness import append_csv, device_memory, parse_device, record, resident_memory, synchronized, time_steps
 
 import torch  # noqa: E402  (harness sets OPENBLAS_CORETYPE before torch loads OpenBLAS)
 
@@ -20,7 +21,9 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
     parser.add_argument("--seed", type=int, default=2024, help="seed for the matrices")
     parser.add_argument("--csv", help="append the result rows to this CSV file (header written when it is new)")
+    parser.add_argument("--device", default="cpu", help="where A, B and C live: cpu, cuda or cuda:N")
     args = parser.parse_args()
+    device = parse_device(args.device, "matmul")
 
     baseline, _ = resident_memory()
     rows = []
@@ -28,10 +31,15 @@ def main():
         torch.set_num_threads(t)  # torch.get_num_threads() is 1 here by default
         for n in args.sizes:
             gen = torch.Generator().manual_seed(args.seed)
-            a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)  # [n, n] each
-            median, best, repeats = time_steps(lambda: torch.matmul(a, b), args.warmup, args.min_repeats)
+            a = torch.randn(n, n, generator=gen).to(device)  # [n, n]
+            b = torch.randn(n, n, generator=gen).to(device)  # [n, n]
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            call = synchronized(lambda: torch.matmul(a, b), device)
+            median, best, repeats = time_steps(call, args.warmup, args.min_repeats)
             _, peak = resident_memory()
-            rows.append(record(f"matmul_n{n}", t, median, best, repeats, 2.0 * n ** 3, baseline, peak, "calls"))
+            rows.append(record(f"matmul_n{n}", t, median, best, repeats, 2.0 * n ** 3, baseline, peak, "calls",
+                               memory=device_memory(device)))
     if args.csv:
         append_csv(args.csv, rows)
     return 0

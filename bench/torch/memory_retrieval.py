@@ -10,9 +10,10 @@ from harness import run_workload
 STORED, WIDTH, QUERIES, UPDATES, BETA = 1000, 784, 256, 3, 1.0
 
 
-def make(gen):
-    stored = torch.randn(STORED, WIDTH, generator=gen)    # X [M, d]
-    queries = torch.randn(QUERIES, WIDTH, generator=gen)  # ξ [L, d]
+def make(setup):
+    num_queries = QUERIES * setup.batch_scale
+    stored = torch.randn(STORED, WIDTH, generator=setup.gen).to(setup.device)           # X [M, d]
+    queries = torch.randn(num_queries, WIDTH, generator=setup.gen).to(setup.device)  # ξ [L, d]
 
     @torch.no_grad()
     def step():
@@ -20,7 +21,7 @@ def make(gen):
         for _ in range(UPDATES):
             xi = torch.softmax(BETA * (xi @ stored.T), dim=-1) @ stored
 
-    return step, UPDATES * 2 * (2.0 * QUERIES * STORED * WIDTH)
+    return step, UPDATES * 2 * (2.0 * num_queries * STORED * WIDTH)
 
 
 if __name__ == "__main__":

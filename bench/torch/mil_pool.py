@@ -38,21 +38,22 @@ class HopfieldPooling(torch.nn.Module):
         return self.out_proj(association @ v).flatten(1)
 
 
-def make(gen):
+def make(setup):
+    num_bags = BAGS * setup.batch_scale
     model = torch.nn.Sequential(torch.nn.Linear(FEATURES, WIDTH), torch.nn.ReLU(), HopfieldPooling(WIDTH),
-                                torch.nn.Linear(WIDTH, 1))
+                                torch.nn.Linear(WIDTH, 1)).to(setup.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    bags = torch.randn(BAGS, INSTANCES, FEATURES, generator=gen)
-    labels = torch.randint(0, 2, (BAGS, 1), generator=gen).float()
+    bags = torch.randn(num_bags, INSTANCES, FEATURES, generator=setup.gen).to(setup.device)
+    labels = torch.randint(0, 2, (num_bags, 1), generator=setup.gen).float().to(setup.device)
 
     def step():
         optimizer.zero_grad()
         F.binary_cross_entropy_with_logits(model(bags), labels).backward()
         optimizer.step()
 
-    instances = BAGS * INSTANCES
+    instances = num_bags * INSTANCES
     embedding = 2 * instances * FEATURES * WIDTH
-    pooling = 2 * (2 * instances * WIDTH * WIDTH) + 2 * (2 * instances * WIDTH) + 2.0 * BAGS * WIDTH * (WIDTH + 1)
+    pooling = 2 * (2 * instances * WIDTH * WIDTH) + 2 * (2 * instances * WIDTH) + 2.0 * num_bags * WIDTH * (WIDTH + 1)
     return step, 2 * embedding + 3 * pooling
 
 

@@ -9,18 +9,20 @@ from harness import run_workload
 BATCH, IN, HIDDEN, CLASSES = 128, 784, 256, 10
 
 
-def make(gen):
+def make(setup):
+    batch = BATCH * setup.batch_scale
     model = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, CLASSES))
+    model.to(setup.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.randn(BATCH, IN, generator=gen)
-    y = torch.randint(0, CLASSES, (BATCH,), generator=gen)
+    x = torch.randn(batch, IN, generator=setup.gen).to(setup.device)
+    y = torch.randint(0, CLASSES, (batch,), generator=setup.gen).to(setup.device)
 
     def step():
         optimizer.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
 
-    return step, 2.0 * BATCH * (2 * IN * HIDDEN + 3 * HIDDEN * CLASSES)  # as bench/mlp_small.cpp
+    return step, 2.0 * batch * (2 * IN * HIDDEN + 3 * HIDDEN * CLASSES)  # as bench/mlp_small.cpp
 
 
 if __name__ == "__main__":

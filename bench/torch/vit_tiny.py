@@ -64,27 +64,28 @@ class ViT(nn.Module):
         return self.head(self.norm(self.blocks(z))[:, 0])
 
 
-def flops_per_step():
+def flops_per_step(batch):
     """As bench/vit_tiny.cpp: 3× the forward GEMMs, 2× for the patch embedding (its input needs no gradient)."""
     tokens = (IMAGE // PATCH) ** 2 + 1
     patch_embed = 2.0 * (tokens - 1) * (CHANNELS * PATCH * PATCH) * DIM
     block = (2.0 * tokens * DIM * 3 * DIM + 2.0 * 2 * tokens * tokens * DIM + 2.0 * tokens * DIM * DIM
              + 2.0 * 2 * tokens * DIM * HIDDEN)
-    return BATCH * (2 * patch_embed + 3 * (DEPTH * block + 2.0 * DIM * CLASSES))
+    return batch * (2 * patch_embed + 3 * (DEPTH * block + 2.0 * DIM * CLASSES))
 
 
-def make(gen):
-    model = ViT()
+def make(setup):
+    batch = BATCH * setup.batch_scale
+    model = ViT().to(setup.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    images = torch.randn(BATCH, CHANNELS, IMAGE, IMAGE, generator=gen)
-    labels = torch.randint(0, CLASSES, (BATCH,), generator=gen)
+    images = torch.randn(batch, CHANNELS, IMAGE, IMAGE, generator=setup.gen).to(setup.device)
+    labels = torch.randint(0, CLASSES, (batch,), generator=setup.gen).to(setup.device)
 
     def step():
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
 
-    return step, flops_per_step()
+    return step, flops_per_step(batch)
 
 
 if __name__ == "__main__":

@@ -9,30 +9,49 @@
 #   bench/run.sh --workloads=mil_pool,matmul --threads=2
 #   bench/run.sh --min-repeats=30 --sizes=512,1024       # more timed steps; matmul sizes
 #   bench/run.sh --update-docs                           # also writes the table into docs/performance.md
+#   bench/run.sh --device=cuda --batch-scales=1,8        # on a GPU: both sides there, reference and 8× batches
 #
-# BUILD_DIR (default build-bench) is configured as a Release build when it has none; OUT_DIR (default a fresh
-# temporary directory) receives results.csv, meta.txt (machine, versions, load) and report.md.
+# --device=cuda: model, optimizer state and data on the GPU, every timed step ending with a device synchronize on
+# both sides, PyTorch with TF32 off; one host thread unless --threads says otherwise; instead of the CPU's FMA peak,
+# bench_gemm_efficiency times vit_tiny's and deeprc's GEMMs (at the same batch scales) against cuBLAS's best and
+# measures the fp32 peak (gemm.csv). --batch-scales=1,8 runs each workload at those multiples of its batch (rows
+# <workload>_x8; matmul runs once). BUILD_DIR (default build-bench, or build-bench-cuda with --device=cuda) is
+# configured as a Release build when it has none; OUT_DIR (default a fresh temporary directory) receives results.csv,
+# meta.txt (machine, versions, load), report.md (and gemm.csv on a GPU). PYTHON (default /usr/bin/python3, Debian's,
+# which has torch here) runs the PyTorch side.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
 out=${OUT_DIR:-$(mktemp -d -t hopgrad-bench-XXXXXX)}
-python=/usr/bin/python3  # Debian's, which has torch (not the python3 first on PATH)
+python=${PYTHON:-/usr/bin/python3}  # here Debian's, which has torch (not the python3 first on PATH)
 # The reference workloads in ../shared/docs/benchmarks.md's order; others with both programs follow.
 canonical=(hopfield_attention vit_tiny deeprc mil_pool memory_retrieval mlp_small matmul)
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-workloads="" threads=1,2 update_docs=0 common=() sizes=()
+workloads="" threads="" update_docs=0 common=() sizes=() device=cpu batch_scales=1
 for arg in "$@"; do
   case $arg in
     --workloads=*) workloads=${arg#*=} ;;
     --threads=*) threads=${arg#*=} ;;
+    --device=*) device=${arg#*=} ;;
+    --batch-scales=*) batch_scales=${arg#*=} ;;
     --min-repeats=* | --warmup=* | --seed=*) common+=("$arg") ;;
     --sizes=*) sizes=("$arg") ;;
     --update-docs) update_docs=1 ;;
     -h | --help) usage ;;
     *) echo "run.sh: unknown argument '$arg'" >&2; usage 2 >&2 ;;
   esac
+done
+
+case $device in
+  cpu) threads=${threads:-1,2} build=${BUILD_DIR:-$root/build-bench} ;;
+  cuda | cuda:[0-9]*) threads=${threads:-1} build=${BUILD_DIR:-$root/build-bench-cuda} ;;
+  *) echo "run.sh: --device=$device: expected cpu, cuda or cuda:N" >&2; exit 2 ;;
+esac
+on_gpu() { [[ $device != cpu ]]; }
+IFS=, read -ra scales <<<"$batch_scales"
+for s in "${scales[@]}"; do
+  [[ $s =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --batch-scales=$batch_scales: expected positive integers" >&2; exit 2; }
 done
 
 has_programs() { [[ -f $root/bench/$1.cpp && -f $root/bench/torch/$1.py ]]; }
@@ -55,12 +74,14 @@ IFS=, read -ra thread_counts <<<"$threads"
 
 # ---- build ----------------------------------------------------------------------------------------------------
 if [[ ! -f $build/build.ninja ]]; then
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHOPGRAD_CUDA=OFF -DHOPGRAD_BUILD_BENCH=ON \
+  if on_gpu; then cuda_flags=(-DHOPGRAD_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES:-90}")
+  else cuda_flags=(-DHOPGRAD_CUDA=OFF); fi
+  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${cuda_flags[@]}" -DHOPGRAD_BUILD_BENCH=ON \
         -DHOPGRAD_BUILD_EXAMPLES=OFF >/dev/null
 fi
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
 [[ $build_type == Release ]] || echo "run.sh: warning: $build is a '$build_type' build; timings need Release" >&2
-targets=(bench_fma_peak)
+if on_gpu; then targets=(bench_gemm_efficiency); else targets=(bench_fma_peak); fi
 for w in "${selected[@]}"; do targets+=("bench_$w"); done
 mkdir -p "$out"
 echo "== building ${targets[*]} in $build" >&2
@@ -84,37 +105,63 @@ started=$(date +%s)
   echo "onednn=$(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || true)"
   echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?'))"
   echo "python=$($python -c 'import platform; print(platform.python_version())')"
-  echo "openblas=$(dpkg-query -W -f='${Version}' libopenblas0-openmp 2>/dev/null || true) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX})"
+  if on_gpu; then
+    echo "device=$device"
+    echo "gpu=$(nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null | head -1)"
+    echo "driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)"
+    echo "nvcc=$(sed -n 's/^CMAKE_CUDA_COMPILER_VERSION:[A-Z]*=//p' "$build/CMakeCache.txt" 2>/dev/null)"
+    echo "torch_cuda=$($python -c 'import torch; print(torch.version.cuda, torch.backends.cudnn.version())' 2>/dev/null)"
+  else
+    echo "openblas=$(dpkg-query -W -f='${Version}' libopenblas0-openmp 2>/dev/null || true) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX})"
+  fi
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/meta.txt"
 
 # ---- run --------------------------------------------------------------------------------------------------------
-total=$((1 + ${#selected[@]} * ${#thread_counts[@]} * 2))
+# (workload, batch scale) pairs: matmul has sizes, not a batch, and runs once.
+runs=()
+for w in "${selected[@]}"; do
+  if [[ $w == matmul ]]; then runs+=("$w 1"); else for s in "${scales[@]}"; do runs+=("$w $s"); done; fi
+done
+total=$((1 + ${#runs[@]} * ${#thread_counts[@]} * 2))
 done_count=0 failures=()
 progress() {
   done_count=$((done_count + 1))
   printf '[%2d/%d %4ds] %s\n' "$done_count" "$total" "$(($(date +%s) - started))" "$1" >&2
 }
-run_side() {  # workload side threads
-  local w=$1 side=$2 t=$3 extra=()
+run_side() {  # workload batch-scale side threads
+  local w=$1 s=$2 side=$3 t=$4 extra=()
   [[ $w == matmul ]] && extra+=("${sizes[@]}")
-  progress "$w · $side · $t thread$([[ $t == 1 ]] || echo s)"
+  [[ $w == matmul ]] || extra+=(--batch-scale="$s")
+  on_gpu && extra+=(--device="$device")
+  progress "$w$([[ $s == 1 ]] || echo " ×$s") · $side · $t thread$([[ $t == 1 ]] || echo s)"
   if [[ $side == hopgrad ]]; then
-    "$build/bench/bench_$w" --threads="$t" --csv="$csv" "${common[@]}" "${extra[@]}" || failures+=("$w $side $t")
+    "$build/bench/bench_$w" --threads="$t" --csv="$csv" "${common[@]}" "${extra[@]}" || failures+=("$w×$s $side $t")
   else
     OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} \
       "$python" "$root/bench/torch/$w.py" --threads="$t" --csv="$csv" "${common[@]}" "${extra[@]}" ||
-      failures+=("$w $side $t")
+      failures+=("$w×$s $side $t")
   fi
 }
 
-progress "fma_peak · ${threads} threads"
-"$build/bench/bench_fma_peak" --threads="$threads" --min-repeats=100 --csv="$csv" || failures+=("fma_peak")
+if on_gpu; then
+  # vit_tiny's and deeprc's GEMMs at the same batch scales (64 images, 4 repertoires per unit).
+  vit_batches=() deeprc_bags=()
+  for s in "${scales[@]}"; do vit_batches+=($((64 * s))); deeprc_bags+=($((4 * s))); done
+  progress "gemm_efficiency · vit_tiny batches $(IFS=,; echo "${vit_batches[*]}"), deeprc bags $(IFS=,; echo "${deeprc_bags[*]}")"
+  "$build/bench/bench_gemm_efficiency" --device="$device" --csv="$out/gemm.csv" \
+    --vit-batches="$(IFS=,; echo "${vit_batches[*]}")" --deeprc-bags="$(IFS=,; echo "${deeprc_bags[*]}")" ||
+    failures+=("gemm_efficiency")
+else
+  progress "fma_peak · ${threads} threads"
+  "$build/bench/bench_fma_peak" --threads="$threads" --min-repeats=100 --csv="$csv" || failures+=("fma_peak")
+fi
 hopgrad_first=1
-for w in "${selected[@]}"; do
+for run in "${runs[@]}"; do
+  read -r w s <<<"$run"
   for t in "${thread_counts[@]}"; do
-    if ((hopgrad_first)); then run_side "$w" hopgrad "$t"; run_side "$w" pytorch "$t"
-    else run_side "$w" pytorch "$t"; run_side "$w" hopgrad "$t"; fi
+    if ((hopgrad_first)); then run_side "$w" "$s" hopgrad "$t"; run_side "$w" "$s" pytorch "$t"
+    else run_side "$w" "$s" pytorch "$t"; run_side "$w" "$s" hopgrad "$t"; fi
     hopgrad_first=$((1 - hopgrad_first))
   done
 done
@@ -127,9 +174,13 @@ done
 echo >&2
 report_args=("$csv")
 ((update_docs)) && report_args+=(--update-docs "$root/docs/performance.md")
-"$python" "$root/bench/report.py" "${report_args[@]}" | tee "$out/report.md"
+if [[ -s $csv ]]; then
+  "$python" "$root/bench/report.py" "${report_args[@]}" | tee "$out/report.md"
+else
+  echo "run.sh: no program wrote a result row, so there is no report" >&2
+fi
 echo >&2
-echo "results: $out (results.csv, meta.txt, report.md)" >&2
+echo "results: $out (results.csv, meta.txt, report.md$(on_gpu && echo ", gemm.csv"))" >&2
 if ((${#failures[@]})); then
   echo "run.sh: failed: ${failures[*]}" >&2
   exit 1

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The GPU session's command: on the lent H200 machine (no package registry, a fresh copy of this working tree, the
+# .debs folder carried), from the repository's root, in one `run` call of at most 10 minutes:
+#   1. unpack the carried Debian packages (scripts/device-debs.sh) into a private prefix, never over /;
+#   2. configure a Release build with the CUDA backend for sm_90 and build the tests and benchmarks;
+#   3. run every CUDA test case (hopgrad_tests -tc="*cuda*": the backend comparisons, the CUDA-only cases) and
+#      print its counts;
+#   4. run bench/run.sh --device=cuda (hopgrad and PyTorch side by side, the reference batches and 8× them) with
+#      bench_gemm_efficiency (vit_tiny's and deeprc's GEMMs against cuBLAS's best, and the measured fp32 peak);
+#   5. leave under $OUT: meta.txt, build.log, tests.log, bench.log, results.csv, gemm.csv, report.md (7 files).
+# The report is printed last, so the call's output tail holds it. Each phase gets what is left of a time budget
+# (BUDGET_S, default 570 s), so a slow phase shortens the next rather than losing everything to the call's limit;
+# what a killed phase wrote still comes back.
+#
+#   scripts/device-bench.sh                            # all phases (into $OUT, or a temporary folder without it)
+#   scripts/device-bench.sh --phases=build,test        # a subset: build, test, bench (bench needs build)
+#   scripts/device-bench.sh --batch-scales=1,4 --workloads=vit_tiny,deeprc
+#   scripts/device-bench.sh --no-gpu                   # here, without a GPU: unpack, configure, build, then stop
+#                                                      # (also HOPGRAD_DEVICE_BENCH_NO_GPU=1)
+#
+# Environment: OUT (results), BUILD_DIR (default build-device), DEBS_DIR (default .debs), PREFIX (default
+# /tmp/hopgrad-debs), PYTHON (default python3: on that machine the one with PyTorch), JOBS (default nproc).
+set -uo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+started=$(date +%s)
+budget=${BUDGET_S:-570}
+out=${OUT:-$(mktemp -d -t hopgrad-device-XXXXXX)}
+build=${BUILD_DIR:-$root/build-device}
+debs=${DEBS_DIR:-$root/.debs}
+prefix=${PREFIX:-/tmp/hopgrad-debs}
+python=${PYTHON:-python3}
+jobs=${JOBS:-$(nproc)}
+phases=build,test,bench batch_scales=1,8 workloads=vit_tiny,deeprc,mlp_small,mil_pool,hopfield_attention,memory_retrieval,matmul
+no_gpu=${HOPGRAD_DEVICE_BENCH_NO_GPU:-0}
+
+usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+for arg in "$@"; do
+  case $arg in
+    --phases=*) phases=${arg#*=} ;;
+    --batch-scales=*) batch_scales=${arg#*=} ;;
+    --workloads=*) workloads=${arg#*=} ;;
+    --no-gpu) no_gpu=1 ;;
+    -h | --help) usage ;;
+    *) echo "device-bench: unknown argument '$arg'" >&2; usage 2 >&2 ;;
+  esac
+done
+((no_gpu)) && phases=build
+wants() { [[ ,$phases, == *,$1,* ]]; }
+left() { echo $((budget - ($(date +%s) - started))); }
+# Seconds for a phase: what is left of the budget less `reserve` (for what follows), never below 10 (timeout 0 would
+# mean no limit at all).
+limit() { local s=$(($(left) - ${1:-0})); echo $((s > 10 ? s : 10)); }
+say() { printf '== [%3ds] %s\n' "$(($(date +%s) - started))" "$*"; }
+fail() { say "device-bench: $*"; exit 1; }
+mkdir -p "$out"
+status=0
+
+# ---- what the machine has -------------------------------------------------------------------------------------
+export PATH=$PATH:/usr/local/cuda/bin
+{
+  echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "hopgrad=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo '+local changes')"
+  echo "host=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
+  echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>/dev/null |
+    head -1)"
+  echo "nvcc=$(nvcc --version 2>&1 | tail -1)"
+  echo "cxx=$(c++ --version 2>&1 | head -1)"
+  echo "cmake=$(cmake --version 2>&1 | head -1)"
+  echo "ninja=$(ninja --version 2>&1)"
+  echo "python=$($python -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())' 2>&1 | tail -1)"
+} >"$out/meta.txt"
+cat "$out/meta.txt"
+command -v nvidia-smi >/dev/null && nvidia-smi >>"$out/meta.txt" 2>&1
+command -v c++ >/dev/null || fail "no host C++ compiler (c++) on PATH: nvcc needs one too; carry g++'s packages"
+command -v cmake >/dev/null && command -v ninja >/dev/null || fail "cmake and ninja are needed"
+command -v nvcc >/dev/null || fail "no nvcc (looked on PATH and in /usr/local/cuda/bin)"
+
+# ---- 1. the carried packages, unpacked into the prefix --------------------------------------------------------
+if wants build; then
+  shopt -s nullglob
+  packages=("$debs"/*.deb)
+  ((${#packages[@]})) || fail "no .deb files in $debs: run scripts/device-debs.sh here first and carry .debs"
+  # Unpacked again only when the packages changed: fresh header times would make the next build start over.
+  stamp=$(for f in "${packages[@]}"; do echo "${f##*/} $(stat -c %s "$f")"; done | md5sum | cut -d' ' -f1)
+  if [[ $(cat "$prefix/.unpacked" 2>/dev/null) != "$stamp" ]]; then
+    rm -rf "$prefix" && mkdir -p "$prefix"
+    for f in "${packages[@]}"; do dpkg-deb -x "$f" "$prefix" || fail "cannot unpack $f"; done
+    # A link to an absolute path (zlib1g-dev's libz.so → /lib/…/libz.so.1.2.13) would leave the prefix: point it
+    # at the prefix's own copy.
+    while IFS= read -r link; do
+      target=$(readlink "$link")
+      if [[ $target == /* && -e $prefix$target ]]; then ln -sfn "$prefix$target" "$link"; fi
+    done < <(find "$prefix" -type l)
+    echo "$stamp" >"$prefix/.unpacked"
+    say "unpacked ${#packages[@]} packages into $prefix"
+  else
+    say "the ${#packages[@]} packages are already unpacked in $prefix"
+  fi
+fi
+# Debian's libdnnl.so.2 needs libOpenCL.so.1, which a program's RUNPATH does not find for a library's own needs: the
+# loader gets the prefix's copy, alone in a folder, so nothing else of the prefix (its older zlib) shadows the
+# system's for Python.
+mkdir -p "$prefix/loader" && ln -sfn "$prefix/usr/lib/x86_64-linux-gnu/libOpenCL.so.1" "$prefix/loader/"
+export LD_LIBRARY_PATH=$prefix/loader${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+# ---- 2. configure and build -----------------------------------------------------------------------------------
+if wants build; then
+  say "configuring $build (Release, CUDA sm_90) and building with $jobs jobs"
+  {
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHOPGRAD_CUDA=ON \
+      -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHITECTURES:-90}" -DHOPGRAD_BUILD_BENCH=ON -DHOPGRAD_BUILD_EXAMPLES=OFF \
+      -DCMAKE_PREFIX_PATH="$prefix/usr" &&
+      grep -E '^(DNNL_LIBRARY|dnnl_DIR|fmt_DIR|doctest_DIR|CLI11_DIR|ZLIB_LIBRARY_RELEASE|CMAKE_CUDA_COMPILER):' \
+        "$build/CMakeCache.txt" &&
+      timeout "$(limit 60)" ninja -C "$build" -j"$jobs" hopgrad_tests bench_gemm_efficiency bench_vit_tiny bench_deeprc \
+        bench_mlp_small bench_mil_pool bench_hopfield_attention bench_memory_retrieval bench_matmul
+  } >"$out/build.log" 2>&1
+  build_status=$?
+  grep -E '^(DNNL_LIBRARY|dnnl_DIR|fmt_DIR|doctest_DIR|CLI11_DIR|ZLIB_LIBRARY_RELEASE|CMAKE_CUDA_COMPILER):' \
+    "$out/build.log"
+  if ((build_status)); then
+    grep -E -B2 -A12 'error|FAILED|Error' "$out/build.log" | head -60
+    fail "the build failed (status $build_status; $out/build.log)"
+  fi
+  say "built"
+fi
+if ((no_gpu)); then
+  say "--no-gpu: stopping before the tests and benchmarks, which need a GPU"
+  exit 0
+fi
+nvidia-smi -L >/dev/null 2>&1 || fail "nvidia-smi sees no GPU; the tests and benchmarks need one (--no-gpu builds only)"
+
+# ---- 3. the CUDA tests ----------------------------------------------------------------------------------------
+if wants test; then
+  say "CUDA tests: hopgrad_tests -tc=\"*cuda*\""
+  (cd "$build/tests" && timeout "$(($(limit 120) > 240 ? 240 : $(limit 120)))" ./hopgrad_tests -tc="*cuda*" --duration=false) \
+    >"$out/tests.log" 2>&1
+  test_status=$?
+  grep -E '^\[doctest\] (test cases|assertions|Status)' "$out/tests.log"
+  if ((test_status)); then
+    grep -E -A8 'ERROR|FATAL|error:' "$out/tests.log" | head -40
+    say "the CUDA tests FAILED (status $test_status; $out/tests.log): the benchmarks run anyway"
+    status=1
+  fi
+fi
+
+# ---- 4. the benchmarks ----------------------------------------------------------------------------------------
+if wants bench; then
+  [[ -x $build/bench/bench_vit_tiny ]] || fail "no benchmarks in $build: the bench phase needs the build phase"
+  say "bench/run.sh --device=cuda --batch-scales=$batch_scales ($(left) s left)"
+  bench_out=$(mktemp -d -t hopgrad-device-bench-XXXXXX)
+  BUILD_DIR=$build OUT_DIR=$bench_out PYTHON=$python PYTHONUNBUFFERED=1 \
+    timeout "$(limit 15)" bash "$root/bench/run.sh" --device=cuda --batch-scales="$batch_scales" \
+    --workloads="$workloads" >"$out/bench.log" 2>&1
+  bench_status=$?
+  cp "$bench_out"/results.csv "$bench_out"/gemm.csv "$out"/ 2>/dev/null
+  # run.sh's key=value lines last, so that bench/report.py --meta reads its values (a later key wins)
+  cat "$bench_out/meta.txt" >>"$out/meta.txt" 2>/dev/null
+  if ((bench_status)); then
+    status=1
+    tail -25 "$out/bench.log"
+    say "bench/run.sh ended with status $bench_status (124: out of time); the report covers what finished"
+  fi
+  if [[ -f $out/results.csv || -f $out/gemm.csv ]]; then
+    touch "$out/results.csv"
+    "$python" "$root/bench/report.py" "$out/results.csv" --meta "$bench_out/meta.txt" --gemm "$out/gemm.csv" \
+      >"$out/report.md" 2>>"$out/bench.log"
+    echo
+    cat "$out/report.md"
+  fi
+fi
+say "done (status $status); files in $out: $(cd "$out" && echo *)"
+exit $status

@@ -1,10 +1,13 @@
 // Elementwise unary ops and whole-tensor comparisons: values against PyTorch (float64 references printed by
 // torch 1.13), gradients against finite differences, both CPU kernel paths (vectorised loops with libmvec,
 // oneDNN sqrt above its size threshold) against float64, strided and in-place outputs, dtype rules, errors.
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <numbers>
 #include <vector>
 
 #include <hopgrad/ops/backend.h>
@@ -326,6 +329,77 @@ TEST_CASE("gelu: the CPU backward kernel's loops (vector, broadcast, strided, 1 
     }
   }
   hg::set_num_threads(previous);
+}
+
+// float32 erf is hopgrad's own polynomial pair and exp (ops/cpu/simd_erf.h; its exhaustive sweep over all 2^32
+// floats, scripts/erf_f32_accuracy.cpp, measured 1.21 ulp at most). Here: a dense grid, both sides of the seam
+// between its two pieces at |x| = 0.921875, the clamp at |x| = 4, denormals and huge values, on the vectorised
+// and the strided loop, within 1.25 ulp of float64 erf; NaN, ±inf and ±0 as libm.
+TEST_CASE("erf: float32 within 1.25 ulp of float64 erf on both CPU loops, at its seams and special values") {
+  std::vector<float> values;
+  for (int i = 0; i <= 4000; ++i) values.push_back(-4.5f + 9.0f * static_cast<float>(i) / 4000.0f);
+  for (float edge : {0.921875f, 4.0f, 3.92f}) {
+    float up = edge, down = edge;
+    for (int k = 0; k < 4; ++k, up = std::nextafter(up, 10.0f), down = std::nextafter(down, 0.0f))
+      for (float v : {up, down, -up, -down}) values.push_back(v);
+  }
+  for (float v : {1e-45f, 3e-45f, 1e-40f, FLT_MIN, 1e-20f, 1e-5f, 10.0f, 1e30f, FLT_MAX})
+    for (float s : {v, -v}) values.push_back(s);
+  const int64_t n = static_cast<int64_t>(values.size());
+  Tensor x = hg::empty({n}, hg::kFloat32);
+  std::copy(values.begin(), values.end(), x.data_ptr<float>());
+  Tensor wide = hg::empty({n, 2}, hg::kFloat32), column = wide.select(1, 1);
+  column.copy_(x);
+  for (const auto& [what, got] : {std::pair{"contiguous", hg::erf(x)}, std::pair{"strided", hg::erf(column)}}) {
+    const std::vector<float> y = got.to_vector<float>();
+    double worst = 0;
+    float worst_at = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double exact = std::erf(static_cast<double>(values[i]));
+      // The spacing of float32 values at |exact| (the denormal spacing below FLT_MIN).
+      int exponent;
+      std::frexp(exact, &exponent);
+      const double ulp = std::fabs(exact) < FLT_MIN ? std::ldexp(1.0, -149) : std::ldexp(1.0, exponent - 24);
+      const double error = std::fabs(y[i] - exact) / ulp;
+      if (error > worst) worst = error, worst_at = values[i];
+    }
+    INFO(what << ": worst at x = " << worst_at);
+    CHECK(worst <= 1.25);
+  }
+  constexpr float kNaNf = std::numeric_limits<float>::quiet_NaN(), kInff = std::numeric_limits<float>::infinity();
+  Tensor special = hg::empty({5}, hg::kFloat32);
+  const float special_values[] = {kNaNf, kInff, -kInff, 0.0f, -0.0f};
+  std::copy(std::begin(special_values), std::end(special_values), special.data_ptr<float>());
+  const std::vector<float> y = hg::erf(special).to_vector<float>();
+  CHECK(std::isnan(y[0]));
+  CHECK(y[1] == 1.0f);
+  CHECK(y[2] == -1.0f);
+  CHECK((y[3] == 0.0f && !std::signbit(y[3])));
+  CHECK((y[4] == 0.0f && std::signbit(y[4])));
+}
+
+// For x ≤ −5.6, float32 gelu′(x) = x·φ(x) (erf(x/√2) rounds to −1, so Φ(x) = 0). φ's exp is hopgrad's own
+// (simd_erf.h), which must follow e^(−x²/2) into the denormals and to 0 as expf does, not flush. Checked against
+// float64 at the same float32-rounded argument −x²/2 (whose rounding alone moves e^(−x²/2) by ~100·2^−24).
+TEST_CASE("gelu: the float32 backward follows x·φ(x) into the denormals and to 0") {
+  const std::vector<float> values = {-6.0f, -9.0f, -12.0f, -13.0f, -13.2f, -13.4f, -13.6f, -14.0f, -14.4f, -14.6f,
+                                     -20.0f};
+  const int64_t n = static_cast<int64_t>(values.size());
+  Tensor x = hg::empty({n}, hg::kFloat32);
+  std::copy(values.begin(), values.end(), x.data_ptr<float>());
+  Tensor g = hg::ones_like(x);
+  Tensor out = hg::empty({n}, hg::kFloat32);
+  hg::backend_for(hg::kCPU).gelu_backward(g, x, hg::GeluApproximation::None, out);
+  const std::vector<float> y = out.to_vector<float>();
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = values[i], q = -0.5f * v * v;  // the kernel's argument, rounded as it rounds it
+    const double x_phi = v * std::exp(static_cast<double>(q)) / std::sqrt(2 * std::numbers::pi);
+    INFO("x = " << v);
+    // Once φ(x) is denormal (x < −13.2) its rounding to the 2^−149 grid is then multiplied by |x|, in PyTorch's
+    // order of operations as in ours: (|x| + 1) denormal steps.
+    CHECK(std::fabs(y[i] - x_phi) <= 1e-6 * std::fabs(x_phi) + (std::fabs(v) + 1) * std::ldexp(1.0, -149));
+  }
+  CHECK(y.back() == 0.0f);  // x·φ(x) = −1.4e-86 at x = −20
 }
 
 TEST_CASE("gelu: create_graph records the composite backward, equal to the fused one and differentiable again") {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU session's command: on the lent H200 machine (no package registry, a fresh copy of this working tree, the
-# .debs folder carried), from the repository's root, in one `run` call of at most 10 minutes:
+# The GPU benchmark run: on an H200 machine with no package registry (a copy of this repository with the .debs
+# folder from scripts/device-debs.sh), from the repository's root, in one command of at most 10 minutes:
 #   1. unpack the carried Debian packages (scripts/device-debs.sh) into a private prefix, never over /;
 #   2. configure a Release build with the CUDA backend for sm_90 and build the tests and benchmarks;
 #   3. run every CUDA test case (hopgrad_tests -tc="*cuda*": the backend comparisons, the CUDA-only cases) and
@@ -73,7 +73,7 @@ export PATH=$PATH:/usr/local/cuda/bin
 } >"$out/meta.txt"
 cat "$out/meta.txt"
 command -v nvidia-smi >/dev/null && nvidia-smi >>"$out/meta.txt" 2>&1
-command -v c++ >/dev/null || fail "no host C++ compiler (c++) on PATH: nvcc needs one too; carry g++'s packages"
+command -v c++ >/dev/null || fail "no host C++ compiler (c++) on PATH: nvcc needs one too; bring g++'s packages"
 command -v cmake >/dev/null && command -v ninja >/dev/null || fail "cmake and ninja are needed"
 command -v nvcc >/dev/null || fail "no nvcc (looked on PATH and in /usr/local/cuda/bin)"
 
@@ -81,7 +81,7 @@ command -v nvcc >/dev/null || fail "no nvcc (looked on PATH and in /usr/local/cu
 if wants build; then
   shopt -s nullglob
   packages=("$debs"/*.deb)
-  ((${#packages[@]})) || fail "no .deb files in $debs: run scripts/device-debs.sh here first and carry .debs"
+  ((${#packages[@]})) || fail "no .deb files in $debs: run scripts/device-debs.sh on a machine with network access and copy .debs here"
   # Unpacked again only when the packages changed: fresh header times would make the next build start over.
   stamp=$(for f in "${packages[@]}"; do echo "${f##*/} $(stat -c %s "$f")"; done | md5sum | cut -d' ' -f1)
   if [[ $(cat "$prefix/.unpacked" 2>/dev/null) != "$stamp" ]]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Downloads the Debian packages (bookworm, amd64) that hopgrad's build needs and the GPU machine lacks into .debs/ at
 # the repository's root, for scripts/device-bench.sh to unpack there into a private prefix (that machine reaches no
-# package registry: the files travel with the `run` call as `carry: [".debs"]`). Run once, here; safe to re-run.
+# package registry: copy .debs/ there with the repository). Run once, on a machine with network access; safe to
+# re-run.
 #
 #   scripts/device-debs.sh            # → .debs/*.deb (about 10 MiB), and .debs ignored through .git/info/exclude
 #
@@ -33,4 +34,4 @@ rm -f ./*.deb
 # amd64 whatever this machine is (the GPU machine is x86-64), from this machine's package lists.
 apt-get -q -oAPT::Architecture=amd64 download "${packages[@]}"
 du -ch ./*.deb | tail -1
-echo "device-debs: ${#packages[@]} packages in $root/.debs (ignored by git; carry it: carry=[\".debs\"])"
+echo "device-debs: ${#packages[@]} packages in $root/.debs (ignored by git; copy it to the GPU machine with the repository)"

@@ -234,6 +234,12 @@ TEST_CASE("fused_attention: empty sizes") {
   CHECK(out.sizes() == hg::Shape{2, 3, 5});
   CHECK(hg::max_abs_diff(out, hg::zeros({2, 3, 5})) == 0.0);
   CHECK(both_paths(hg::ones({2, 0, 4}), hg::ones({2, 3, 4}), hg::ones({2, 3, 5})).numel() == 0);
+  // Head dim 0: every score is an empty sum. With scale 1 the weights are uniform; the default scale 1/√0 = inf
+  // makes them inf · 0 = NaN, as the composite (and PyTorch's formula) gives.
+  hg::Tensor v = hg::arange(20.0, hg::kFloat32).reshape({2, 2, 5});
+  CHECK(hg::max_abs_diff(both_paths(hg::ones({2, 3, 0}), hg::ones({2, 2, 0}), v, {}, 1.0),
+                         hg::mean(v, {1}, true).expand({2, 3, 5})) == 0.0);
+  CHECK(std::isnan(hg::sum(both_paths(hg::ones({2, 3, 0}), hg::ones({2, 2, 0}), v)).item<float>()));
 }
 
 // ---- the packed form: qkv [..., L, 3·H·d] → [..., L, H·d] --------------------------------------------------

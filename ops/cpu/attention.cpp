@@ -125,9 +125,10 @@ template <bool Accumulate, typename T>
 void gemm(int64_t M, int64_t N, int64_t K, T alpha, const T* a, int64_t a_rows, int64_t a_cols, const T* b,
           int64_t ldb, T* c, int64_t ldc, T* tail) {
   constexpr int64_t V = kVector<T>;
-  if (K == 0) {  // an empty sum: C = 0, or unchanged when accumulating
-    if (!Accumulate)
-      for (int64_t i = 0; i < M; ++i) std::fill_n(c + i * ldc, N, T(0));
+  if (K == 0) {  // an empty sum, still scaled: alpha · 0 (NaN for alpha = inf, as the composite's scale · (q kᵀ))
+    const T zero = alpha * T(0);
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j < N; ++j) c[i * ldc + j] = Accumulate ? c[i * ldc + j] + zero : zero;
     return;
   }
   int64_t j = 0;

@@ -93,6 +93,17 @@ constexpr double kSeluScale = 1.0507009873554804934193349852946;
 /// with more it wakes its thread team on every call (~2 µs) and wins from ~3000.
 constexpr int64_t kOneDnnSqrtMinNumel = 4096;
 
+// gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π), in PyTorch's order of operations (its
+// gelu_backward), so that NaN, ±inf and the far tails come out as torch's: at x = ±inf, x·φ(x) is ∞·0 = NaN.
+// The GeluDerivative op and the fused gelu_backward both evaluate it here.
+template <typename T> inline T gelu_derivative_at(T v) {
+  constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
+  constexpr T kInvSqrt2Pi = static_cast<T>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
+  const T cdf = T(0.5) * (T(1) + math::erf(v * kInvSqrt2));
+  const T pdf = kInvSqrt2Pi * math::exp_nonpositive(T(-0.5) * v * v);
+  return cdf + v * pdf;
+}
+
 
 // float32/float64: every op but LogicalNot. The formulas are PyTorch's (aten/src/ATen/native/cpu).
 template <typename T>
@@ -125,13 +136,8 @@ void floating_unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams p) {
         constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
         return T(0.5) * v * (T(1) + math::erf(v * kInvSqrt2));
       });
-    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
-    case UnaryOp::GeluDerivative:
-      return run([](T v) {
-        constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
-        constexpr T kInvSqrt2Pi = static_cast<T>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
-        return T(0.5) * (T(1) + math::erf(v * kInvSqrt2)) + v * kInvSqrt2Pi * math::exp_nonpositive(T(-0.5) * v * v);
-      });
+    // gelu′(x) = Φ(x) + x·φ(x)
+    case UnaryOp::GeluDerivative: return run([](T v) { return gelu_derivative_at(v); });
     // gelu_tanh(x) = x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))
     case UnaryOp::GeluTanh:
       return run([](T v) {
@@ -184,16 +190,7 @@ void floating_unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams p) {
 template <typename T>
 void gelu_backward_kernel(const Tensor& g, const Tensor& x, GeluApproximation approximate, Tensor& grad_x) {
   auto run = [&](auto derivative_times) { cpu_kernel<T, T, T>(grad_x, {&g, &x}, derivative_times); };
-  if (approximate == GeluApproximation::None) {
-    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
-    return run([](T dy, T v) {
-      constexpr T kInvSqrt2 = static_cast<T>(1.0 / std::numbers::sqrt2);
-      constexpr T kInvSqrt2Pi = static_cast<T>(std::numbers::inv_sqrtpi / std::numbers::sqrt2);
-      const T cdf = T(0.5) * (T(1) + math::erf(v * kInvSqrt2));
-      const T pdf = kInvSqrt2Pi * math::exp_nonpositive(T(-0.5) * v * v);
-      return dy * (cdf + v * pdf);
-    });
-  }
+  if (approximate == GeluApproximation::None) return run([](T dy, T v) { return dy * gelu_derivative_at(v); });
   // gelu′(x) = (1 + tanh u)/2 + x/2 · (1 − tanh²u) · β(1 + 3κx²),  u = β(x + κx³), β = √(2/π), κ = 0.044715
   return run([](T dy, T v) {
     constexpr T kBeta = static_cast<T>(std::numbers::sqrt2 * std::numbers::inv_sqrtpi), kKappa = T(0.044715);

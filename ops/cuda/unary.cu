@@ -16,6 +16,14 @@ constexpr double kSqrtHalf = 0.70710678118654752440;
 constexpr double kSqrtTwoOverPi = 1.41421356237309504880 * 1.12837916709551257390 * 0.5;
 constexpr double kInvSqrtTwoPi = 0.39894228040143267794;  // 1/√(2π)
 
+// gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π), in the CPU's (PyTorch's) order of operations;
+// the GeluDerivative op and the fused gelu_backward both evaluate it here.
+template <typename T> __device__ inline T gelu_derivative_at(T v) {
+  const T cdf = T(0.5) * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf)));
+  const T pdf = static_cast<T>(kInvSqrtTwoPi) * math::exp(T(-0.5) * v * v);
+  return cdf + v * pdf;
+}
+
 
 // float32/float64: every op but LogicalNot.
 template <typename T> void floating_unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams p) {
@@ -44,12 +52,8 @@ template <typename T> void floating_unary(UnaryOp op, const Tensor& x, Tensor& o
     // gelu(x) = x·Φ(x) = x/2 · (1 + erf(x/√2))
     case UnaryOp::Gelu:
       return run([] __device__(T v) { return T(0.5) * v * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf))); });
-    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
-    case UnaryOp::GeluDerivative:
-      return run([] __device__(T v) {
-        const T half = T(0.5), inv_sqrt_2pi = static_cast<T>(kInvSqrtTwoPi);
-        return half * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf))) + v * inv_sqrt_2pi * math::exp(-half * v * v);
-      });
+    // gelu′(x) = Φ(x) + x·φ(x)
+    case UnaryOp::GeluDerivative: return run([] __device__(T v) { return gelu_derivative_at(v); });
     // gelu_tanh(x) = x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))
     case UnaryOp::GeluTanh:
       return run([] __device__(T v) {
@@ -94,14 +98,8 @@ template <typename T> void floating_unary(UnaryOp op, const Tensor& x, Tensor& o
 template <typename T>
 void gelu_backward_kernel(const Tensor& g, const Tensor& x, GeluApproximation approximate, Tensor& grad_x) {
   auto run = [&](auto derivative_times) { gpu_kernel<T, T, T>(grad_x, {&g, &x}, derivative_times); };
-  if (approximate == GeluApproximation::None) {
-    // gelu′(x) = Φ(x) + x·φ(x) = (1 + erf(x/√2))/2 + x·e^(−x²/2)/√(2π)
-    return run([] __device__(T dy, T v) {
-      const T cdf = T(0.5) * (T(1) + math::erf(v * static_cast<T>(kSqrtHalf)));
-      const T pdf = static_cast<T>(kInvSqrtTwoPi) * math::exp(T(-0.5) * v * v);
-      return dy * (cdf + v * pdf);
-    });
-  }
+  if (approximate == GeluApproximation::None)
+    return run([] __device__(T dy, T v) { return dy * gelu_derivative_at(v); });
   // gelu′(x) = (1 + tanh u)/2 + x/2 · (1 − tanh²u) · β(1 + 3κx²),  u = β(x + κx³), β = √(2/π), κ = 0.044715
   return run([] __device__(T dy, T v) {
     const T beta = static_cast<T>(kSqrtTwoOverPi), kappa = static_cast<T>(0.044715);

@@ -111,6 +111,9 @@ const Case kCases[] = {
     // 18 keys and 17 value columns: one and two columns past a vector (the tile GEMM's dot-product tail)
     {"narrow column tails", {1, 2, 9, 5}, {1, 2, 18, 5}, {1, 2, 18, 17}, 2},
     {"workload shape", {2, 3, 65, 64}, {2, 3, 65, 64}, {2, 3, 65, 64}, 0},
+    // One key block (the exact one-pass softmax, D from the tile) under two query blocks; 40 keys × 20 columns:
+    // whole 16 × 16 blocks and leftover rows and columns in the transposing copy.
+    {"one key block, two query blocks", {1, 2, 150, 20}, {1, 2, 40, 20}, {1, 2, 40, 6}, 2},
 };
 
 }  // namespace

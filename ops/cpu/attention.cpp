@@ -14,7 +14,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include <hopgrad/ops/cpu/cpu_backend.h>
 #include <hopgrad/ops/cpu/dispatch.h>
@@ -208,18 +213,99 @@ void apply_mask(const MaskView& m, int64_t b, int64_t h, int64_t i0, int64_t ni,
   }
 }
 
+#if defined(__AVX512F__)
+// dst[c · dst_stride + r] = src[r · src_stride + c] for a 16 × 16 block of floats, in registers: 16 row loads,
+// three rounds of shuffles (32-bit interleave within 128-bit lanes, 64-bit interleave, then two 128-bit lane
+// shuffles) and 16 row stores, where an element-wise copy makes a strided access per element. The zero-masking
+// forms with every lane selected compile to the plain instructions; the plain intrinsics pass GCC 12 an undefined
+// vector that it reports as used uninitialised (-Wuninitialized).
+constexpr __mmask16 kAll16 = 0xFFFF;
+constexpr __mmask8 kAll8 = 0xFF;
+inline void transpose_16x16(const float* src, int64_t src_stride, float* dst, int64_t dst_stride) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 16; i += 2) {  // t[i] = r[i][0] r[i+1][0] r[i][1] r[i+1][1] | … per 128-bit lane
+    t[i] = _mm512_maskz_unpacklo_ps(kAll16, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(kAll16, r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // each 128-bit lane now holds one column of four rows
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(kAll8, b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(kAll8, b, d));
+  }
+  for (int i = 0; i < 16; i += 8)  // gather the lanes of four-row groups 0–1 and 2–3
+    for (int j = 0; j < 4; ++j) {
+      t[i + j] = _mm512_maskz_shuffle_f32x4(kAll16, r[i + j], r[i + j + 4], 0x88);
+      t[i + j + 4] = _mm512_maskz_shuffle_f32x4(kAll16, r[i + j], r[i + j + 4], 0xdd);
+    }
+  for (int j = 0; j < 8; ++j) {  // and of the two halves: r[c] is column c of all 16 rows
+    r[j] = _mm512_maskz_shuffle_f32x4(kAll16, t[j], t[j + 8], 0x88);
+    r[j + 8] = _mm512_maskz_shuffle_f32x4(kAll16, t[j], t[j + 8], 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * dst_stride, r[i]);
+}
+#endif
+
 // kt[e, j] = k[j0 + j, e]: a block of keys (or values) transposed, so that products against it run along rows.
-// The inner loop runs along the keys (contiguous writes, gathered reads), which vectorises.
+// float on AVX-512 moves whole 16 × 16 blocks in registers (a third of the forward's non-GEMM time went to the
+// element-wise copy at L = 65, head dim 64); the rest, element by element: the inner loop runs along the keys
+// (contiguous writes, gathered reads), which vectorises.
 template <typename T>
 void pack_transposed(const T* rows, int64_t row_stride, int64_t n, int64_t width, T* packed) {
+  int64_t n_blocked = 0, width_blocked = 0;  // rows [0, n_blocked) × columns [0, width_blocked) done in blocks
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    n_blocked = n / 16 * 16;
+    width_blocked = width / 16 * 16;
+    for (int64_t j = 0; j < n_blocked; j += 16)
+      for (int64_t e = 0; e < width_blocked; e += 16)
+        transpose_16x16(rows + j * row_stride + e, row_stride, packed + e * n + j, n);
+  }
+#endif
   for (int64_t e = 0; e < width; ++e) {
     T* out = packed + e * n;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) out[j] = rows[j * row_stride + e];
+    for (int64_t j = e < width_blocked ? n_blocked : 0; j < n; ++j) out[j] = rows[j * row_stride + e];
   }
 }
 
 // ---- forward -------------------------------------------------------------------------------------------------
+// Probabilities of one block of query rows against all S keys when they fit in one key block (S ≤ kKeyBlock,
+// the usual case): each row's max is known before its exponentials, so p = exp(s − max) / Σ exp(s − max) is
+// exact in one pass and out = p v is written straight into the output, with no running rescale, no
+// unnormalised accumulator and no final division pass. lse = max + log Σ exp(s − max). A row with no finite
+// score (all masked) gets p = 0 (out = 0, lse = −inf); a NaN score makes the row's sum NaN and so the whole row.
+template <typename T>
+void single_block_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k,
+                          const Rows4d<const T>& v, const MaskView& mask, T scale, int64_t b, int64_t h, int64_t i0,
+                          int64_t ni, T* kt, T* s, T* tail, const Rows4d<T>& out, T* lse_rows) {
+  const int64_t nj = z.S;
+  pack_transposed(k.at(b, h, 0), k.sr, nj, z.E, kt);
+  gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt, nj, s, nj, tail);
+  apply_mask(mask, b, h, i0, ni, 0, nj, s, nj);
+  for (int64_t i = 0; i < ni; ++i) {
+    T* si = s + i * nj;
+    T row_max = kNegInf<T>;
+#pragma omp simd reduction(max : row_max)
+    for (int64_t j = 0; j < nj; ++j) row_max = si[j] > row_max ? si[j] : row_max;
+    const T shift = row_max == kNegInf<T> ? T(0) : row_max;
+    T sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < nj; ++j) {
+      si[j] = exp_of(si[j] - shift);
+      sum += si[j];
+    }
+    const T inv = sum == T(0) ? T(0) : T(1) / sum;
+#pragma omp simd
+    for (int64_t j = 0; j < nj; ++j) si[j] *= inv;
+    lse_rows[i] = sum == T(0) ? kNegInf<T> : row_max + std::log(sum);
+  }
+  gemm<false>(ni, z.Ev, nj, T(1), s, nj, int64_t{1}, v.at(b, h, 0), v.sr, out.at(b, h, i0), out.sr, tail);
+}
+
 // Per (b, h, block of query rows), over blocks of keys, with running row max m and sum l (Milakov & Gimelshein):
 //   s = scale·q kᵀ + mask;  m′ = max(m, max_j s);  p = exp(s − m′);  l = l·e^{m − m′} + Σ_j p;  o = o·e^{m − m′} + p v
 // and at the end out = o / l, lse = m + log l. A row with no finite score yet shifts by 0 instead of m′ = −inf, so
@@ -242,6 +328,11 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t bh = task / query_blocks, b = bh / z.H, h = bh % z.H;
       const int64_t i0 = (task % query_blocks) * Br, ni = std::min(Br, z.L - i0);
+      if (z.S > 0 && z.S <= Bc) {
+        single_block_forward(z, q, k, v, mask, scale, b, h, i0, ni, kt.data(), s.data(), tail.data(), out,
+                             lse + bh * z.L + i0);
+        continue;
+      }
       std::fill(o.begin(), o.end(), T(0));
       std::fill(m.begin(), m.end(), kNegInf<T>);
       std::fill(l.begin(), l.end(), T(0));
@@ -301,6 +392,9 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
   const Rows4d<const T> q(q_t), k(k_t), v(v_t), out(out_t), grad_out(grad_out_t);
   const Rows4d<T> grad_q(grad_q_t), grad_k(grad_k_t), grad_v(grad_v_t);
   const int64_t Br = even_block(z.L, kQueryBlock), Bc = even_block(z.S, kKeyBlock);
+  // With one key block, D comes from the tile itself, Σ_j p dp = Σ_e do (Σ_j p v) = rowsum(do ⊙ out), instead
+  // of a pass over do and out (out was written by the forward long before and is read from memory).
+  const bool single_key_block = z.S <= Bc;
   parallel_for(z.B * z.H, 2, [&](int64_t lo, int64_t hi) {
     std::vector<T> kt(static_cast<size_t>(z.E * Bc));   // [E, Bc]  keys of the block, transposed
     std::vector<T> vt(static_cast<size_t>(z.Ev * Bc));  // [Ev, Bc] values of the block, transposed
@@ -320,7 +414,7 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
           std::fill_n(grad_k.at(b, h, j), z.E, T(0));
           std::fill_n(grad_v.at(b, h, j), z.Ev, T(0));
         }
-      for (int64_t i = 0; i < z.L; ++i) {
+      for (int64_t i = 0; i < z.L && !single_key_block; ++i) {
         const T* doi = grad_out.at(b, h, i);
         const T* oi = out.at(b, h, i);
         T d = 0;
@@ -354,6 +448,12 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
           for (int64_t i = 0; i < ni; ++i) {
             T* pi = p.data() + i * nj;
             const T* dpi = dp.data() + i * nj;
+            if (single_key_block) {  // the row's p and dp are all here: D = Σ_j p dp (= rowsum(do ⊙ out))
+              T d = 0;
+#pragma omp simd reduction(+ : d)
+              for (int64_t j = 0; j < nj; ++j) d += pi[j] * dpi[j];
+              D[i0 + i] = d;
+            }
             const T Di = D[i0 + i];
 #pragma omp simd
             for (int64_t j = 0; j < nj; ++j) pi[j] = pi[j] * (dpi[j] - Di);

@@ -40,8 +40,10 @@ DATASHEET_FP32_TFLOPS = 67.0  # H200 SXM, fp32 without tensor cores (NVIDIA's da
 
 def load_rows(path, device="cpu"):
     """{(workload, framework, threads): row} of one device type ("cpu": also the rows of CSVs from before the device
-    column); a later row for the same key replaces an earlier one."""
-    rows = {}
+    column). Several rows for one key (bench/run.sh --rounds=N: one per round) combine into one: the median of their
+    medians, the least minimum, the median peak and baseline RSS (and device memory), the sum of the steps, and
+    GFLOP/s from the combined median (a row's FLOPs per step are its GFLOP/s times its median)."""
+    groups = {}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             if r.get("workload") == "workload":  # a header repeated by a concatenation
@@ -54,8 +56,30 @@ def load_rows(path, device="cpu"):
             r["gflops"] = float(r["gflops"]) if r["gflops"] else None
             for key in ("device_peak_allocated_mib", "device_reserved_mib"):
                 r[key] = float(r[key]) if r.get(key) else None
-            rows[(r["workload"], r["framework"], r["threads"])] = r
-    return rows
+            groups.setdefault((r["workload"], r["framework"], r["threads"]), []).append(r)
+    return {key: combine(group) for key, group in groups.items()}
+
+
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def combine(group):
+    """One row from the rows of one (workload, framework, threads): see load_rows."""
+    if len(group) == 1:
+        return dict(group[0], rounds=1)
+    row = dict(group[0], rounds=len(group))
+    row["median_ms"] = median([r["median_ms"] for r in group])
+    row["min_ms"] = min(r["min_ms"] for r in group)
+    row["repeats"] = str(sum(int(r["repeats"]) for r in group))
+    for key in ("baseline_rss_mib", "peak_rss_mib", "device_peak_allocated_mib", "device_reserved_mib"):
+        values = [r[key] for r in group if r.get(key) is not None]
+        row[key] = median(values) if values else None
+    flops = [r["gflops"] * r["median_ms"] for r in group if r["gflops"] is not None]
+    row["gflops"] = median(flops) / row["median_ms"] if flops else None
+    return row
 
 
 def load_meta(path):
@@ -165,6 +189,9 @@ def header(meta, peaks):
                          "the most distorted; the 1-thread ratios are the more trustworthy ones of this run.")
     if "command" in meta:
         lines.append(f"- Command: `{meta['command']}`")
+    if int(meta.get("rounds", "1") or 1) > 1:
+        lines.append(f"- Rounds: {meta['rounds']}, the whole alternating sequence once each; every time is the median "
+                     "of the rounds' medians (min: the least minimum) and every RSS the median of the rounds' peaks.")
     return lines
 
 
@@ -216,6 +243,9 @@ def gpu_header(meta, measured_peak):
         lines.append("- Versions: " + ", ".join(v.strip() for v in versions))
     if "command" in meta:
         lines.append(f"- Command: `{meta['command']}`")
+    if int(meta.get("rounds", "1") or 1) > 1:
+        lines.append(f"- Rounds: {meta['rounds']}, the whole alternating sequence once each; every time is the median "
+                     "of the rounds' medians (min: the least minimum) and every RSS the median of the rounds' peaks.")
     return lines
 
 

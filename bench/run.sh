@@ -3,12 +3,16 @@
 # peak (bench_fma_peak), then runs every workload (bench/<w>.cpp and its PyTorch twin bench/torch/<w>.py) at each
 # thread count, one process per (workload, side, threads), so each peak RSS belongs to one configuration; the two
 # sides alternate which goes first, so a slow drift of the shared machine hits both alike. All rows go to one
-# CSV; bench/report.py turns it into the table (docs/performance.md).
+# CSV; bench/report.py turns it into the table (docs/performance.md). --rounds=N repeats the whole sequence N times
+# (the alternation carries on across rounds); the table then gives per (workload, side, threads) the median of the
+# N process medians, the least minimum and the median peak RSS, so that one disturbed process on a shared machine
+# does not decide a goal.
 #
 #   bench/run.sh                                         # every workload, 1 and 2 threads (a few minutes)
 #   bench/run.sh --workloads=mil_pool,matmul --threads=2
 #   bench/run.sh --min-repeats=30 --sizes=512,1024       # more timed steps; matmul sizes
 #   bench/run.sh --update-docs                           # also writes the table into docs/performance.md
+#   bench/run.sh --rounds=3                              # the whole alternating sequence three times
 #   bench/run.sh --device=cuda --batch-scales=1,8        # on a GPU: both sides there, reference and 8× batches
 #
 # --device=cuda: model, optimizer state and data on the GPU, every timed step ending with a device synchronize on
@@ -28,13 +32,14 @@ python=${PYTHON:-/usr/bin/python3}  # here Debian's, which has torch (not the py
 canonical=(hopfield_attention vit_tiny deeprc mil_pool memory_retrieval mlp_small matmul)
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-workloads="" threads="" update_docs=0 common=() sizes=() device=cpu batch_scales=1
+workloads="" threads="" update_docs=0 common=() sizes=() device=cpu batch_scales=1 rounds=1
 for arg in "$@"; do
   case $arg in
     --workloads=*) workloads=${arg#*=} ;;
     --threads=*) threads=${arg#*=} ;;
     --device=*) device=${arg#*=} ;;
     --batch-scales=*) batch_scales=${arg#*=} ;;
+    --rounds=*) rounds=${arg#*=} ;;
     --min-repeats=* | --warmup=* | --seed=*) common+=("$arg") ;;
     --sizes=*) sizes=("$arg") ;;
     --update-docs) update_docs=1 ;;
@@ -49,6 +54,7 @@ case $device in
   *) echo "run.sh: --device=$device: expected cpu, cuda or cuda:N" >&2; exit 2 ;;
 esac
 on_gpu() { [[ $device != cpu ]]; }
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --rounds=$rounds: expected a positive integer" >&2; exit 2; }
 IFS=, read -ra scales <<<"$batch_scales"
 for s in "${scales[@]}"; do
   [[ $s =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --batch-scales=$batch_scales: expected positive integers" >&2; exit 2; }
@@ -114,6 +120,7 @@ started=$(date +%s)
   else
     echo "openblas=$(dpkg-query -W -f='${Version}' libopenblas0-openmp 2>/dev/null || true) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX})"
   fi
+  echo "rounds=$rounds"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/meta.txt"
 
@@ -123,7 +130,7 @@ runs=()
 for w in "${selected[@]}"; do
   if [[ $w == matmul ]]; then runs+=("$w 1"); else for s in "${scales[@]}"; do runs+=("$w $s"); done; fi
 done
-total=$((1 + ${#runs[@]} * ${#thread_counts[@]} * 2))
+total=$((1 + rounds * ${#runs[@]} * ${#thread_counts[@]} * 2))
 done_count=0 failures=()
 progress() {
   done_count=$((done_count + 1))
@@ -134,7 +141,7 @@ run_side() {  # workload batch-scale side threads
   [[ $w == matmul ]] && extra+=("${sizes[@]}")
   [[ $w == matmul ]] || extra+=(--batch-scale="$s")
   on_gpu && extra+=(--device="$device")
-  progress "$w$([[ $s == 1 ]] || echo " ×$s") · $side · $t thread$([[ $t == 1 ]] || echo s)"
+  progress "$w$([[ $s == 1 ]] || echo " ×$s") · $side · $t thread$([[ $t == 1 ]] || echo s)$( ((rounds == 1)) || echo " · round $round/$rounds")"
   if [[ $side == hopgrad ]]; then
     "$build/bench/bench_$w" --threads="$t" --csv="$csv" "${common[@]}" "${extra[@]}" || failures+=("$w×$s $side $t")
   else
@@ -157,12 +164,14 @@ else
   "$build/bench/bench_fma_peak" --threads="$threads" --min-repeats=100 --csv="$csv" || failures+=("fma_peak")
 fi
 hopgrad_first=1
-for run in "${runs[@]}"; do
-  read -r w s <<<"$run"
-  for t in "${thread_counts[@]}"; do
-    if ((hopgrad_first)); then run_side "$w" "$s" hopgrad "$t"; run_side "$w" "$s" pytorch "$t"
-    else run_side "$w" "$s" pytorch "$t"; run_side "$w" "$s" hopgrad "$t"; fi
-    hopgrad_first=$((1 - hopgrad_first))
+for ((round = 1; round <= rounds; round++)); do
+  for run in "${runs[@]}"; do
+    read -r w s <<<"$run"
+    for t in "${thread_counts[@]}"; do
+      if ((hopgrad_first)); then run_side "$w" "$s" hopgrad "$t"; run_side "$w" "$s" pytorch "$t"
+      else run_side "$w" "$s" pytorch "$t"; run_side "$w" "$s" hopgrad "$t"; fi
+      hopgrad_first=$((1 - hopgrad_first))
+    done
   done
 done
 {

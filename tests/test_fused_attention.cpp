@@ -507,3 +507,51 @@ TEST_CASE("fused_attention: Hopfield output and gradients match the composite pa
   for (size_t i = 0; i < fused.size(); ++i)
     hgtest::check_close(fused[i], composite_path[i], 1e-12, 1e-12, fmt::format("tensor {}", i));
 }
+
+TEST_CASE("fused_attention: Hopfield self-association on its packed projection matches separate projections") {
+  // The same tensor as stored, state and projection takes one GEMM and attention on the packed [B, L, 3·H·d]
+  // projection; a copy as stored and projection takes three GEMMs and attention on the split heads. Outputs, the
+  // input's gradient and every parameter's gradient must agree, with and without masks, at β = 1/√d and β = 0.3.
+  namespace nn = hg::nn;
+  const int64_t B = 2, L = 5, E = 8, H = 2;
+  for (double beta : {0.0, 0.3}) {  // 0: the default 1/√d
+    // Without the pattern LayerNorms (which would make three tensors of the one input), as PyTorch's attention.
+    nn::HopfieldOptions options = nn::HopfieldOptions(E)
+                                      .num_heads(H)
+                                      .batch_first(true)
+                                      .normalize_stored_pattern(false)
+                                      .normalize_stored_pattern_affine(false)
+                                      .normalize_state_pattern(false)
+                                      .normalize_state_pattern_affine(false)
+                                      .normalize_pattern_projection(false)
+                                      .normalize_pattern_projection_affine(false);
+    if (beta > 0) options.scaling(beta);
+    nn::Hopfield hopfield(options);
+    hopfield->to(hg::kFloat64);
+    hgtest::randomize_parameters(*hopfield, 9);
+    const hg::Tensor x = hgtest::uniform({B, L, E}, -1, 1, 50);
+    const hg::Tensor padding = hg::from_vector<bool>({false, false, false, false, true, false, false, true, false, false},
+                                                     {B, L});
+    const hg::Tensor bias = hgtest::uniform({L, L}, -1, 1, 51);
+    for (int masks = 0; masks < 4; ++masks) {  // none, padding, additive, both
+      nn::AssociateOptions request;
+      if (masks & 1) request.stored_pattern_padding_mask(padding);
+      if (masks & 2) request.association_mask(bias);
+      auto run = [&](bool one_tensor) {
+        hopfield->zero_grad();
+        hg::Tensor xi = x.detach().requires_grad_(true);
+        hg::Tensor other = one_tensor ? xi : xi * 1.0;
+        hg::Tensor out = hopfield->associate(other, xi, other, request).output;
+        hg::sum(out * out).backward();
+        hg::Tensors result{out, xi.grad()};
+        for (auto& [name, p] : hopfield->named_parameters()) result.push_back(p.grad());
+        return result;
+      };
+      const hg::Tensors packed = run(true), separate = run(false);
+      REQUIRE(packed.size() == separate.size());
+      for (size_t i = 0; i < packed.size(); ++i)
+        hgtest::check_close(packed[i], separate[i], 1e-12, 1e-12,
+                            fmt::format("beta {} masks {} tensor {}", beta, masks, i));
+    }
+  }
+}

@@ -279,9 +279,11 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
     return fused ? block(core.in_proj_weight, offset, rows) : separate;
   };
   Tensor q, k, v;
+  Tensor qkv;  // [B, L, 3·H·d_k] when one GEMM projected all three (self-association)
   if (fused && !q_static && !k_static && !v_static && stored.is_same(state) && state.is_same(projection)) {
-    Tensors qkv = chunk(linear(state, core.in_proj_weight, core.in_proj_bias), 3, -1);  // one GEMM
-    q = qkv[0], k = qkv[1], v = qkv[2];
+    qkv = linear(state, core.in_proj_weight, core.in_proj_bias);  // one GEMM
+    Tensors parts = chunk(qkv, 3, -1);
+    q = parts[0], k = parts[1], v = parts[2];
   } else {
     q = q_static ? state : linear(state, weight(core.q_proj_weight, 0, hd), block(core.in_proj_bias, 0, hd));
     k = k_static ? stored
@@ -462,7 +464,19 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   // ---- 11. dropout once, LwPF's D′ after it (spec B.3), then the values and the out-projection ------
   HopfieldResult result;
   Tensor heads_out;  // [B, H, L, d_v]
-  if (fused_attention) {
+  Tensor out;        // [B, L, H·d_v]
+  // Self-association projected by one GEMM, with the heads as they came out of it and one scalar β: attention on
+  // the packed projection, which reads q, k, v inside it, writes the heads merged and, backward, the projection's
+  // gradient as one tensor (the chunks' backward made three zero-filled [B, L, 3·H·d_k] tensors and summed them).
+  const bool packed = fused_attention && qkv.defined() && !o.normalize_hopfield_space() && extra_columns == 0 &&
+                      d_k == d_v && !beta.defined();
+  if (packed) {
+    Tensor scores_mask = score_bias;  // as Separation::attend turns them into the fused op's mask
+    if (mask.defined())
+      scores_mask = score_bias.defined() ? where(mask, -std::numeric_limits<double>::infinity(), score_bias)
+                                         : logical_not(mask);
+    out = scaled_dot_product_attention_qkvpacked(qkv, H, scores_mask, beta_scalar);
+  } else if (fused_attention) {
     heads_out = sep.attend(qh, kh, vh, beta_tensor, mask, score_bias, 0.0, nullptr, gen);
   } else if (dense) {
     Tensor w = o.dropout() > 0.0 && is_training() ? dropout(xi, o.dropout(), true, gen) : xi;
@@ -473,7 +487,7 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
     heads_out = sep.attend(state_h, kh, vh, beta_tensor, mask, {}, 0.0,
                            request.return_association() ? &result.association : nullptr, gen);
   }
-  Tensor out = heads_out.permute({0, 2, 1, 3}).reshape({B, L, H * d_v});
+  if (!packed) out = heads_out.permute({0, 2, 1, 3}).reshape({B, L, H * d_v});
   if (core.out_proj) out = core.out_proj(out);
 
   // ---- 12. layout back, activation ------------------------------------------------------------------

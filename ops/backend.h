@@ -102,6 +102,9 @@ class Backend {
   /// floating dtype; grad_x may be strided.
   virtual void gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                              Tensor& grad_x) = 0;
+  /// ReLU's backward in one pass (PyTorch's threshold_backward at 0): grad_x = y > 0 ? grad_out : 0, y = relu(x)
+  /// (so a NaN y passes no gradient, as the composite where(y > 0, g, 0)). Shapes and dtypes as gelu_backward's.
+  virtual void relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) = 0;
   /// out = a op b; a and b are broadcast views of out's shape with one common dtype; comparisons and logical
   /// ops write bool. out may be strided and may alias a (in-place).
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;

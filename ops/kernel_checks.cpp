@@ -70,14 +70,15 @@ void check_layer_norm_backward_kernel(const Tensor& grad_out, const Tensor& x, c
              p->desc());
 }
 
-void check_gelu_backward_kernel(const Tensor& grad_out, const Tensor& x, const Tensor& grad_x) {
-  const std::string name = kernel_name("gelu_backward", x);
+void check_activation_backward_kernel(const char* op, const char* saved, const Tensor& grad_out, const Tensor& x,
+                                      const Tensor& grad_x) {
+  const std::string name = kernel_name(op, x);
   HG_CHECK(grad_out.sizes() == grad_x.sizes() && x.sizes() == grad_x.sizes(),
-           "{}: expects grad_out, x and grad_x of one shape, got {}, {} and {}", name, grad_out.sizes(), x.sizes(),
-           grad_x.sizes());
+           "{}: expects grad_out, {} and grad_x of one shape, got {}, {} and {}", name, saved, grad_out.sizes(),
+           x.sizes(), grad_x.sizes());
   HG_CHECK(grad_out.dtype() == x.dtype() && grad_x.dtype() == x.dtype() && is_floating(x.dtype()),
-           "{}: expects grad_out, x and grad_x of one floating dtype, got {}, {} and {}", name, grad_out.dtype(),
-           x.dtype(), grad_x.dtype());
+           "{}: expects grad_out, {} and grad_x of one floating dtype, got {}, {} and {}", name, saved,
+           grad_out.dtype(), x.dtype(), grad_x.dtype());
 }
 
 }  // namespace hg::detail

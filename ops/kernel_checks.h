@@ -24,7 +24,9 @@ void check_layer_norm_backward_kernel(const Tensor& grad_out, const Tensor& x, c
                                       const Tensor& mean, const Tensor& rstd, int64_t N, const Tensor* grad_x,
                                       const Tensor* grad_weight, const Tensor* grad_bias);
 
-/// gelu_backward: grad_out, x and grad_x of one shape and one floating dtype (any strides).
-void check_gelu_backward_kernel(const Tensor& grad_out, const Tensor& x, const Tensor& grad_x);
+/// An elementwise activation's fused backward (gelu_backward: saved "x", relu_backward: saved "y"): grad_out, the
+/// saved tensor and grad_x of one shape and one floating dtype (any strides).
+void check_activation_backward_kernel(const char* op, const char* saved, const Tensor& grad_out, const Tensor& x,
+                                      const Tensor& grad_x);
 
 }  // namespace hg::detail

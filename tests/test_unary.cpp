@@ -258,6 +258,39 @@ HG_BACKEND_TEST(gelu_fused_backward_matches_composite) {
   return results;
 }
 
+// relu's backward is one fused kernel (Backend::relu_backward) reading g and y once; it must equal the composite
+// where(y > 0, g, 0) it replaced (bit for bit: a select), with zeros, ±0, ±inf and NaN in x and in g, odd sizes,
+// strided g and x, a broadcast g, and the composite again under create_graph.
+HG_BACKEND_TEST(relu_fused_backward_matches_composite) {
+  Tensors results;
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor values = hg::cat({hgtest::uniform({50}, -3, 3, 41), f64({-inf, -1.0, -0.0, 0.0, 1e-30, 2.0, inf, nan, 3.0,
+                                                                  -2.0, 0.5, -0.5, nan})});  // 63
+  Tensor g_values = hg::cat({hgtest::uniform({60}, -1, 1, 42), f64({nan, inf, -inf})});  // NaN, ±inf in g too
+  auto reference = [](const Tensor& g, const Tensor& x) { return hg::where(hg::relu(x) > 0.0, g, 0.0); };
+  for (hg::DType dtype : {hg::kFloat64, hg::kFloat32}) {
+    INFO(hg::dtype_name(dtype));
+    Tensor x = values.to(dtype).to(device).detach().requires_grad_(true);
+    Tensor g = g_values.to(dtype).to(device);
+    Tensor fused = hg::grad({hg::relu(x)}, {x}, {g})[0];
+    hgtest::check_close(fused, reference(g, x.detach()), 0, 0, "contiguous");
+    Tensor base = values.view({7, 9}).to(dtype).to(device).detach().requires_grad_(true);
+    Tensor xt = base.t();
+    Tensor gs = hgtest::uniform({9, 14}, -1, 1, 43).to(dtype).to(device).slice(1, 0, 14, 2);
+    Tensor strided = hg::grad({hg::relu(xt)}, {base}, {gs})[0];
+    hgtest::check_close(strided, reference(gs, xt.detach()).t(), 0, 0, "strided g and x");
+    Tensor broadcast = hg::grad({hg::relu(x).sum()}, {x})[0];
+    hgtest::check_close(broadcast, reference(hg::ones_like(g), x.detach()), 0, 0, "broadcast g");
+    // create_graph: the composite, whose gradient (g where y > 0) is differentiable in g.
+    Tensor gr = g.detach().requires_grad_(true);
+    Tensor recorded = hg::grad({hg::relu(x)}, {x}, {gr}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+    hgtest::check_close(recorded.detach(), fused, 0, 0, "create_graph");
+    CHECK(recorded.requires_grad());
+    results.insert(results.end(), {fused, strided, broadcast});
+  }
+  return results;
+}
+
 // NaN and ±inf, in x or in g, and |x| out to 1e20 give what torch.ops.aten.gelu_backward gives (torch 1.13,
 // values printed from it): ∞·0 = NaN at x = ±inf in both formulas, and in float32 tanh-gelu where x² overflows.
 // At x = −10, gelu′ = x·φ(x) = −7.7e-22 (Φ(−10) = 7.6e-24 is lost in 1 + erf in either dtype): torch's scalar loop
@@ -700,6 +733,16 @@ TEST_CASE("unary: bad input is refused with the op's name") {
                        hg::Error);
   CHECK_THROWS_WITH_AS(cpu.gelu_backward(ints, ints, hg::GeluApproximation::None, int_out),
                        doctest::Contains("got int64, int64 and int64"), hg::Error);
+  CHECK_THROWS_WITH_AS(
+      cpu.relu_backward(x, x, out3),
+      doctest::Contains("relu_backward kernel: expects grad_out, y and grad_x of one shape, got [2], [2] and [3]"),
+      hg::Error);
+  CHECK_THROWS_WITH_AS(cpu.relu_backward(x, x, float_out),
+                       doctest::Contains("relu_backward kernel: expects grad_out, y and grad_x of one floating dtype, "
+                                         "got float64, float64 and float32"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(cpu.relu_backward(ints, ints, int_out), doctest::Contains("got int64, int64 and int64"),
+                       hg::Error);
 }
 
 // ---- allclose and max_abs_diff ------------------------------------------------------------------------------

@@ -284,9 +284,18 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams par
 
 void CpuBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                                Tensor& grad_x) {
-  hg::detail::check_gelu_backward_kernel(grad_out, x, grad_x);
+  hg::detail::check_activation_backward_kernel("gelu_backward", "x", grad_out, x, grad_x);
   if (x.dtype() == kFloat32) return gelu_backward_kernel<float>(grad_out, x, approximate, grad_x);
   gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);
+}
+
+// grad_x = y > 0 ? g : 0 in one pass over g and y (the composite compared into a bool tensor, then selected).
+void CpuBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) {
+  hg::detail::check_activation_backward_kernel("relu_backward", "y", grad_out, y, grad_x);
+  HG_DISPATCH_FLOATING(y.dtype(), "relu_backward", [&] {
+    cpu_kernel<scalar_t, scalar_t, scalar_t>(grad_x, {&grad_out, &y},
+                                             [](scalar_t g, scalar_t v) { return v > scalar_t(0) ? g : scalar_t(0); });
+  });
 }
 
 }  // namespace hg::cpu

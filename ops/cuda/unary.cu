@@ -181,10 +181,24 @@ void CudaBackend::unary(UnaryOp op, const Tensor& x, Tensor& out, UnaryParams pa
 void CudaBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                                 Tensor& grad_x) {
   check_on_device("gelu_backward", grad_x.device(), {&grad_out, &x, &grad_x});
-  hg::detail::check_gelu_backward_kernel(grad_out, x, grad_x);
+  hg::detail::check_activation_backward_kernel("gelu_backward", "x", grad_out, x, grad_x);
   DeviceGuard guard(grad_x.device());
   if (x.dtype() == kFloat32) return gelu_backward_kernel<float>(grad_out, x, approximate, grad_x);
   gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);
+}
+
+// grad_x = y > 0 ? g : 0 in one pass, as the CPU kernel.
+template <typename T>
+void relu_backward_kernel(const Tensor& g, const Tensor& y, Tensor& grad_x) {
+  gpu_kernel<T, T, T>(grad_x, {&g, &y}, [] __device__(T dy, T v) { return v > T(0) ? dy : T(0); });
+}
+
+void CudaBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) {
+  check_on_device("relu_backward", grad_x.device(), {&grad_out, &y, &grad_x});
+  hg::detail::check_activation_backward_kernel("relu_backward", "y", grad_out, y, grad_x);
+  DeviceGuard guard(grad_x.device());
+  if (y.dtype() == kFloat32) return relu_backward_kernel<float>(grad_out, y, grad_x);
+  relu_backward_kernel<double>(grad_out, y, grad_x);
 }
 
 }  // namespace hg::cuda

@@ -161,6 +161,17 @@ def table(rows):
     return lines, peaks, missed
 
 
+def command_lines(meta):
+    """The header's last lines, CPU and GPU alike: the command, and the rounds when there were several."""
+    lines = []
+    if "command" in meta:
+        lines.append(f"- Command: `{meta['command']}`")
+    if int(meta.get("rounds", "1") or 1) > 1:
+        lines.append(f"- Rounds: {meta['rounds']}, the whole alternating sequence once each; every time is the median "
+                     "of the rounds' medians (min: the least minimum) and every RSS the median of the rounds' peaks.")
+    return lines
+
+
 def header(meta, peaks):
     lines = []
     if "cpu" in meta:
@@ -187,12 +198,7 @@ def header(meta, peaks):
             lines.append(f"- **Warning**: the load average exceeded the {cpus} CPUs, so other jobs competed for the "
                          "cores. Multi-thread timings, which need every thread of a step scheduled at once, are "
                          "the most distorted; the 1-thread ratios are the more trustworthy ones of this run.")
-    if "command" in meta:
-        lines.append(f"- Command: `{meta['command']}`")
-    if int(meta.get("rounds", "1") or 1) > 1:
-        lines.append(f"- Rounds: {meta['rounds']}, the whole alternating sequence once each; every time is the median "
-                     "of the rounds' medians (min: the least minimum) and every RSS the median of the rounds' peaks.")
-    return lines
+    return lines + command_lines(meta)
 
 
 def render(rows, meta):
@@ -241,12 +247,7 @@ def gpu_header(meta, measured_peak):
                  ("python", "Python")] if meta.get(key)]
     if versions:
         lines.append("- Versions: " + ", ".join(v.strip() for v in versions))
-    if "command" in meta:
-        lines.append(f"- Command: `{meta['command']}`")
-    if int(meta.get("rounds", "1") or 1) > 1:
-        lines.append(f"- Rounds: {meta['rounds']}, the whole alternating sequence once each; every time is the median "
-                     "of the rounds' medians (min: the least minimum) and every RSS the median of the rounds' peaks.")
-    return lines
+    return lines + command_lines(meta)
 
 
 def gpu_table(rows, measured_peak):

@@ -516,15 +516,7 @@ TEST_CASE("fused_attention: Hopfield self-association on its packed projection m
   const int64_t B = 2, L = 5, E = 8, H = 2;
   for (double beta : {0.0, 0.3}) {  // 0: the default 1/√d
     // Without the pattern LayerNorms (which would make three tensors of the one input), as PyTorch's attention.
-    nn::HopfieldOptions options = nn::HopfieldOptions(E)
-                                      .num_heads(H)
-                                      .batch_first(true)
-                                      .normalize_stored_pattern(false)
-                                      .normalize_stored_pattern_affine(false)
-                                      .normalize_state_pattern(false)
-                                      .normalize_state_pattern_affine(false)
-                                      .normalize_pattern_projection(false)
-                                      .normalize_pattern_projection_affine(false);
+    nn::HopfieldOptions options = hgtest::hopfield_options_without_norms(E).num_heads(H).batch_first(true);
     if (beta > 0) options.scaling(beta);
     nn::Hopfield hopfield(options);
     hopfield->to(hg::kFloat64);

@@ -24,15 +24,7 @@ hg::Tensor normal64(hg::IntArrayRef shape, uint64_t seed, double scale = 1.0) {
 }
 
 /// Options with the three input LayerNorms off (what the hand computations below assume).
-nn::HopfieldOptions plain(int64_t input_size) {
-  return nn::HopfieldOptions(input_size)
-      .normalize_stored_pattern(false)
-      .normalize_stored_pattern_affine(false)
-      .normalize_state_pattern(false)
-      .normalize_state_pattern_affine(false)
-      .normalize_pattern_projection(false)
-      .normalize_pattern_projection_affine(false);
-}
+nn::HopfieldOptions plain(int64_t input_size) { return hgtest::hopfield_options_without_norms(input_size); }
 
 using hgtest::check_parameter_gradients;
 using hgtest::randomize_parameters;

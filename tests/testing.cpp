@@ -9,6 +9,16 @@ hg::Tensor uniform(hg::IntArrayRef shape, double lo, double hi, uint64_t seed) {
   return hg::rand(shape, hg::kFloat64, &gen) * (hi - lo) + lo;
 }
 
+hg::nn::HopfieldOptions hopfield_options_without_norms(int64_t input_size) {
+  return hg::nn::HopfieldOptions(input_size)
+      .normalize_stored_pattern(false)
+      .normalize_stored_pattern_affine(false)
+      .normalize_state_pattern(false)
+      .normalize_state_pattern_affine(false)
+      .normalize_pattern_projection(false)
+      .normalize_pattern_projection_affine(false);
+}
+
 void randomize_parameters(hg::nn::Module& module, uint64_t seed, double scale) {
   hg::NoGradGuard no_grad;
   hg::Generator gen(seed);

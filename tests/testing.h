@@ -36,6 +36,10 @@ hg::Tensor uniform(hg::IntArrayRef shape, double lo = -1.0, double hi = 1.0, uin
 /// at an initialiser's near-zero values.
 void randomize_parameters(hg::nn::Module& module, uint64_t seed, double scale = 0.5);
 
+/// Hopfield options with the three pattern LayerNorms (stored, state, projection) off: the plain multi-head
+/// attention that hand computations and comparisons with PyTorch's attention assume.
+hg::nn::HopfieldOptions hopfield_options_without_norms(int64_t input_size);
+
 /// gradcheck for a module's parameters: central differences of L = Σ W ⊙ f() in every element of every trainable
 /// parameter (float64) against backward, reporting the first mismatching element of each parameter.
 void check_parameter_gradients(hg::nn::Module& module, const std::function<hg::Tensor()>& f, double eps = 1e-6,

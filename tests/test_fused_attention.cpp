@@ -511,23 +511,26 @@ TEST_CASE("fused_attention: Hopfield output and gradients match the composite pa
 TEST_CASE("fused_attention: Hopfield self-association on its packed projection matches separate projections") {
   // The same tensor as stored, state and projection takes one GEMM and attention on the packed [B, L, 3·H·d]
   // projection; a copy as stored and projection takes three GEMMs and attention on the split heads. Outputs, the
-  // input's gradient and every parameter's gradient must agree, with and without masks, at β = 1/√d and β = 0.3.
+  // input's gradient and every parameter's gradient must agree, with and without masks, at β = 1/√d and β = 0.3,
+  // batch first, sequence first and unbatched.
   namespace nn = hg::nn;
   const int64_t B = 2, L = 5, E = 8, H = 2;
+  for (int layout = 0; layout < 3; ++layout)  // batch first, sequence first, unbatched
   for (double beta : {0.0, 0.3}) {  // 0: the default 1/√d
     // Without the pattern LayerNorms (which would make three tensors of the one input), as PyTorch's attention.
-    nn::HopfieldOptions options = hgtest::hopfield_options_without_norms(E).num_heads(H).batch_first(true);
+    nn::HopfieldOptions options = hgtest::hopfield_options_without_norms(E).num_heads(H).batch_first(layout != 1);
     if (beta > 0) options.scaling(beta);
     nn::Hopfield hopfield(options);
     hopfield->to(hg::kFloat64);
     hgtest::randomize_parameters(*hopfield, 9);
-    const hg::Tensor x = hgtest::uniform({B, L, E}, -1, 1, 50);
+    const hg::Tensor batch_first = hgtest::uniform({B, L, E}, -1, 1, 50);
+    const hg::Tensor x = layout == 0 ? batch_first : layout == 1 ? batch_first.transpose(0, 1) : batch_first.select(0, 0);
     const hg::Tensor padding = hg::from_vector<bool>({false, false, false, false, true, false, false, true, false, false},
                                                      {B, L});
     const hg::Tensor bias = hgtest::uniform({L, L}, -1, 1, 51);
     for (int masks = 0; masks < 4; ++masks) {  // none, padding, additive, both
       nn::AssociateOptions request;
-      if (masks & 1) request.stored_pattern_padding_mask(padding);
+      if (masks & 1) request.stored_pattern_padding_mask(layout == 2 ? padding.select(0, 0) : padding);
       if (masks & 2) request.association_mask(bias);
       auto run = [&](bool one_tensor) {
         hopfield->zero_grad();
@@ -543,7 +546,7 @@ TEST_CASE("fused_attention: Hopfield self-association on its packed projection m
       REQUIRE(packed.size() == separate.size());
       for (size_t i = 0; i < packed.size(); ++i)
         hgtest::check_close(packed[i], separate[i], 1e-12, 1e-12,
-                            fmt::format("beta {} masks {} tensor {}", beta, masks, i));
+                            fmt::format("layout {} beta {} masks {} tensor {}", layout, beta, masks, i));
     }
   }
 }

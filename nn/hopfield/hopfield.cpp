@@ -249,7 +249,13 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
     if (!batched) return t.unsqueeze(0);
     return o.batch_first() ? t : t.transpose(0, 1);
   };
-  Tensor stored = to_batch_first(stored_in), state = to_batch_first(state_in), projection = to_batch_first(projection_in);
+  // One input given for several roles stays one tensor (so that self-association can take one projection GEMM
+  // below whatever the layout).
+  Tensor state = to_batch_first(state_in);
+  Tensor stored = stored_in.is_same(state_in) ? state : to_batch_first(stored_in);
+  Tensor projection = projection_in.is_same(state_in)    ? state
+                      : projection_in.is_same(stored_in) ? stored
+                                                         : to_batch_first(projection_in);
   const int64_t B = state.size(0), L = state.size(1), S = stored.size(1);
   const char* layout = !batched ? "[N, features]" : o.batch_first() ? "[B, N, features]" : "[N, B, features]";
   HG_CHECK(stored.size(0) == B && projection.size(0) == B && projection.size(1) == S,

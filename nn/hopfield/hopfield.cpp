@@ -477,11 +477,8 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   const bool packed = fused_attention && qkv.defined() && !o.normalize_hopfield_space() && extra_columns == 0 &&
                       d_k == d_v && !beta.defined();
   if (packed) {
-    Tensor scores_mask = score_bias;  // as Separation::attend turns them into the fused op's mask
-    if (mask.defined())
-      scores_mask = score_bias.defined() ? where(mask, -std::numeric_limits<double>::infinity(), score_bias)
-                                         : logical_not(mask);
-    out = scaled_dot_product_attention_qkvpacked(qkv, H, scores_mask, beta_scalar);
+    out = scaled_dot_product_attention_qkvpacked(qkv, H, fused_attention_mask(mask, score_bias, qh.dtype()),
+                                                 beta_scalar);
   } else if (fused_attention) {
     heads_out = sep.attend(qh, kh, vh, beta_tensor, mask, score_bias, 0.0, nullptr, gen);
   } else if (dense) {

@@ -189,6 +189,11 @@ Association SeparationImpl::weights(const Tensor& scores_in, const Tensor& mask,
   return {w, keep};
 }
 
+Tensor fused_attention_mask(const Tensor& mask, const Tensor& bias, DType dtype) {
+  if (mask.defined()) return bias.defined() ? where(mask, -kInf, bias.to(dtype)) : logical_not(mask);
+  return bias.defined() ? bias.to(dtype) : Tensor();
+}
+
 Tensor SeparationImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& mask,
                               const Tensor& bias, double dropout_p, Tensor* weights_out, Generator* gen) {
   const SeparationOptions& o = options;
@@ -242,11 +247,7 @@ Tensor SeparationImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
   // stores the [..., L, S] weights. Same formula as the dense path below: β scales the query, the bool mask
   // (here true = excluded; the fused op's is true = takes part) and the bias act on the scores.
   if (o.kind() == SeparationKind::Softmax && !o.forgetting() && !dropout_active && !weights_out) {
-    Tensor scores_mask = bias;
-    if (mask.defined())
-      scores_mask = bias.defined() ? where(mask, -kInf, bias.to(q.dtype())) : logical_not(mask);
-    else if (bias.defined())
-      scores_mask = bias.to(q.dtype());
+    const Tensor scores_mask = fused_attention_mask(mask, bias, q.dtype());
     // A constant scalar β on the CPU becomes the kernel's scale (no pass over q, no node for q·β); elsewhere (per-head
     // or learned β, or a device where reading β would synchronise) q is scaled first, as in the dense path.
     if (effective_beta.numel() == 1 && !effective_beta.requires_grad() && effective_beta.device().is_cpu())

@@ -117,4 +117,9 @@ class SeparationImpl : public Module {
 };
 HG_MODULE(Separation);
 
+/// The Hopfield layers' masks as the attn_mask of hg::scaled_dot_product_attention(_qkvpacked): `mask` is bool with
+/// true = excluded (the fused op's bool mask means the opposite), `bias` is added to the scores (converted to
+/// `dtype`); with both, the excluded pairs get −inf in the bias. Undefined when neither is.
+Tensor fused_attention_mask(const Tensor& mask, const Tensor& bias, DType dtype);
+
 }  // namespace hg::nn

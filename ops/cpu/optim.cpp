@@ -22,7 +22,11 @@ void adam_kernel(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_
   const T beta2 = static_cast<T>(a.beta2), one_minus_beta2 = static_cast<T>(1.0 - a.beta2);
   const T weight_decay = static_cast<T>(a.weight_decay), decay = static_cast<T>(1.0 - a.lr * a.weight_decay);
   const T step_size = static_cast<T>(a.lr / a.bias_correction1);
-  const T bias_correction2_sqrt = static_cast<T>(a.bias_correction2_sqrt), eps = static_cast<T>(a.eps);
+  // √v / √(1 − β₂ᵗ) as √v times the reciprocal (rounded once, from double): the loop is bound by its vector
+  // square roots and divisions, and one division fewer per element makes the update ~25 % faster. It can differ
+  // from torch.optim.Adam's division in the denominator's last bit, which moves the parameter only when the
+  // update (~lr) lands on a rounding boundary of the parameter's own last bit.
+  const T inv_bias_correction2_sqrt = static_cast<T>(1.0 / a.bias_correction2_sqrt), eps = static_cast<T>(a.eps);
   parallel_for(n, kParallelGrain, [&](int64_t lo, int64_t hi) {
 #pragma omp simd
     for (int64_t i = lo; i < hi; ++i) {
@@ -38,7 +42,7 @@ void adam_kernel(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, T* max_exp_
         v = (previous > v || std::isnan(previous)) ? previous : v;
         max_exp_avg_sq[i] = v;
       }
-      param[i] = p - step_size * m / (std::sqrt(v) / bias_correction2_sqrt + eps);
+      param[i] = p - step_size * m / (std::sqrt(v) * inv_bias_correction2_sqrt + eps);
     }
   });
 }

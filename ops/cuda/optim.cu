@@ -9,7 +9,7 @@ namespace {
 enum class WeightDecay { None, L2, Decoupled };
 
 template <typename T> struct AdamScalars {
-  T beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, decay, step_size, bias_correction2_sqrt, eps;
+  T beta1, one_minus_beta1, beta2, one_minus_beta2, weight_decay, decay, step_size, inv_bias_correction2_sqrt, eps;
 };
 
 // param, grad, exp_avg (m), exp_avg_sq (v), max_exp_avg_sq (v̂, amsgrad only): [n] contiguous
@@ -29,7 +29,7 @@ __global__ void adam_kernel(T* param, const T* grad, T* exp_avg, T* exp_avg_sq, 
       v = (previous > v || is_nan(previous)) ? previous : v;
       max_exp_avg_sq[i] = v;
     }
-    param[i] = p - s.step_size * m / (math::sqrt(v) / s.bias_correction2_sqrt + s.eps);
+    param[i] = p - s.step_size * m / (math::sqrt(v) * s.inv_bias_correction2_sqrt + s.eps);
   }
 }
 
@@ -61,7 +61,7 @@ void CudaBackend::adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, 
                      static_cast<T>(a.weight_decay),
                      static_cast<T>(1.0 - a.lr * a.weight_decay),
                      static_cast<T>(a.lr / a.bias_correction1),
-                     static_cast<T>(a.bias_correction2_sqrt),
+                     static_cast<T>(1.0 / a.bias_correction2_sqrt),
                      static_cast<T>(a.eps)};
     T* p = param.data_ptr<T>();
     const T* g = grad.data_ptr<T>();

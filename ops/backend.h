@@ -195,17 +195,20 @@ class Backend {
   // ---- loss kernels --------------------------------------------------------------------------
   /// Cross entropy of contiguous logits [outer, C, inner] (classes along the middle dim) against contiguous int64
   /// target [outer, inner] whose values the frontend checked to be in [0, C) or ignore_index; weight [C] or null.
-  /// With lse = log Σ_c exp(x_c), ε = label_smoothing and w ≡ 1 without weight, for each target t ≠ ignore_index:
-  ///   loss = (1 − ε)·w_t·(lse − x_t) + (ε/C)·Σ_c w_c·(lse − x_c),  target_weight = w_t;
-  /// ignored targets get loss 0 and target_weight 0. An all −inf row (lse = −inf) has loss 0, as log_softmax's
-  /// zeros give. loss, log_sum_exp and target_weight are [outer, inner] in the logits' dtype.
+  /// Per row, with shift m = max_c x_c (0 when no entry is above −inf), ℓ = log Σ_c exp(x_c − m) (so that
+  /// log p_c = (x_c − m) − ℓ as log_softmax forms it), ε = label_smoothing and w ≡ 1 without weight, for each
+  /// target t ≠ ignore_index:
+  ///   loss = (1 − ε)·w_t·(ℓ − (x_t − m)) + (ε/C)·Σ_c w_c·(ℓ − (x_c − m)),  target_weight = w_t;
+  /// ignored targets get loss 0 and target_weight 0. An all −inf row (ℓ = −inf) has loss 0, as log_softmax's
+  /// zeros give. loss, log_sum (ℓ) and target_weight are [outer, inner] in the logits' dtype. ℓ is kept rather
+  /// than m + ℓ, which rounds to the logits' ulp: the backward finds m again from the row.
   virtual void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
-                             double label_smoothing, Tensor& loss, Tensor& log_sum_exp, Tensor& target_weight) = 0;
-  /// grad_logits [outer, C, inner] = grad_loss · ∂loss/∂logits with s = exp(x − lse), W = Σ_c w_c:
+                             double label_smoothing, Tensor& loss, Tensor& log_sum, Tensor& target_weight) = 0;
+  /// grad_logits [outer, C, inner] = grad_loss · ∂loss/∂logits with s = exp((x − m) − ℓ), W = Σ_c w_c:
   ///   (1 − ε)·w_t·(s − onehot_t) + (ε/C)·(W·s − w);  zero for ignored targets and all −inf rows.
-  /// grad_loss is [outer, inner]; everything contiguous.
+  /// log_sum is the forward's ℓ; grad_loss is [outer, inner]; everything contiguous.
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor* weight,
-                                      int64_t ignore_index, double label_smoothing, const Tensor& log_sum_exp,
+                                      int64_t ignore_index, double label_smoothing, const Tensor& log_sum,
                                       const Tensor& grad_loss, Tensor& grad_logits) = 0;
 
   // ---- optimizer kernels ----------------------------------------------------------------------

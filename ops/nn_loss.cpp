@@ -158,7 +158,7 @@ struct ClassLayout {
 // ∂ℓ_i/∂x[i, :] = (1 − ε)·w_t·(softmax − onehot_t) + (ε/C)·(W·softmax − w), zero for ignored targets and all −inf
 // rows: the kernel's gradient written with ops, for create_graph (so it can be differentiated again).
 Tensor cross_entropy_gradient_ops(const Tensor& x, const Tensor& target, const Tensor& weight,
-                                  const Tensor& target_weight, const Tensor& log_sum_exp, const Tensor& grad_loss,
+                                  const Tensor& target_weight, const Tensor& log_sum, const Tensor& grad_loss,
                                   const ClassLayout& L, int64_t ignore_index, double epsilon) {
   const int64_t d = L.class_dim;
   Shape along_classes(static_cast<size_t>(x.dim()), 1);
@@ -174,7 +174,7 @@ Tensor cross_entropy_gradient_ops(const Tensor& x, const Tensor& target, const T
     grad = add(grad, mul(smooth, per_class));
   }
   Tensor live = logical_and(ne(target, static_cast<double>(ignore_index)),
-                            ne(log_sum_exp, -std::numeric_limits<double>::infinity()));
+                            ne(log_sum, -std::numeric_limits<double>::infinity()));
   return where(live.unsqueeze(d), mul(grad, grad_loss.unsqueeze(d)), 0.0);
 }
 
@@ -185,7 +185,7 @@ Tensor cross_entropy_gradient_ops(const Tensor& x, const Tensor& target, const T
 // Mean divides both terms by Σ_{i : t_i ≠ ignore_index} w_{t_i} (as PyTorch: the smoothing term is normalised
 // by the targets' weights, not by Σ_c w_c).
 // ∂ℓ_i/∂x[i, c] = (1 − ε)·w_{t_i}·(softmax_c − [c = t_i]) + (ε/C)·(Σ_c' w_c'·softmax_c − w_c)
-// One fused kernel gives every ℓ_i (and log-sum-exp, kept for backward); another gives the gradient.
+// One fused kernel gives every ℓ_i (and the shifted log-sum-exp, kept for backward); another gives the gradient.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntropyOptions& options) {
   const Tensor& weight = options.weight_;
   const double epsilon = options.label_smoothing_;
@@ -198,26 +198,26 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
   ClassLayout L{class_dim, class_dim == 0 ? 1 : logits.size(0), logits.size(class_dim), 1};
   for (int64_t d = class_dim + 1; d < logits.dim(); ++d) L.inner *= logits.size(d);
   const TensorOptions per_target_options = TensorOptions(logits.dtype()).device(logits.device());
-  Tensor loss = empty(target.sizes(), per_target_options), log_sum_exp = empty(target.sizes(), per_target_options);
+  Tensor loss = empty(target.sizes(), per_target_options), log_sum = empty(target.sizes(), per_target_options);
   Tensor target_weight = empty(target.sizes(), per_target_options);
   Tensor weight_c = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor loss2 = L.per_target(loss), lse2 = L.per_target(log_sum_exp), target_weight2 = L.per_target(target_weight);
+  Tensor loss2 = L.per_target(loss), log_sum2 = L.per_target(log_sum), target_weight2 = L.per_target(target_weight);
   backend_for(logits.device())
       .cross_entropy(L.logits3(logits.detach()), L.per_target(target), weight_c.defined() ? &weight_c : nullptr,
-                     ignore_index, epsilon, loss2, lse2, target_weight2);
+                     ignore_index, epsilon, loss2, log_sum2, target_weight2);
   if (any_requires_grad(logits)) {
     record_op("cross_entropy", {logits}, loss,
-              [sx = SavedTensor(logits), st = SavedTensor(target), weight_c, target_weight, log_sum_exp, L,
+              [sx = SavedTensor(logits), st = SavedTensor(target), weight_c, target_weight, log_sum, L,
                ignore_index, epsilon](const Tensors& g, const BackwardContext& c) {
                 Tensor x = sx.unpack(c), t = st.unpack(c);
                 if (GradMode::is_enabled())  // create_graph: a gradient that can be differentiated again
-                  return Tensors{cross_entropy_gradient_ops(x, t, weight_c, target_weight, log_sum_exp, g[0], L,
+                  return Tensors{cross_entropy_gradient_ops(x, t, weight_c, target_weight, log_sum, g[0], L,
                                                             ignore_index, epsilon)};
                 Tensor grad = empty(x.sizes(), x.dtype(), x.device());
                 Tensor grad3 = grad.view({L.outer, L.classes, L.inner});
                 backend_for(x.device())
                     .cross_entropy_backward(L.logits3(x), L.per_target(t), weight_c.defined() ? &weight_c : nullptr,
-                                            ignore_index, epsilon, L.per_target(log_sum_exp),
+                                            ignore_index, epsilon, L.per_target(log_sum),
                                             L.per_target(g[0]), grad3);
                 return Tensors{grad};
               });

@@ -42,6 +42,7 @@ struct Case {
   bool weighted;
   int64_t ignore_index;  // a class that occurs (or -100: none ignored)
   double smoothing;
+  double range = 3.0;  // logits uniform in [−range, range]
 };
 const Case kCases[] = {
     {"[N, C]", {6, 5}, false, -100, 0.0},
@@ -50,6 +51,12 @@ const Case kCases[] = {
     {"[N, C] weighted, ignore_index, smoothing", {6, 5}, true, 1, 0.2},
     {"[N, C, d1, d2] weighted, smoothing", {2, 4, 3, 2}, true, 0, 0.1},
     {"[C] unbatched", {7}, false, -100, 0.25},
+    // The CPU kernel takes rows of contiguous classes a block of ~2048 logits at a time, with scalar row loops
+    // below 32 classes and vector ones from 32 on, and clamps shifted logits below float's exp range:
+    {"[N, C] many blocks of rows", {700, 10}, true, 4, 0.1},
+    {"[N, C] wide rows", {9, 40}, false, -100, 0.2},
+    {"[N, C] rows longer than a block", {3, 2500}, true, 7, 0.1},
+    {"[N, C] logits spread beyond exp's range", {40, 37}, false, -100, 0.0, 300.0},
 };
 
 Tensor targets_for(const Case& c) {
@@ -72,7 +79,7 @@ HG_BACKEND_TEST(cross_entropy_fused_matches_composite) {
         CAPTURE(dtype);
         CAPTURE(static_cast<int>(r));
         const int64_t classes = c.logits_shape.size() == 1 ? c.logits_shape[0] : c.logits_shape[1];
-        Tensor x = hgtest::uniform(c.logits_shape, -3.0, 3.0, 21).to(device, dtype).requires_grad_();
+        Tensor x = hgtest::uniform(c.logits_shape, -c.range, c.range, 21).to(device, dtype).requires_grad_();
         Tensor xr = x.detach().clone().requires_grad_();
         Tensor target = targets_for(c).to(device);
         hg::CrossEntropyOptions o;
@@ -95,27 +102,33 @@ HG_BACKEND_TEST(cross_entropy_fused_matches_composite) {
 
 HG_BACKEND_TEST(cross_entropy_fused_dead_rows_nan_and_ignored) {
   const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
-  // Row 0 all −inf (loss 0, gradient 0, as log_softmax's zeros give), row 1 holds NaN (NaN loss), row 2 is
-  // ignored although it holds NaN (loss 0, gradient 0), row 3 is an ordinary row with a −inf entry.
-  Tensor x = hg::from_vector<double>({-inf, -inf, -inf, 0.5, nan, 1.0, nan, 0.0, 0.0, 2.0, -inf, 1.0}, {4, 3})
-                 .to(device)
-                 .requires_grad_();
-  Tensor target = hg::from_vector<int64_t>({1, 0, -100, 2}, {4}).to(device);
-  Tensor loss = hg::cross_entropy(x, target, Reduction::None);
-  std::vector<double> l = loss.cpu().to_vector<double>();
-  CHECK(l[0] == 0.0);
-  CHECK(std::isnan(l[1]));
-  CHECK(l[2] == 0.0);
-  CHECK(l[3] == doctest::Approx(std::log(std::exp(2.0) + std::exp(1.0)) - 1.0));
-  hg::sum(hg::mul(loss, hg::from_vector<double>({1, 0, 1, 1}, {4}).to(device))).backward();
-  std::vector<double> g = x.grad().cpu().to_vector<double>();
-  for (int i = 0; i < 3; ++i) CHECK(g[i] == 0.0);
-  for (int i = 6; i < 9; ++i) CHECK(g[i] == 0.0);
-  const double p0 = std::exp(2.0) / (std::exp(2.0) + std::exp(1.0));
-  CHECK(g[9] == doctest::Approx(p0));
-  CHECK(g[10] == 0.0);
-  CHECK(g[11] == doctest::Approx(1.0 - p0 - 1.0));
-  return {loss.detach().narrow(0, 2, 2), x.grad().narrow(0, 2, 2)};  // the rows without NaN
+  hg::Tensors results;
+  for (hg::DType dtype : {hg::kFloat64, hg::kFloat32}) {
+    CAPTURE(dtype);
+    // Row 0 all −inf (loss 0, gradient 0, as log_softmax's zeros give), row 1 holds NaN (NaN loss), row 2 is
+    // ignored although it holds NaN (loss 0, gradient 0), row 3 is an ordinary row with a −inf entry.
+    Tensor x = hg::from_vector<double>({-inf, -inf, -inf, 0.5, nan, 1.0, nan, 0.0, 0.0, 2.0, -inf, 1.0}, {4, 3})
+                   .to(device, dtype)
+                   .requires_grad_();
+    Tensor target = hg::from_vector<int64_t>({1, 0, -100, 2}, {4}).to(device);
+    Tensor loss = hg::cross_entropy(x, target, Reduction::None);
+    std::vector<double> l = loss.cpu().to(hg::kFloat64).to_vector<double>();
+    CHECK(l[0] == 0.0);
+    CHECK(std::isnan(l[1]));
+    CHECK(l[2] == 0.0);
+    CHECK(l[3] == doctest::Approx(std::log(std::exp(2.0) + std::exp(1.0)) - 1.0));
+    hg::sum(hg::mul(loss, hg::from_vector<double>({1, 0, 1, 1}, {4}).to(device, dtype))).backward();
+    std::vector<double> g = x.grad().cpu().to(hg::kFloat64).to_vector<double>();
+    for (int i = 0; i < 3; ++i) CHECK(g[i] == 0.0);
+    for (int i = 6; i < 9; ++i) CHECK(g[i] == 0.0);
+    const double p0 = std::exp(2.0) / (std::exp(2.0) + std::exp(1.0));
+    CHECK(g[9] == doctest::Approx(p0));
+    CHECK(g[10] == 0.0);
+    CHECK(g[11] == doctest::Approx(1.0 - p0 - 1.0));
+    results.push_back(loss.detach().narrow(0, 2, 2));  // the rows without NaN
+    results.push_back(x.grad().narrow(0, 2, 2));
+  }
+  return results;
 }
 
 TEST_CASE("gradcheck: fused cross_entropy (weights, ignore_index, smoothing, spatial, non-contiguous logits)") {

@@ -64,9 +64,9 @@ class CpuBackend final : public Backend {
                           Tensor& grad_k, Tensor& grad_v) override;
   // loss.cpp
   void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
-                     double label_smoothing, Tensor& loss, Tensor& log_sum_exp, Tensor& target_weight) override;
+                     double label_smoothing, Tensor& loss, Tensor& log_sum, Tensor& target_weight) override;
   void cross_entropy_backward(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
-                              double label_smoothing, const Tensor& log_sum_exp, const Tensor& grad_loss,
+                              double label_smoothing, const Tensor& log_sum, const Tensor& grad_loss,
                               Tensor& grad_logits) override;
   // optim.cpp
   void adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_avg_sq, Tensor* max_exp_avg_sq,

@@ -1,7 +1,7 @@
 #pragma once
-// exp for the CPU kernels' `omp simd` loops (softmax, fused attention).
+// exp and log for the CPU kernels' `omp simd` loops (softmax, fused attention, cross entropy).
 //
-// glibc ≥ 2.35 ships SIMD variants of expf in libmvec; math.h declares them only under -ffast-math, so expf is
+// glibc ≥ 2.35 ships SIMD variants of expf and logf in libmvec; math.h declares them only under -ffast-math, so they are
 // declared here with `omp declare simd` for the vectoriser to call its 16-lane variant with strict IEEE semantics
 // kept. Internal to ops/cpu.
 #include <cmath>
@@ -11,6 +11,8 @@
 extern "C" {
 #pragma omp declare simd notinbranch
 float expf(float) noexcept;
+#pragma omp declare simd notinbranch
+float logf(float) noexcept;
 }
 #endif
 
@@ -20,5 +22,8 @@ namespace hg::cpu {
 // keeps glibc's scalar exp (< 1 ulp), for gradient checks.
 inline float exp_of(float x) { return ::expf(x); }
 inline double exp_of(double x) { return std::exp(x); }
+// logf likewise (libmvec's 16-lane logf, for loops over many rows' sums).
+inline float log_of(float x) { return ::logf(x); }
+inline double log_of(double x) { return std::log(x); }
 
 }  // namespace hg::cpu

@@ -54,8 +54,11 @@ HG_BACKEND_TEST(linear_fused_bias_strided_operands_and_thread_counts) {
   struct Case {
     int64_t rows, in, out;
   };
-  // 3·5·4 and 37·129·33 MACs run on one thread; 70·80·60 and 130·97·41 on all of them.
-  const Case cases[] = {{3, 5, 4}, {37, 129, 33}, {70, 80, 60}, {130, 97, 41}, {1, 80, 3500}, {5, 0, 7}};
+  // 3·5·4 and 37·129·33 MACs run on one thread; 70·80·60 and 130·97·41 on all of them. Outputs of 2–15 columns
+  // take the CPU's transposed product (128·256 → 10, 1030·64 → 2, 9·33 → 15, 300·50 → 1, 1·80 → 3, 3·5 → 4);
+  // 16 columns do not.
+  const Case cases[] = {{3, 5, 4},     {37, 129, 33},  {70, 80, 60},  {130, 97, 41}, {1, 80, 3500}, {5, 0, 7},
+                        {128, 256, 10}, {1030, 64, 2}, {9, 33, 15},   {300, 50, 1},  {1, 80, 3},    {200, 40, 16}};
   enum class Layout { Contiguous, Transposed, ColumnSlice };
   enum class Bias { None, Contiguous, Strided, Broadcast };
   uint64_t seed = 20;

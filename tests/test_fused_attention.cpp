@@ -114,6 +114,9 @@ const Case kCases[] = {
     // One key block (the exact one-pass softmax, D from the tile) under two query blocks; 40 keys × 20 columns:
     // whole 16 × 16 blocks and leftover rows and columns in the transposing copy.
     {"one key block, two query blocks", {1, 2, 150, 20}, {1, 2, 40, 20}, {1, 2, 40, 6}, 2},
+    // One query row (pooling with a learned query): the CPU's matrix–vector path, within one key block and past it.
+    {"one query", {4, 2, 1, 16}, {4, 2, 100, 16}, {4, 2, 100, 9}, 1},
+    {"one query, more keys than a key block", {2, 1, 1, 8}, {2, 1, 300, 8}, {2, 1, 300, 5}, 2},
 };
 
 }  // namespace
@@ -177,6 +180,11 @@ TEST_CASE("fused_attention: float64 gradcheck") {
   // plain, default scale
   hgtest::gradcheck([](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2]); },
                     {uniform({2, 3, 4}, -1, 1, 1), uniform({2, 5, 4}, -1, 1, 2), uniform({2, 5, 3}, -1, 1, 3)});
+  // one query row (the matrix–vector path), with a key masked out
+  hg::Tensor keys_allowed = hg::from_vector<bool>({true, false, true, true, true}, {5});
+  hgtest::gradcheck(
+      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], keys_allowed); },
+      {uniform({2, 1, 4}, -1, 1, 14), uniform({2, 5, 4}, -1, 1, 15), uniform({2, 5, 3}, -1, 1, 16)});
   // q broadcast against a batch of keys, non-contiguous inputs (transposed views inside the function)
   hgtest::gradcheck(
       [](const hg::Tensors& t) {

@@ -306,6 +306,57 @@ void single_block_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d
   gemm<false>(ni, z.Ev, nj, T(1), s, nj, int64_t{1}, v.at(b, h, 0), v.sr, out.at(b, h, i0), out.sr, tail);
 }
 
+// ---- one query row ---------------------------------------------------------------------------------------
+// A single query (pooling with one learned query: HopfieldPooling, the MIL models) makes every product a
+// matrix–vector one: s = scale·K q, out = Vᵀ p, and in the backward dp = V do, dq = scale·Kᵀ ds, dk = scale·ds qᵀ,
+// dv = p doᵀ. They run along the rows of K and V as they lie in memory (dot products and row updates), with no
+// transposed copy of K and V, which at one query row costs as much as the products themselves (mil_pool: 32 bags
+// × 100 stored patterns × 128), and with the exact softmax in one pass for any number of keys.
+template <typename T> T dot(const T* a, const T* b, int64_t n) {
+  T d = 0;
+#pragma omp simd reduction(+ : d)
+  for (int64_t e = 0; e < n; ++e) d += a[e] * b[e];
+  return d;
+}
+
+// y += alpha · x over n elements
+template <typename T> void axpy(T alpha, const T* x, T* y, int64_t n) {
+#pragma omp simd
+  for (int64_t e = 0; e < n; ++e) y[e] += alpha * x[e];
+}
+
+// The scores of query row 0 of (b, h) against all S keys, scaled and masked, into s[S].
+template <typename T>
+void single_query_scores(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k, const MaskView& mask,
+                         T scale, int64_t b, int64_t h, T* s) {
+  const T* qi = q.at(b, h, 0);
+  for (int64_t j = 0; j < z.S; ++j) s[j] = scale * dot(qi, k.at(b, h, j), z.E);
+  apply_mask(mask, b, h, 0, 1, 0, z.S, s, z.S);
+}
+
+// As single_block_forward, for L = 1: p = exp(s − max) / Σ exp(s − max), out = Σ_j p_j v_j, lse = max + log Σ.
+template <typename T>
+void single_query_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k,
+                          const Rows4d<const T>& v, const MaskView& mask, T scale, int64_t b, int64_t h, T* s,
+                          const Rows4d<T>& out, T* lse_row) {
+  single_query_scores(z, q, k, mask, scale, b, h, s);
+  T row_max = kNegInf<T>;
+#pragma omp simd reduction(max : row_max)
+  for (int64_t j = 0; j < z.S; ++j) row_max = s[j] > row_max ? s[j] : row_max;
+  const T shift = row_max == kNegInf<T> ? T(0) : row_max;
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < z.S; ++j) {
+    s[j] = exp_of(s[j] - shift);
+    sum += s[j];
+  }
+  const T inv = sum == T(0) ? T(0) : T(1) / sum;
+  T* y = out.at(b, h, 0);
+  std::fill_n(y, z.Ev, T(0));
+  for (int64_t j = 0; j < z.S; ++j) axpy(s[j] * inv, v.at(b, h, j), y, z.Ev);
+  *lse_row = sum == T(0) ? kNegInf<T> : row_max + std::log(sum);
+}
+
 // Per (b, h, block of query rows), over blocks of keys, with running row max m and sum l (Milakov & Gimelshein):
 //   s = scale·q kᵀ + mask;  m′ = max(m, max_j s);  p = exp(s − m′);  l = l·e^{m − m′} + Σ_j p;  o = o·e^{m − m′} + p v
 // and at the end out = o / l, lse = m + log l. A row with no finite score yet shifts by 0 instead of m′ = −inf, so
@@ -321,13 +372,17 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
   // Spread tasks one by one: each is a whole tile's worth of GEMMs.
   parallel_for(tasks, 2, [&](int64_t lo, int64_t hi) {
     std::vector<T> kt(static_cast<size_t>(z.E * Bc));      // [E, Bc]  keys of the block, transposed
-    std::vector<T> s(static_cast<size_t>(Br * Bc));        // [Br, Bc] scores, then probabilities
+    std::vector<T> s(static_cast<size_t>(std::max(Br * Bc, z.L == 1 ? z.S : 0)));  // [Br, Bc] scores, then p
     std::vector<T> o(static_cast<size_t>(Br * z.Ev));      // [Br, Ev] unnormalised output
     std::vector<T> m(static_cast<size_t>(Br)), l(static_cast<size_t>(Br));
     std::vector<T> tail(static_cast<size_t>(std::max({z.E, Bc, Br}) * kVector<T>));  // gemm's padded columns
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t bh = task / query_blocks, b = bh / z.H, h = bh % z.H;
       const int64_t i0 = (task % query_blocks) * Br, ni = std::min(Br, z.L - i0);
+      if (z.L == 1 && z.S > 0) {
+        single_query_forward(z, q, k, v, mask, scale, b, h, s.data(), out, lse + bh);
+        continue;
+      }
       if (z.S > 0 && z.S <= Bc) {
         single_block_forward(z, q, k, v, mask, scale, b, h, i0, ni, kt.data(), s.data(), tail.data(), out,
                              lse + bh * z.L + i0);
@@ -379,6 +434,44 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
 }
 
 // ---- backward ------------------------------------------------------------------------------------------------
+// The backward of single_query_forward for (b, h): p from the scores and lse as in the general backward, then
+// dp_j = do·v_j, D = Σ_j p_j dp_j, ds_j = p_j (dp_j − D), dq = scale·Σ_j ds_j k_j, dk_j = scale·ds_j q,
+// dv_j = p_j do. p and dp are [S] scratch.
+template <typename T>
+void single_query_backward(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k,
+                           const Rows4d<const T>& v, const MaskView& mask, T scale, T lse, const Rows4d<const T>& grad_out,
+                           const Rows4d<T>& grad_q, const Rows4d<T>& grad_k, const Rows4d<T>& grad_v, int64_t b,
+                           int64_t h, T* p, T* dp) {
+  single_query_scores(z, q, k, mask, scale, b, h, p);
+  if (lse == kNegInf<T>) {
+    std::fill_n(p, z.S, T(0));
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < z.S; ++j) p[j] = exp_of(p[j] - lse);
+  }
+  const T* do_i = grad_out.at(b, h, 0);
+  T D = 0;
+  for (int64_t j = 0; j < z.S; ++j) {
+    dp[j] = dot(do_i, v.at(b, h, j), z.Ev);
+    D += p[j] * dp[j];
+  }
+  const T* qi = q.at(b, h, 0);
+  T* dq = grad_q.at(b, h, 0);
+  std::fill_n(dq, z.E, T(0));
+  for (int64_t j = 0; j < z.S; ++j) {
+    const T ds = p[j] * (dp[j] - D);
+    axpy(scale * ds, k.at(b, h, j), dq, z.E);
+    T* dk = grad_k.at(b, h, j);
+    T* dv = grad_v.at(b, h, j);
+    const T dk_scale = scale * ds, pj = p[j];
+#pragma omp simd
+    for (int64_t e = 0; e < z.E; ++e) dk[e] = dk_scale * qi[e];
+#pragma omp simd
+    for (int64_t e = 0; e < z.Ev; ++e) dv[e] = pj * do_i[e];
+  }
+}
+
+
 // FlashAttention-2's backward, per (b, h), for each block of keys j and each block of query rows i:
 //   p = exp(scale·q kᵀ + mask − lse)     (0 in an all-masked row, whose lse is −inf)
 //   dv_j += pᵀ do_i,   dp = do_i v_jᵀ,   ds = p ⊙ (dp − D_i)  with D = rowsum(do ⊙ out),
@@ -398,8 +491,9 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
   parallel_for(z.B * z.H, 2, [&](int64_t lo, int64_t hi) {
     std::vector<T> kt(static_cast<size_t>(z.E * Bc));   // [E, Bc]  keys of the block, transposed
     std::vector<T> vt(static_cast<size_t>(z.Ev * Bc));  // [Ev, Bc] values of the block, transposed
-    std::vector<T> p(static_cast<size_t>(Br * Bc));     // [Br, Bc] probabilities, then ds
-    std::vector<T> dp(static_cast<size_t>(Br * Bc));    // [Br, Bc]
+    const size_t tile = static_cast<size_t>(std::max(Br * Bc, z.L == 1 ? z.S : 0));
+    std::vector<T> p(tile);   // [Br, Bc] probabilities, then ds
+    std::vector<T> dp(tile);  // [Br, Bc]
     std::vector<T> D(static_cast<size_t>(z.L));
     std::vector<T> tail(static_cast<size_t>(std::max({z.E, z.Ev, Bc, Br}) * kVector<T>));  // gemm's padded columns
     for (int64_t bh = lo; bh < hi; ++bh) {
@@ -414,6 +508,11 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
           std::fill_n(grad_k.at(b, h, j), z.E, T(0));
           std::fill_n(grad_v.at(b, h, j), z.Ev, T(0));
         }
+      if (z.L == 1 && z.S > 0) {
+        single_query_backward(z, q, k, v, mask, scale, lse_bh[0], grad_out, grad_q, grad_k, grad_v, b, h, p.data(),
+                              dp.data());
+        continue;
+      }
       for (int64_t i = 0; i < z.L && !single_key_block; ++i) {
         const T* doi = grad_out.at(b, h, i);
         const T* oi = out.at(b, h, i);

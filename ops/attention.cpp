@@ -92,7 +92,8 @@ Tensors composite_backward(const Tensor& q, const Tensor& k, const Tensor& v, co
 
 }  // namespace
 
-// y = softmax(q kᵀ·scale + mask) v   (per batch entry; the [L, S] weights are never stored)
+// y = softmax(q kᵀ·scale + mask) v   (per batch entry; the [L, S] weights are stored only where the backend keeps
+// them for the backward: short key rows on the CPU)
 // with P the weights, dS = P ⊙ (dP − rowsum(dP ⊙ P)), dP = g vᵀ:
 // ∂L/∂q = dS k·scale,  ∂L/∂k = dSᵀ q·scale,  ∂L/∂v = Pᵀ g,  ∂L/∂mask = dS (float mask)
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
@@ -132,17 +133,24 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
   Backend& backend = backend_for(query.device());
   Tensor out = empty({ops.q.size(0), ops.q.size(1), L, ops.v.size(3)}, query.dtype(), query.device());
   Tensor lse = empty({ops.q.size(0), ops.q.size(1), L}, query.dtype(), query.device());
-  backend.attention(ops.q, ops.k, ops.v, ops.mask.defined() ? &ops.mask : nullptr, scale_value, out, lse);
+  // The weights kept for the backward where the backend finds that it pays (backend.h).
+  Tensor weights = records && backend.attention_keeps_weights(ops.q.size(0) * ops.q.size(1), L, S, query.dtype())
+                       ? empty({ops.q.size(0), ops.q.size(1), L, S}, query.dtype(), query.device())
+                       : Tensor();
+  backend.attention(ops.q, ops.k, ops.v, ops.mask.defined() ? &ops.mask : nullptr, scale_value, out, lse,
+                    weights.defined() ? &weights : nullptr);
   Tensor result = from_4d(out, ops.batch);
 
   if (records) {
     record_op(kOp, {query, key, value, float_mask}, result,
               [sq = SavedTensor(query), sk = SavedTensor(key), sv = SavedTensor(value), smask = SavedTensor(mask),
-               sout = SavedTensor(result, true), lse, scale_value](const Tensors& g, const BackwardContext& ctx) {
+               sout = SavedTensor(result, true), lse, weights, scale_value](const Tensors& g,
+                                                                            const BackwardContext& ctx) {
                 const Tensor q = sq.unpack(ctx), k = sk.unpack(ctx), v = sv.unpack(ctx);
                 const Tensor m = smask.defined() ? smask.unpack(ctx) : Tensor();
                 if (!GradMode::is_enabled() && !ctx.needs_input_grad(3)) {
-                  // The fused backward: weights recomputed tile by tile from the saved log-sum-exp.
+                  // The fused backward: the weights kept by the forward, or recomputed tile by tile from the saved
+                  // log-sum-exp.
                   const Operands o = operands(q, k, v, m);
                   const Tensor out4 = sout.unpack(ctx).detach().reshape(
                       {o.q.size(0), o.q.size(1), o.q.size(2), o.v.size(3)});
@@ -151,7 +159,9 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                   Tensor gk = empty(o.k.sizes(), q.dtype(), q.device());
                   Tensor gv = empty(o.v.sizes(), q.dtype(), q.device());
                   backend_for(q.device()).attention_backward(o.q, o.k, o.v, o.mask.defined() ? &o.mask : nullptr,
-                                                             scale_value, out4, lse, grad4, gq, gk, gv);
+                                                             scale_value, out4, lse,
+                                                             weights.defined() ? &weights : nullptr, grad4, gq, gk,
+                                                             gv);
                   return Tensors{from_4d(gq, o.batch), from_4d(gk, o.batch), from_4d(gv, o.batch), Tensor()};
                 }
                 // Differentiable (create_graph) or a float mask that needs its gradient: the composite formula.
@@ -254,12 +264,17 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
   Tensor out = empty(out_shape, qkv.dtype(), qkv.device());
   Tensor lse = empty({B, num_heads, L}, qkv.dtype(), qkv.device());
   Tensor out4 = heads_of(out.view({B, L, E}), 0, num_heads, d);  // the heads merged as the kernel writes them
-  backend_for(qkv.device()).attention(q4, k4, v4, mask4.defined() ? &mask4 : nullptr, scale_value, out4, lse);
+  Backend& backend = backend_for(qkv.device());
+  Tensor weights = records && backend.attention_keeps_weights(B * num_heads, L, L, qkv.dtype())
+                       ? empty({B, num_heads, L, L}, qkv.dtype(), qkv.device())
+                       : Tensor();
+  backend.attention(q4, k4, v4, mask4.defined() ? &mask4 : nullptr, scale_value, out4, lse,
+                    weights.defined() ? &weights : nullptr);
 
   if (records) {
     record_op(kPackedOp, {qkv, float_mask}, out,
-              [sqkv = SavedTensor(qkv), smask = SavedTensor(attn_mask), sout = SavedTensor(out, true), lse, num_heads,
-               d, B, L, scale_value, packed_operands](const Tensors& g, const BackwardContext& ctx) {
+              [sqkv = SavedTensor(qkv), smask = SavedTensor(attn_mask), sout = SavedTensor(out, true), lse, weights,
+               num_heads, d, B, L, scale_value, packed_operands](const Tensors& g, const BackwardContext& ctx) {
                 const Tensor packed = sqkv.unpack(ctx);
                 const Tensor m = smask.defined() ? smask.unpack(ctx) : Tensor();
                 const int64_t E = num_heads * d;
@@ -279,7 +294,8 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
                                           heads_of(qkv3, 2, num_heads, d), mask4.defined() ? &mask4 : nullptr,
                                           scale_value,
                                           heads_of(sout.unpack(ctx).detach().view({B, L, E}), 0, num_heads, d),
-                                          lse, heads_of(grad_out, 0, num_heads, d), gq, gk, gv);
+                                          lse, weights.defined() ? &weights : nullptr,
+                                          heads_of(grad_out, 0, num_heads, d), gq, gk, gv);
                   return Tensors{grad.reshape(packed.sizes()), Tensor()};
                 }
                 // Differentiable (create_graph) or a float mask that needs its gradient: the composite formulas of

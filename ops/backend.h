@@ -175,22 +175,33 @@ class Backend {
                                    Tensor& grad_x) = 0;
 
   // ---- fused attention (ops/cpu/attention.cpp, ops/cuda/attention.cu) ---------------------------
-  /// Scaled-dot-product attention without forming the [L, S] weights: for every (b, h) and query row i,
+  /// Scaled-dot-product attention without forming the [L, S] weights (unless asked to keep them, below): for every
+  /// (b, h) and query row i,
   ///   out[i] = Σ_j softmax_j(scale·q[i]·k[j] + mask[i, j]) v[j],   lse[i] = log Σ_j exp(scale·q[i]·k[j] + mask[i, j]).
   /// q [B, H, L, E], k [B, H, S, E], v [B, H, S, Ev] and mask (null, or a [B, H, L, S] view: bool, true = the pair
   /// takes part, or q's dtype, added to the scores) have unit stride along their last dim; their other strides
   /// are free (0 = broadcast). out [B, H, L, Ev] is a view with unit stride along its last dim (e.g. the heads
   /// merged, [B, L, H, Ev] in memory) and lse [B, H, L] is contiguous, both in q's dtype (float32/64).
-  /// A row whose keys are all masked gets out = 0 and lse = −inf.
+  /// A row whose keys are all masked gets out = 0 and lse = −inf. weights, when given (only where
+  /// attention_keeps_weights says so), is a contiguous [B, H, L, S] that also receives the softmax weights, for
+  /// attention_backward to read instead of recomputing them.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
-                         Tensor& out, Tensor& lse) = 0;
+                         Tensor& out, Tensor& lse, Tensor* weights) = 0;
   /// The gradients of attention() from its out, lse and grad_out [B, H, L, Ev], recomputing the weights block by
-  /// block: grad_q [B, H, L, E], grad_k [B, H, S, E], grad_v [B, H, S, Ev], overwritten (full size even where q, k
-  /// or v broadcast). out, grad_out and the gradients are views with unit stride along their last dim (e.g. the
-  /// three gradients side by side in one packed [B, L, 3, H, E] tensor); lse is contiguous.
+  /// block, or reading them from `weights` (what attention() wrote there; not modified): grad_q [B, H, L, E],
+  /// grad_k [B, H, S, E], grad_v [B, H, S, Ev], overwritten (full size even where q, k or v broadcast). out,
+  /// grad_out and the gradients are views with unit stride along their last dim (e.g. the three gradients side
+  /// by side in one packed [B, L, 3, H, E] tensor); lse is contiguous.
   virtual void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                                  double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
-                                  Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) = 0;
+                                  double scale, const Tensor& out, const Tensor& lse, const Tensor* weights,
+                                  const Tensor& grad_out, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) = 0;
+  /// Whether attention() can keep the [B, H, L, S] weights (`batch_heads` = B·H) for a backward that will follow.
+  /// Keeping them trades their memory for the backward's recomputation of the scores and exponentials; a backend
+  /// says where that pays. Default: never.
+  virtual bool attention_keeps_weights(int64_t batch_heads, int64_t L, int64_t S, DType dtype) const {
+    (void)batch_heads, (void)L, (void)S, (void)dtype;
+    return false;
+  }
 
   // ---- loss kernels --------------------------------------------------------------------------
   /// Cross entropy of contiguous logits [outer, C, inner] (classes along the middle dim) against contiguous int64

@@ -8,6 +8,8 @@
 #include <optional>
 #include <vector>
 
+#include <hopgrad/ops/backend.h>
+
 #include "testing.h"
 
 namespace {
@@ -163,6 +165,80 @@ HG_BACKEND_TEST(fused_attention_hand_computed) {
   hg::Tensor dead = both_paths(q, k, v, none);
   hgtest::check_close(dead, hg::zeros({1, 2}, hg::kFloat64), 0, 0, "no key");
   return {out, dead};
+}
+
+TEST_CASE("attention kernel (CPU): the backward from kept weights matches the one that recomputes them") {
+  hg::Backend& cpu = hg::backend_for(hg::kCPU);
+  // Kept where the backward would recompute them from one key block, within a memory budget.
+  CHECK(cpu.attention_keeps_weights(6, 65, 65, hg::kFloat32));
+  CHECK_FALSE(cpu.attention_keeps_weights(6, 65, 300, hg::kFloat32));
+  CHECK_FALSE(cpu.attention_keeps_weights(1 << 20, 256, 256, hg::kFloat32));
+  struct Shape4 {
+    int64_t B, H, L, S, E, Ev;
+  };
+  // several rows with an all-masked one; one query row; two query blocks of one key block
+  const Shape4 shapes[] = {{2, 3, 5, 7, 4, 6}, {3, 2, 1, 9, 8, 5}, {1, 2, 150, 40, 20, 6}};
+  uint64_t seed = 40;
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    for (const Shape4& z : shapes) {
+      CAPTURE(dtype);
+      CAPTURE(z.L);
+      hg::Tensor q = hgtest::uniform({z.B, z.H, z.L, z.E}, -1, 1, ++seed).to(dtype);
+      hg::Tensor k = hgtest::uniform({z.B, z.H, z.S, z.E}, -1, 1, ++seed).to(dtype);
+      hg::Tensor v = hgtest::uniform({z.B, z.H, z.S, z.Ev}, -1, 1, ++seed).to(dtype);
+      hg::Tensor grad_out = hgtest::uniform({z.B, z.H, z.L, z.Ev}, -1, 1, ++seed).to(dtype);
+      // Keys j ≤ i + 2 take part, except that query row 1 (when there is one) sees none.
+      hg::Tensor i = hg::arange(static_cast<double>(z.L), hg::kInt64).reshape({z.L, 1});
+      hg::Tensor j = hg::arange(static_cast<double>(z.S), hg::kInt64).reshape({1, z.S});
+      hg::Tensor mask = hg::logical_and(j <= i + 2, i != 1).expand({z.B, z.H, z.L, z.S});
+      const double scale = 0.7;
+      auto forward = [&](hg::Tensor* weights) {
+        hg::Tensor out = hg::empty({z.B, z.H, z.L, z.Ev}, dtype), lse = hg::empty({z.B, z.H, z.L}, dtype);
+        cpu.attention(q, k, v, &mask, scale, out, lse, weights);
+        return std::pair{out, lse};
+      };
+      hg::Tensor weights = hg::empty({z.B, z.H, z.L, z.S}, dtype);
+      auto [out, lse] = forward(&weights);
+      auto [out_recomputing, lse_recomputing] = forward(nullptr);
+      // The same arithmetic, wherever p is written (lse is −inf in the all-masked row).
+      hgtest::check_close(out, out_recomputing, 0, 0, "out");
+      hgtest::check_close(lse, lse_recomputing, 0, 0, "lse");
+      const double tol = dtype == hg::kFloat32 ? 2e-6 : 1e-14;
+      hg::Tensor scores = hg::masked_fill(hg::matmul(q, k.transpose(-2, -1)) * scale, hg::logical_not(mask), -kInf);
+      hg::Tensor live_row = hg::amax(mask.to(dtype), {3}, true) > 0.0;  // an all-masked row has zero weights
+      hg::Tensor expected = hg::where(live_row, hg::softmax(scores, -1), 0.0);
+      hgtest::check_close(weights, expected, tol, tol, "kept weights");
+      const hg::Tensor weights_before = weights.clone();
+      auto backward = [&](const hg::Tensor* kept) {
+        hg::Tensor gq = hg::empty(q.sizes(), dtype), gk = hg::empty(k.sizes(), dtype), gv = hg::empty(v.sizes(), dtype);
+        cpu.attention_backward(q, k, v, &mask, scale, out, lse, kept, grad_out, gq, gk, gv);
+        return hg::Tensors{gq, gk, gv};
+      };
+      const hg::Tensors from_kept = backward(&weights), recomputed = backward(nullptr), again = backward(&weights);
+      const char* names[] = {"grad q", "grad k", "grad v"};
+      for (size_t n = 0; n < 3; ++n) {
+        hgtest::check_close(from_kept[n], recomputed[n], 10 * tol, 10 * tol, names[n]);
+        CHECK(hg::max_abs_diff(again[n], from_kept[n]) == 0.0);  // a retained graph's second backward
+      }
+      CHECK(hg::max_abs_diff(weights, weights_before) == 0.0);  // the backward leaves them as they were
+    }
+  }
+  hg::Tensor q = hg::zeros({1, 1, 2, 4}), k = hg::zeros({1, 1, 3, 4}), v = hg::zeros({1, 1, 3, 4});
+  hg::Tensor out = hg::empty({1, 1, 2, 4}), lse = hg::empty({1, 1, 2}), wrong = hg::empty({1, 1, 3, 2});
+  CHECK_THROWS_WITH_AS(cpu.attention(q, k, v, nullptr, 1.0, out, lse, &wrong),
+                       doctest::Contains("attention kernel: the kept weights must be contiguous [B, H, L, S] = [1, 1, 2, 3]"),
+                       hg::Error);
+}
+
+TEST_CASE("fused_attention: a retained graph runs the backward twice with the same gradients") {
+  hg::Tensor qkv = hgtest::uniform({2, 9, 12}, -1, 1, 60).requires_grad_(true);
+  hg::Tensor w = hgtest::uniform({2, 9, 4}, -1, 1, 61);
+  hg::Tensor loss = hg::sum(hg::scaled_dot_product_attention_qkvpacked(qkv, 2) * w);
+  loss.backward({}, /*retain_graph=*/true);
+  const hg::Tensor first = qkv.grad().clone();
+  qkv.grad().zero_();
+  loss.backward();
+  CHECK(hg::max_abs_diff(qkv.grad(), first) == 0.0);
 }
 
 TEST_CASE("fused_attention: NaN scores give a NaN row, as the composite softmax") {

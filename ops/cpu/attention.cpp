@@ -1,7 +1,9 @@
 // CPU fused scaled-dot-product attention, FlashAttention-2 style (Dao 2023): the scores of one block of query rows
 // against one block of keys live in a scratch tile, are turned into probabilities with a running (online) max and
-// sum, and are multiplied into the output at once; only the log-sum-exp of each row is kept for backward, which
-// recomputes the probabilities tile by tile from it.
+// sum, and are multiplied into the output at once; the log-sum-exp of each row is kept for backward, which
+// recomputes the probabilities tile by tile from it — or, with one key block and a graph to record, the forward
+// also writes the probabilities out and the backward reads them (attention_keeps_weights), which saves the
+// backward a third of its work for a [B, H, L, S] tensor held until it runs.
 //
 // Why not the composite softmax(q kᵀ·scale + mask) v: at attention's usual sizes (L, S ≈ 64, head dim 32–64)
 // each of its ops is a few microseconds of work behind a full pass over an [B, H, L, S] temporary (scores,
@@ -334,7 +336,8 @@ void single_query_scores(const Sizes& z, const Rows4d<const T>& q, const Rows4d<
   apply_mask(mask, b, h, 0, 1, 0, z.S, s, z.S);
 }
 
-// As single_block_forward, for L = 1: p = exp(s − max) / Σ exp(s − max), out = Σ_j p_j v_j, lse = max + log Σ.
+// As single_block_forward, for L = 1: p = exp(s − max) / Σ exp(s − max) (left in s[S]), out = Σ_j p_j v_j,
+// lse = max + log Σ.
 template <typename T>
 void single_query_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k,
                           const Rows4d<const T>& v, const MaskView& mask, T scale, int64_t b, int64_t h, T* s,
@@ -351,9 +354,11 @@ void single_query_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d
     sum += s[j];
   }
   const T inv = sum == T(0) ? T(0) : T(1) / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < z.S; ++j) s[j] *= inv;
   T* y = out.at(b, h, 0);
   std::fill_n(y, z.Ev, T(0));
-  for (int64_t j = 0; j < z.S; ++j) axpy(s[j] * inv, v.at(b, h, j), y, z.Ev);
+  for (int64_t j = 0; j < z.S; ++j) axpy(s[j], v.at(b, h, j), y, z.Ev);
   *lse_row = sum == T(0) ? kNegInf<T> : row_max + std::log(sum);
 }
 
@@ -364,7 +369,7 @@ void single_query_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d
 // gives NaN in l and so in the whole row (as the composite softmax).
 template <typename T>
 void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t, const MaskView& mask,
-                       T scale, const Tensor& out_t, T* lse) {
+                       T scale, const Tensor& out_t, T* lse, T* weights) {
   const Rows4d<const T> q(q_t), k(k_t), v(v_t);
   const Rows4d<T> out(out_t);
   const int64_t Br = even_block(z.L, kQueryBlock), Bc = even_block(z.S, kKeyBlock);
@@ -379,12 +384,14 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
     for (int64_t task = lo; task < hi; ++task) {
       const int64_t bh = task / query_blocks, b = bh / z.H, h = bh % z.H;
       const int64_t i0 = (task % query_blocks) * Br, ni = std::min(Br, z.L - i0);
+      // The probabilities' tile: the kept weights' rows when asked for (only with one key block), else scratch.
+      T* p_tile = weights ? weights + (bh * z.L + i0) * z.S : s.data();
       if (z.L == 1 && z.S > 0) {
-        single_query_forward(z, q, k, v, mask, scale, b, h, s.data(), out, lse + bh);
+        single_query_forward(z, q, k, v, mask, scale, b, h, p_tile, out, lse + bh);
         continue;
       }
       if (z.S > 0 && z.S <= Bc) {
-        single_block_forward(z, q, k, v, mask, scale, b, h, i0, ni, kt.data(), s.data(), tail.data(), out,
+        single_block_forward(z, q, k, v, mask, scale, b, h, i0, ni, kt.data(), p_tile, tail.data(), out,
                              lse + bh * z.L + i0);
         continue;
       }
@@ -434,20 +441,24 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
 }
 
 // ---- backward ------------------------------------------------------------------------------------------------
-// The backward of single_query_forward for (b, h): p from the scores and lse as in the general backward, then
-// dp_j = do·v_j, D = Σ_j p_j dp_j, ds_j = p_j (dp_j − D), dq = scale·Σ_j ds_j k_j, dk_j = scale·ds_j q,
-// dv_j = p_j do. p and dp are [S] scratch.
+// The backward of single_query_forward for (b, h): p kept by the forward, or from the scores and lse as in the
+// general backward, then dp_j = do·v_j, D = Σ_j p_j dp_j, ds_j = p_j (dp_j − D), dq = scale·Σ_j ds_j k_j,
+// dk_j = scale·ds_j q, dv_j = p_j do. scratch and dp are [S].
 template <typename T>
 void single_query_backward(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k,
                            const Rows4d<const T>& v, const MaskView& mask, T scale, T lse, const Rows4d<const T>& grad_out,
                            const Rows4d<T>& grad_q, const Rows4d<T>& grad_k, const Rows4d<T>& grad_v, int64_t b,
-                           int64_t h, T* p, T* dp) {
-  single_query_scores(z, q, k, mask, scale, b, h, p);
-  if (lse == kNegInf<T>) {
-    std::fill_n(p, z.S, T(0));
-  } else {
+                           int64_t h, const T* kept, T* scratch, T* dp) {
+  const T* p = kept;
+  if (!kept) {  // recompute the weights
+    single_query_scores(z, q, k, mask, scale, b, h, scratch);
+    if (lse == kNegInf<T>) {
+      std::fill_n(scratch, z.S, T(0));
+    } else {
 #pragma omp simd
-    for (int64_t j = 0; j < z.S; ++j) p[j] = exp_of(p[j] - lse);
+      for (int64_t j = 0; j < z.S; ++j) scratch[j] = exp_of(scratch[j] - lse);
+    }
+    p = scratch;
   }
   const T* do_i = grad_out.at(b, h, 0);
   T D = 0;
@@ -479,7 +490,7 @@ void single_query_backward(const Sizes& z, const Rows4d<const T>& q, const Rows4
 // One task owns a whole (b, h), so dq, dk and dv accumulate without races.
 template <typename T>
 void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& k_t, const Tensor& v_t,
-                               const MaskView& mask, T scale, const Tensor& out_t, const T* lse,
+                               const MaskView& mask, T scale, const Tensor& out_t, const T* lse, const T* weights,
                                const Tensor& grad_out_t, const Tensor& grad_q_t, const Tensor& grad_k_t,
                                const Tensor& grad_v_t) {
   const Rows4d<const T> q(q_t), k(k_t), v(v_t), out(out_t), grad_out(grad_out_t);
@@ -508,9 +519,10 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
           std::fill_n(grad_k.at(b, h, j), z.E, T(0));
           std::fill_n(grad_v.at(b, h, j), z.Ev, T(0));
         }
+      const T* kept_bh = weights ? weights + bh * z.L * z.S : nullptr;  // [L, S] when the forward kept them
       if (z.L == 1 && z.S > 0) {
-        single_query_backward(z, q, k, v, mask, scale, lse_bh[0], grad_out, grad_q, grad_k, grad_v, b, h, p.data(),
-                              dp.data());
+        single_query_backward(z, q, k, v, mask, scale, lse_bh[0], grad_out, grad_q, grad_k, grad_v, b, h, kept_bh,
+                              p.data(), dp.data());
         continue;
       }
       for (int64_t i = 0; i < z.L && !single_key_block; ++i) {
@@ -523,30 +535,39 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
       }
       for (int64_t j0 = 0; j0 < z.S; j0 += Bc) {
         const int64_t nj = std::min(Bc, z.S - j0);
-        pack_transposed(k.at(b, h, j0), k.sr, nj, z.E, kt.data());
+        if (!kept_bh) pack_transposed(k.at(b, h, j0), k.sr, nj, z.E, kt.data());
         pack_transposed(v.at(b, h, j0), v.sr, nj, z.Ev, vt.data());
         for (int64_t i0 = 0; i0 < z.L; i0 += Br) {
           const int64_t ni = std::min(Br, z.L - i0);
-          gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt.data(), nj, p.data(), nj, tail.data());
-          apply_mask(mask, b, h, i0, ni, j0, nj, p.data(), nj);
-          for (int64_t i = 0; i < ni; ++i) {
-            T* pi = p.data() + i * nj;
-            const T row_lse = lse_bh[i0 + i];
-            if (row_lse == kNegInf<T>) {
-              std::fill(pi, pi + nj, T(0));
-              continue;
-            }
+          // The tile's probabilities [ni, nj] (row stride nj): kept by the forward (one key block, so nj = S), or
+          // recomputed into p. ds then goes where it does not overwrite kept weights (a retained graph reads them
+          // again): into dp, which it replaces element by element.
+          const T* pt = kept_bh ? kept_bh + i0 * z.S : p.data();
+          if (!kept_bh) {
+            gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt.data(), nj, p.data(), nj,
+                        tail.data());
+            apply_mask(mask, b, h, i0, ni, j0, nj, p.data(), nj);
+            for (int64_t i = 0; i < ni; ++i) {
+              T* pi = p.data() + i * nj;
+              const T row_lse = lse_bh[i0 + i];
+              if (row_lse == kNegInf<T>) {
+                std::fill(pi, pi + nj, T(0));
+                continue;
+              }
 #pragma omp simd
-            for (int64_t j = 0; j < nj; ++j) pi[j] = exp_of(pi[j] - row_lse);
+              for (int64_t j = 0; j < nj; ++j) pi[j] = exp_of(pi[j] - row_lse);
+            }
           }
+          T* ds = kept_bh ? dp.data() : p.data();
           const T* do_i = grad_out.at(b, h, i0);
           // dv_j += pᵀ do_i: A = pᵀ, read with swapped strides.
-          gemm_into(i0 > 0, nj, z.Ev, ni, T(1), p.data(), int64_t{1}, nj, do_i, grad_out.sr, grad_v.at(b, h, j0),
+          gemm_into(i0 > 0, nj, z.Ev, ni, T(1), pt, int64_t{1}, nj, do_i, grad_out.sr, grad_v.at(b, h, j0),
                     grad_v.sr, tail.data());
           gemm<false>(ni, nj, z.Ev, T(1), do_i, grad_out.sr, int64_t{1}, vt.data(), nj, dp.data(), nj, tail.data());
           for (int64_t i = 0; i < ni; ++i) {
-            T* pi = p.data() + i * nj;
+            const T* pi = pt + i * nj;
             const T* dpi = dp.data() + i * nj;
+            T* dsi = ds + i * nj;
             if (single_key_block) {  // the row's p and dp are all here: D = Σ_j p dp (= rowsum(do ⊙ out))
               T d = 0;
 #pragma omp simd reduction(+ : d)
@@ -555,11 +576,11 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
             }
             const T Di = D[i0 + i];
 #pragma omp simd
-            for (int64_t j = 0; j < nj; ++j) pi[j] = pi[j] * (dpi[j] - Di);
+            for (int64_t j = 0; j < nj; ++j) dsi[j] = pi[j] * (dpi[j] - Di);
           }
-          gemm_into(j0 > 0, ni, z.E, nj, scale, p.data(), nj, int64_t{1}, k.at(b, h, j0), k.sr, grad_q.at(b, h, i0),
+          gemm_into(j0 > 0, ni, z.E, nj, scale, ds, nj, int64_t{1}, k.at(b, h, j0), k.sr, grad_q.at(b, h, i0),
                     grad_q.sr, tail.data());
-          gemm_into(i0 > 0, nj, z.E, ni, scale, p.data(), int64_t{1}, nj, q.at(b, h, i0), q.sr, grad_k.at(b, h, j0),
+          gemm_into(i0 > 0, nj, z.E, ni, scale, ds, int64_t{1}, nj, q.at(b, h, i0), q.sr, grad_k.at(b, h, j0),
                     grad_k.sr, tail.data());
         }
       }
@@ -570,26 +591,49 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
 
 }  // namespace
 
+// Keeping the weights pays where the backward would recompute them from one key block (S ≤ kKeyBlock: the
+// scores' GEMM, the mask and the exponentials, about a third of the backward) and they are small enough to hold
+// until it runs (≤ kKeptWeightsBytes, as the composite's weights in ops/attention.cpp). vit_tiny keeps 3.2 MB
+// per block, hopfield_attention 2 MB.
+constexpr int64_t kKeptWeightsBytes = int64_t{64} << 20;
+bool CpuBackend::attention_keeps_weights(int64_t batch_heads, int64_t L, int64_t S, DType dtype) const {
+  return S <= kKeyBlock && batch_heads * L * S * static_cast<int64_t>(element_size(dtype)) <= kKeptWeightsBytes;
+}
+
+namespace {
+void check_kept_weights(const char* kernel, const Tensor* weights, const Sizes& z, const Tensor& q) {
+  if (!weights) return;
+  HG_CHECK(weights->is_contiguous() && weights->dtype() == q.dtype() &&
+               weights->sizes() == Shape({z.B, z.H, z.L, z.S}) && z.S <= kKeyBlock,
+           "{} kernel: the kept weights must be contiguous [B, H, L, S] = [{}, {}, {}, {}] {} with S ≤ {}, got {}",
+           kernel, z.B, z.H, z.L, z.S, q.dtype(), kKeyBlock, weights->desc());
+}
+}  // namespace
+
 void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
-                           Tensor& out, Tensor& lse) {
+                           Tensor& out, Tensor& lse, Tensor* weights) {
   hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
   const Sizes z = attention_sizes(q, k, v);
+  check_kept_weights("attention", weights, z, q);
   if (out.numel() == 0) return;
   HG_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
     attention_forward<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
-                                lse.data_ptr<scalar_t>());
+                                lse.data_ptr<scalar_t>(), weights ? weights->data_ptr<scalar_t>() : nullptr);
   });
 }
 
 void CpuBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                                    double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
-                                    Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
+                                    double scale, const Tensor& out, const Tensor& lse, const Tensor* weights,
+                                    const Tensor& grad_out, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
   hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,
                                      {&out, &grad_out, &grad_q, &grad_k, &grad_v}, lse);
   const Sizes z = attention_sizes(q, k, v);
+  check_kept_weights("attention_backward", weights, z, q);
   HG_DISPATCH_FLOATING(q.dtype(), "attention_backward", [&] {
     attention_backward_kernel<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
-                                        lse.data_ptr<scalar_t>(), grad_out, grad_q, grad_k, grad_v);
+                                        lse.data_ptr<scalar_t>(),
+                                        weights ? weights->data_ptr<scalar_t>() : nullptr, grad_out, grad_q,
+                                        grad_k, grad_v);
   });
 }
 

@@ -138,7 +138,9 @@ __global__ void attention_backward_key_kernel(Sizes z, Rows4d<const T> q, Rows4d
 }  // namespace
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
-                            Tensor& out, Tensor& lse) {
+                            Tensor& out, Tensor& lse, Tensor* weights) {
+  // attention_keeps_weights is false here: the backward recomputes the weights.
+  HG_CHECK(weights == nullptr, "attention kernel (cuda): does not keep the weights (attention_keeps_weights)");
   check_on_device("attention", q.device(), {&q, &k, &v, &out, &lse});
   if (mask) check_on_device("attention", q.device(), {mask});
   hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
@@ -154,8 +156,9 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
 }
 
 void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
-                                     double scale, const Tensor& out, const Tensor& lse, const Tensor& grad_out,
-                                     Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
+                                     double scale, const Tensor& out, const Tensor& lse, const Tensor* weights,
+                                     const Tensor& grad_out, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
+  HG_CHECK(weights == nullptr, "attention_backward kernel (cuda): does not read kept weights (attention_keeps_weights)");
   check_on_device("attention_backward", q.device(), {&q, &k, &v, &out, &lse, &grad_out, &grad_q, &grad_k, &grad_v});
   if (mask) check_on_device("attention_backward", q.device(), {mask});
   hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,

@@ -69,10 +69,10 @@ class CudaBackend final : public Backend {
   void max_pool2d_backward(const Tensor& grad_out, const Tensor& indices, const PoolParams& p, Tensor& grad_x) override;
   // attention.cu
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale, Tensor& out,
-                 Tensor& lse) override;
+                 Tensor& lse, Tensor* weights) override;
   void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
-                          const Tensor& out, const Tensor& lse, const Tensor& grad_out, Tensor& grad_q,
-                          Tensor& grad_k, Tensor& grad_v) override;
+                          const Tensor& out, const Tensor& lse, const Tensor* weights, const Tensor& grad_out,
+                          Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override;
   // loss.cu
   void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
                      double label_smoothing, Tensor& loss, Tensor& log_sum, Tensor& target_weight) override;

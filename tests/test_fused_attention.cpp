@@ -225,9 +225,9 @@ TEST_CASE("attention kernel (CPU): the backward from kept weights matches the on
   }
   hg::Tensor q = hg::zeros({1, 1, 2, 4}), k = hg::zeros({1, 1, 3, 4}), v = hg::zeros({1, 1, 3, 4});
   hg::Tensor out = hg::empty({1, 1, 2, 4}), lse = hg::empty({1, 1, 2}), wrong = hg::empty({1, 1, 3, 2});
-  CHECK_THROWS_WITH_AS(cpu.attention(q, k, v, nullptr, 1.0, out, lse, &wrong),
-                       doctest::Contains("attention kernel: the kept weights must be contiguous [B, H, L, S] = [1, 1, 2, 3]"),
-                       hg::Error);
+  CHECK_THROWS_WITH_AS(
+      cpu.attention(q, k, v, nullptr, 1.0, out, lse, &wrong),
+      doctest::Contains("attention kernel: the kept weights must be contiguous [B, H, L, S] = [1, 1, 2, 3]"), hg::Error);
 }
 
 TEST_CASE("fused_attention: a retained graph runs the backward twice with the same gradients") {

@@ -446,9 +446,9 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
 // dk_j = scale·ds_j q, dv_j = p_j do. scratch and dp are [S].
 template <typename T>
 void single_query_backward(const Sizes& z, const Rows4d<const T>& q, const Rows4d<const T>& k,
-                           const Rows4d<const T>& v, const MaskView& mask, T scale, T lse, const Rows4d<const T>& grad_out,
-                           const Rows4d<T>& grad_q, const Rows4d<T>& grad_k, const Rows4d<T>& grad_v, int64_t b,
-                           int64_t h, const T* kept, T* scratch, T* dp) {
+                           const Rows4d<const T>& v, const MaskView& mask, T scale, T lse,
+                           const Rows4d<const T>& grad_out, const Rows4d<T>& grad_q, const Rows4d<T>& grad_k,
+                           const Rows4d<T>& grad_v, int64_t b, int64_t h, const T* kept, T* scratch, T* dp) {
   const T* p = kept;
   if (!kept) {  // recompute the weights
     single_query_scores(z, q, k, mask, scale, b, h, scratch);
@@ -481,7 +481,6 @@ void single_query_backward(const Sizes& z, const Rows4d<const T>& q, const Rows4
     for (int64_t e = 0; e < z.Ev; ++e) dv[e] = pj * do_i[e];
   }
 }
-
 
 // FlashAttention-2's backward, per (b, h), for each block of keys j and each block of query rows i:
 //   p = exp(scale·q kᵀ + mask − lse)     (0 in an all-masked row, whose lse is −inf)

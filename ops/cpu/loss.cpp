@@ -1,7 +1,8 @@
 // CPU cross entropy: log-sum-exp, the target's term and the label-smoothing term in one pass over each row of
 // classes, and the gradient (softmax − one-hot, weighted) in one more; no [N, C] temporaries beyond a block of
-// shifted logits (rows of contiguous classes are exponentiated a block at a time: see kBlockElements). The formulas are
-// in ops/backend.h; the composite they replace (log_softmax, gather, where, ...) is the test's reference.
+// shifted logits (rows of contiguous classes are exponentiated a block at a time: see kBlockElements). The
+// formulas are in ops/backend.h; the composite they replace (log_softmax, gather, where, ...) is the test's
+// reference.
 // The running max is `v > m ? v : m` as in ops/cpu/softmax.cpp: NaN never becomes the max, it poisons the sum.
 #include <algorithm>
 #include <cmath>

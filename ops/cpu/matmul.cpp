@@ -204,7 +204,7 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
 // with the bias added. oneDNN's kernels for x·wᵀ put N across the vector lanes, mostly empty there; the
 // transposed product puts the M rows across them. hg::linear with bias, minima, dnnl::matmul primitive →
 // this (1 thread): 128×256 → 10 12.1 → 7.5 µs, 4160×192 → 10 230 → 205 µs, 1024×256 → 2 78 → 14 µs, 32×128 → 2
-// 3.9 → 0.8 µs, 1024×256 → 1 78 → 14 µs. From 16 columns on x·wᵀ is as fast (128×256 → 16: 12.2 µs either way).
+// 3.9 → 0.8 µs, 1024×256 → 1 78 → 15 µs. From 16 columns on x·wᵀ is as fast (128×256 → 16: 12.2 µs either way).
 constexpr int64_t kNarrowMaxColumns = 16;
 void linear_narrow_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   const int64_t M = out.size(0), N = out.size(1), K = x.size(1);

@@ -158,7 +158,8 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, c
 void CudaBackend::attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask,
                                      double scale, const Tensor& out, const Tensor& lse, const Tensor* weights,
                                      const Tensor& grad_out, Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) {
-  HG_CHECK(weights == nullptr, "attention_backward kernel (cuda): does not read kept weights (attention_keeps_weights)");
+  HG_CHECK(weights == nullptr,
+           "attention_backward kernel (cuda): does not read kept weights (attention_keeps_weights)");
   check_on_device("attention_backward", q.device(), {&q, &k, &v, &out, &lse, &grad_out, &grad_q, &grad_k, &grad_v});
   if (mask) check_on_device("attention_backward", q.device(), {mask});
   hg::detail::check_attention_kernel("attention_backward", q, k, v, mask,

@@ -275,6 +275,25 @@ void pack_transposed(const T* rows, int64_t row_stride, int64_t n, int64_t width
 }
 
 // ---- forward -------------------------------------------------------------------------------------------------
+// One row of n scores turned in place into p = exp(s − max) / Σ exp(s − max); returns lse = max + log Σ. A row
+// with no finite score gets p = 0 and lse = −inf; a NaN score makes the sum NaN and so the whole row.
+template <typename T> T softmax_row(T* s, int64_t n) {
+  T row_max = kNegInf<T>;
+#pragma omp simd reduction(max : row_max)
+  for (int64_t j = 0; j < n; ++j) row_max = s[j] > row_max ? s[j] : row_max;
+  const T shift = row_max == kNegInf<T> ? T(0) : row_max;
+  T sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] = exp_of(s[j] - shift);
+    sum += s[j];
+  }
+  const T inv = sum == T(0) ? T(0) : T(1) / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+  return sum == T(0) ? kNegInf<T> : row_max + std::log(sum);
+}
+
 // Probabilities of one block of query rows against all S keys when they fit in one key block (S ≤ kKeyBlock,
 // the usual case): each row's max is known before its exponentials, so p = exp(s − max) / Σ exp(s − max) is
 // exact in one pass and out = p v is written straight into the output, with no running rescale, no
@@ -288,23 +307,7 @@ void single_block_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d
   pack_transposed(k.at(b, h, 0), k.sr, nj, z.E, kt);
   gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt, nj, s, nj, tail);
   apply_mask(mask, b, h, i0, ni, 0, nj, s, nj);
-  for (int64_t i = 0; i < ni; ++i) {
-    T* si = s + i * nj;
-    T row_max = kNegInf<T>;
-#pragma omp simd reduction(max : row_max)
-    for (int64_t j = 0; j < nj; ++j) row_max = si[j] > row_max ? si[j] : row_max;
-    const T shift = row_max == kNegInf<T> ? T(0) : row_max;
-    T sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < nj; ++j) {
-      si[j] = exp_of(si[j] - shift);
-      sum += si[j];
-    }
-    const T inv = sum == T(0) ? T(0) : T(1) / sum;
-#pragma omp simd
-    for (int64_t j = 0; j < nj; ++j) si[j] *= inv;
-    lse_rows[i] = sum == T(0) ? kNegInf<T> : row_max + std::log(sum);
-  }
+  for (int64_t i = 0; i < ni; ++i) lse_rows[i] = softmax_row(s + i * nj, nj);
   gemm<false>(ni, z.Ev, nj, T(1), s, nj, int64_t{1}, v.at(b, h, 0), v.sr, out.at(b, h, i0), out.sr, tail);
 }
 
@@ -343,23 +346,10 @@ void single_query_forward(const Sizes& z, const Rows4d<const T>& q, const Rows4d
                           const Rows4d<const T>& v, const MaskView& mask, T scale, int64_t b, int64_t h, T* s,
                           const Rows4d<T>& out, T* lse_row) {
   single_query_scores(z, q, k, mask, scale, b, h, s);
-  T row_max = kNegInf<T>;
-#pragma omp simd reduction(max : row_max)
-  for (int64_t j = 0; j < z.S; ++j) row_max = s[j] > row_max ? s[j] : row_max;
-  const T shift = row_max == kNegInf<T> ? T(0) : row_max;
-  T sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < z.S; ++j) {
-    s[j] = exp_of(s[j] - shift);
-    sum += s[j];
-  }
-  const T inv = sum == T(0) ? T(0) : T(1) / sum;
-#pragma omp simd
-  for (int64_t j = 0; j < z.S; ++j) s[j] *= inv;
+  *lse_row = softmax_row(s, z.S);
   T* y = out.at(b, h, 0);
   std::fill_n(y, z.Ev, T(0));
   for (int64_t j = 0; j < z.S; ++j) axpy(s[j], v.at(b, h, j), y, z.Ev);
-  *lse_row = sum == T(0) ? kNegInf<T> : row_max + std::log(sum);
 }
 
 // Per (b, h, block of query rows), over blocks of keys, with running row max m and sum l (Milakov & Gimelshein):
@@ -441,6 +431,17 @@ void attention_forward(const Sizes& z, const Tensor& q_t, const Tensor& k_t, con
 }
 
 // ---- backward ------------------------------------------------------------------------------------------------
+// One row of n scores turned in place into the weights the forward formed, p = exp(s − lse): 0 in a row whose
+// keys were all masked (lse = −inf).
+template <typename T> void weights_from_lse(T* s, int64_t n, T lse) {
+  if (lse == kNegInf<T>) {
+    std::fill_n(s, n, T(0));
+    return;
+  }
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) s[j] = exp_of(s[j] - lse);
+}
+
 // The backward of single_query_forward for (b, h): p kept by the forward, or from the scores and lse as in the
 // general backward, then dp_j = do·v_j, D = Σ_j p_j dp_j, ds_j = p_j (dp_j − D), dq = scale·Σ_j ds_j k_j,
 // dk_j = scale·ds_j q, dv_j = p_j do. scratch and dp are [S].
@@ -452,12 +453,7 @@ void single_query_backward(const Sizes& z, const Rows4d<const T>& q, const Rows4
   const T* p = kept;
   if (!kept) {  // recompute the weights
     single_query_scores(z, q, k, mask, scale, b, h, scratch);
-    if (lse == kNegInf<T>) {
-      std::fill_n(scratch, z.S, T(0));
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < z.S; ++j) scratch[j] = exp_of(scratch[j] - lse);
-    }
+    weights_from_lse(scratch, z.S, lse);
     p = scratch;
   }
   const T* do_i = grad_out.at(b, h, 0);
@@ -546,16 +542,7 @@ void attention_backward_kernel(const Sizes& z, const Tensor& q_t, const Tensor& 
             gemm<false>(ni, nj, z.E, scale, q.at(b, h, i0), q.sr, int64_t{1}, kt.data(), nj, p.data(), nj,
                         tail.data());
             apply_mask(mask, b, h, i0, ni, j0, nj, p.data(), nj);
-            for (int64_t i = 0; i < ni; ++i) {
-              T* pi = p.data() + i * nj;
-              const T row_lse = lse_bh[i0 + i];
-              if (row_lse == kNegInf<T>) {
-                std::fill(pi, pi + nj, T(0));
-                continue;
-              }
-#pragma omp simd
-              for (int64_t j = 0; j < nj; ++j) pi[j] = exp_of(pi[j] - row_lse);
-            }
+            for (int64_t i = 0; i < ni; ++i) weights_from_lse(p.data() + i * nj, nj, lse_bh[i0 + i]);
           }
           T* ds = kept_bh ? dp.data() : p.data();
           const T* do_i = grad_out.at(b, h, i0);

@@ -38,9 +38,6 @@ CrossEntropyShape check_cross_entropy(const char* kernel, const Tensor& logits, 
   return {logits.size(0), logits.size(1), logits.size(2)};
 }
 
-// Below this, exp(x) leaves the type's normal range (float: 1.2e-38 at −87.3; double: 2.2e-308 at −708.4).
-template <typename T> constexpr T kExpLowest = sizeof(T) == 4 ? T(-87) : T(-708);
-
 // Rows of contiguous classes (inner = 1: logits [N, C]) are taken a block at a time: their shifted logits go into
 // one buffer and are exponentiated in a single flat loop, which runs on libmvec's 16-lane expf (simd_exp.h). A
 // loop per row is all scalar remainder when classes are few: C = 10 made a batch of 128 rows 1280 scalar expf

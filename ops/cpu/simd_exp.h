@@ -22,6 +22,11 @@ namespace hg::cpu {
 // keeps glibc's scalar exp (< 1 ulp), for gradient checks.
 inline float exp_of(float x) { return ::expf(x); }
 inline double exp_of(double x) { return std::exp(x); }
+// Below this, exp(x) leaves the type's normal range (float: 1.2e-38 at −87.3; double: 2.2e-308 at −708.4), and
+// libmvec's expf hands such lanes to scalar libm one at a time; the softmax and cross-entropy kernels clamp their
+// shifted inputs here before the vector exp.
+template <typename T> constexpr T kExpLowest = sizeof(T) == 4 ? T(-87) : T(-708);
+
 // logf likewise (libmvec's 16-lane logf, for loops over many rows' sums).
 inline float log_of(float x) { return ::logf(x); }
 inline double log_of(double x) { return std::log(x); }

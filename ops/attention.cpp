@@ -62,11 +62,19 @@ Operands operands(const Tensor& query, const Tensor& key, const Tensor& value, c
 
 /// Inference on the CPU with weights that fit comfortably in memory: two dnnl_sgemm calls and a softmax beat the
 /// fused kernel, whose tile products run below GEMM speed — measured at 1 thread, 256 queries × 1000 keys of width
-/// 784: 7.5 ms against 10.7 ms per call. Training keeps the fused kernel (no [L, S] weights to store for the
-/// backward), and so do weights above 64 MiB.
+/// 784: 7.5 ms against 10.7 ms per call. Training keeps the fused kernel (which stores the [L, S] weights for the
+/// backward only where the backend keeps them: weights_to_keep), and so do weights above 64 MiB.
 bool composite_is_faster(bool records, Device device, int64_t weights_numel) {
   constexpr int64_t kCompositeLimit = int64_t{1} << 24;  // elements of the [B, H, L, S] weights
   return !records && device.is_cpu() && weights_numel <= kCompositeLimit;
+}
+
+/// The [B, H, L, S] weights the fused forward keeps for the backward when a graph is recorded and the backend
+/// finds that it pays (Backend::attention_keeps_weights); otherwise undefined, and the backward recomputes them.
+Tensor weights_to_keep(const Backend& backend, bool records, int64_t B, int64_t H, int64_t L, int64_t S,
+                       const Tensor& like) {
+  if (!records || !backend.attention_keeps_weights(B * H, L, S, like.dtype())) return Tensor();
+  return empty({B, H, L, S}, like.dtype(), like.device());
 }
 
 /// softmax(q kᵀ·scale + mask) over the keys, with ops (differentiable; all-masked rows give zeros).
@@ -133,10 +141,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
   Backend& backend = backend_for(query.device());
   Tensor out = empty({ops.q.size(0), ops.q.size(1), L, ops.v.size(3)}, query.dtype(), query.device());
   Tensor lse = empty({ops.q.size(0), ops.q.size(1), L}, query.dtype(), query.device());
-  // The weights kept for the backward where the backend finds that it pays (backend.h).
-  Tensor weights = records && backend.attention_keeps_weights(ops.q.size(0) * ops.q.size(1), L, S, query.dtype())
-                       ? empty({ops.q.size(0), ops.q.size(1), L, S}, query.dtype(), query.device())
-                       : Tensor();
+  Tensor weights = weights_to_keep(backend, records, ops.q.size(0), ops.q.size(1), L, S, query);
   backend.attention(ops.q, ops.k, ops.v, ops.mask.defined() ? &ops.mask : nullptr, scale_value, out, lse,
                     weights.defined() ? &weights : nullptr);
   Tensor result = from_4d(out, ops.batch);
@@ -265,9 +270,7 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
   Tensor lse = empty({B, num_heads, L}, qkv.dtype(), qkv.device());
   Tensor out4 = heads_of(out.view({B, L, E}), 0, num_heads, d);  // the heads merged as the kernel writes them
   Backend& backend = backend_for(qkv.device());
-  Tensor weights = records && backend.attention_keeps_weights(B * num_heads, L, L, qkv.dtype())
-                       ? empty({B, num_heads, L, L}, qkv.dtype(), qkv.device())
-                       : Tensor();
+  Tensor weights = weights_to_keep(backend, records, B, num_heads, L, L, qkv);
   backend.attention(q4, k4, v4, mask4.defined() ? &mask4 : nullptr, scale_value, out4, lse,
                     weights.defined() ? &weights : nullptr);
 

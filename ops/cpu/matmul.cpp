@@ -27,6 +27,8 @@ MatrixLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t
   if (row_stride == 1 && (col_stride >= std::max<int64_t>(rows, 1) || cols == 1)) return {true, true, std::max(col_stride, rows)};
   return {};
 }
+// The same memory seen as the transpose of the matrix: [cols, rows].
+MatrixLayout transpose_of(MatrixLayout l) { return {l.ok, !l.transposed, l.ld}; }
 
 // Below this many multiply-adds a GEMM runs on the calling thread: waking the OpenMP team costs more than the
 // product (a [32, 2]·[2, 64] layer in an MLP otherwise spends its time in barrier spin-waits).
@@ -178,7 +180,7 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
   const MatrixLayout lw = gemm_layout(N, K, w.stride(0), w.stride(1));
   // x as [M, K], the weights as wᵀ [K, N] (so w's layout flips).
   const memory::dims x_strides = onednn_strides(lx);
-  const memory::dims w_strides = onednn_strides({lw.ok, !lw.transposed, lw.ld});
+  const memory::dims w_strides = onednn_strides(transpose_of(lw));
   memory::desc x_md({M, K}, memory::data_type::f32, x_strides);
   memory::desc w_md({K, N}, memory::data_type::f32, w_strides);
   memory::desc bias_md({1, N}, memory::data_type::f32, memory::format_tag::ab);
@@ -212,7 +214,7 @@ void linear_narrow_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Ten
   const MatrixLayout lw = gemm_layout(N, K, w.stride(0), w.stride(1));
   std::shared_ptr<Storage> block = allocate_storage(static_cast<size_t>(N * M) * sizeof(float), kCPU);
   float* transposed = static_cast<float*>(block->data);
-  sgemm_one(w.data_ptr<float>(), lw, x.data_ptr<float>(), {lx.ok, !lx.transposed, lx.ld}, transposed, N, M, K);
+  sgemm_one(w.data_ptr<float>(), lw, x.data_ptr<float>(), transpose_of(lx), transposed, N, M, K);
   float* o = out.data_ptr<float>();
   const float* b = bias ? bias->data_ptr<float>() : nullptr;
   const int64_t bias_stride = bias ? bias->stride(0) : 0;

@@ -1,6 +1,7 @@
 // mil_pool: one training step of a multiple-instance model — 32 bags × 100 instances × 230 features;
 // Linear(230→128) + ReLU per instance; Hopfield pooling with one learned query, 1 head, width 128 (hflayers'
-// defaults: LayerNorms on stored, state and projected patterns, in/out projections, β = 1/√128);
+// defaults: LayerNorms on stored, state and projected patterns, in/out projections, β = 1/√128; hopgrad folds the
+// key and value projections into the one query, see below);
 // Linear(128→1); BCE-with-logits; Adam (../shared/docs/benchmarks.md workload 4). Small GEMMs, so per-op
 // framework overhead shows. PyTorch twin: bench/torch/mil_pool.py.
 #include <memory>
@@ -31,12 +32,14 @@ int main(int argc, char** argv) {
           hg::binary_cross_entropy_with_logits(model->forward(bags), labels).backward();
           optimizer->step();
         };
-        // GEMMs only. Forward: embedding 2·B·N·230·128; K and V projections 2 · 2·B·N·128·128; scores and
-        // weighted sum 2 · 2·B·N·128; out-projection and classifier 2·B·128·(128 + 1). Backward: the embedding's
-        // weight gradient only (the bags need none), twice the forward for the rest.
+        // GEMMs only, as hopgrad runs them. Forward: embedding 2·B·N·230·128; with one query the pooling folds
+        // W_K into it and applies W_V after the weighted sum (nn/hopfield/hopfield.cpp), 2 · 2·B·128·128 instead
+        // of the twin's K and V projections of every instance, 2 · 2·B·N·128·128; scores and weighted sum
+        // 2 · 2·B·N·128; out-projection and classifier 2·B·128·(128 + 1). Backward: the embedding's weight
+        // gradient only (the bags need none), twice the forward for the rest.
         const double instances = num_bags * kInstances;
         const double embedding = 2 * instances * kFeatures * kWidth;
-        const double pooling = 2 * (2 * instances * kWidth * kWidth) + 2 * (2 * instances * kWidth) +
+        const double pooling = 2 * (2.0 * num_bags * kWidth * kWidth) + 2 * (2 * instances * kWidth) +
                                2.0 * num_bags * kWidth * (kWidth + 1);
         return {step, 2 * embedding + 3 * pooling};
       });

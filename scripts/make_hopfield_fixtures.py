@@ -36,6 +36,12 @@ Cases (all float64, dropout 0):
                     affine.
   bias_pattern      concat_bias_pattern, sequence-first (batch_first false), 3 heads, update_steps_max 1,
                     no input bias.
+  pooled            HopfieldPooling's shape: one state pattern per sample against 9 stored patterns, stored 5 /
+                    state 6 / projection 3 wide, hidden 4, pattern 2, 2 heads, per-head β (0.5, 2.0), the three
+                    LayerNorms, padding mask with one sample fully masked (the C++ layer folds the key and value
+                    projections into the query here).
+  pooled_one_head   two state patterns against 12 stored, 1 head, fused in_proj (width 6), a 2-D bool association
+                    mask.
 """
 
 import math
@@ -313,6 +319,25 @@ def hopfield_layers():
     tensors.update(make_case("bias_pattern", c, gen,
                              {"stored": normal(gen, 4, 2, 6), "state": normal(gen, 3, 2, 6),
                               "projection": normal(gen, 4, 2, 6)}, {}))
+
+    c = config(input_size=6, stored_size=5, projection_size=3, hidden_size=4, pattern_size=2, heads=2,
+               scaling=[0.5, 2.0])
+    padding = torch.zeros(3, 9, dtype=torch.bool)
+    padding[0, 6:] = True
+    padding[2, :] = True
+    tensors.update(make_case("pooled", c, gen,
+                             {"stored": normal(gen, 3, 9, 5), "state": normal(gen, 3, 1, 6),
+                              "projection": normal(gen, 3, 9, 3)},
+                             {"padding_mask": padding}))
+
+    c = config(input_size=6, scaling=0.8)
+    mask = torch.zeros(2, 12, dtype=torch.bool)
+    mask[0, 3:5] = True
+    mask[1, 0] = True
+    tensors.update(make_case("pooled_one_head", c, gen,
+                             {"stored": normal(gen, 2, 12, 6), "state": normal(gen, 2, 2, 6),
+                              "projection": normal(gen, 2, 12, 6)},
+                             {"association_mask": mask}))
 
     return ("Hopfield layer association (spec A.3) for the cases listed in scripts/make_hopfield_fixtures.py; "
             "outputs, association matrices, update counts and gradients of Σ grad_out ⊙ out", tensors)

@@ -343,6 +343,15 @@ nn::HopfieldOptions fixture_options(const std::string& name) {
   if (name == "bias_pattern")
     return nn::HopfieldOptions(6).num_heads(3).concat_bias_pattern(true).batch_first(false).update_steps_max(1).input_bias(
         false);
+  if (name == "pooled")
+    return nn::HopfieldOptions(6)
+        .stored_pattern_size(5)
+        .pattern_projection_size(3)
+        .hidden_size(4)
+        .pattern_size(2)
+        .num_heads(2)
+        .scaling({0.5, 2.0});
+  if (name == "pooled_one_head") return nn::HopfieldOptions(6).scaling(0.8);
   HG_FAIL("no fixture case {}", name);
 }
 
@@ -370,29 +379,41 @@ Tensors check_fixture_case(const std::string& name, hg::Device device) {
   Tensor stored_p = single.defined() ? single : input("stored"), state = single.defined() ? single : input("state"),
          projection = single.defined() ? single : input("projection");
   for (const Tensor& t : {stored_p, state, projection}) t.requires_grad_();
-  auto r = hopfield->associate(stored_p, state, projection,
-                               nn::AssociateOptions()
-                                   .stored_pattern_padding_mask(input("padding_mask"))
-                                   .association_mask(input("association_mask"))
-                                   .return_association(true));
-  hgtest::check_close(r.output, fixture.tensor(name + ".out"), 1e-10, 1e-12, name + " out");
-  hgtest::check_close(r.association, fixture.tensor(name + ".association"), 1e-10, 1e-12, name + " association");
-  CHECK_MESSAGE(r.update_steps == fixture.tensor(name + ".update_steps").to_vector<int64_t>(), name, " update steps");
-  r.output.backward(input("grad_out"));
-  Tensors results{r.output, r.association};
-  auto check_grad = [&](const std::string& key, const Tensor& leaf) {
-    hgtest::check_close(leaf.grad(), fixture.tensor("d" + name + ".out/" + name + "." + key), 1e-9, 1e-11,
-                        name + " d/d" + key);
-    results.push_back(leaf.grad());
-  };
-  if (single.defined()) {
-    check_grad("input", single);
-  } else {
-    check_grad("stored", stored_p);
-    check_grad("state", state);
-    check_grad("projection", projection);
+  Tensors results;
+  // Twice: asking for ξ (the association as spec A.3 writes it), then not (the path forward() takes: the fused
+  // kernel, or, in the pooled cases, the key and value projections folded into the queries).
+  for (const bool with_association : {true, false}) {
+    const std::string label = name + (with_association ? "" : " (without ξ)");
+    for (const Tensor& t : {stored_p, state, projection}) t.set_grad({});
+    hopfield->zero_grad();
+    auto r = hopfield->associate(stored_p, state, projection,
+                                 nn::AssociateOptions()
+                                     .stored_pattern_padding_mask(input("padding_mask"))
+                                     .association_mask(input("association_mask"))
+                                     .return_association(with_association));
+    hgtest::check_close(r.output, fixture.tensor(name + ".out"), 1e-10, 1e-12, label + " out");
+    results.push_back(r.output);
+    if (with_association) {
+      hgtest::check_close(r.association, fixture.tensor(name + ".association"), 1e-10, 1e-12, label + " association");
+      CHECK_MESSAGE(r.update_steps == fixture.tensor(name + ".update_steps").to_vector<int64_t>(), label,
+                    " update steps");
+      results.push_back(r.association);
+    }
+    r.output.backward(input("grad_out"));
+    auto check_grad = [&](const std::string& key, const Tensor& leaf) {
+      hgtest::check_close(leaf.grad(), fixture.tensor("d" + name + ".out/" + name + "." + key), 1e-9, 1e-11,
+                          label + " d/d" + key);
+      results.push_back(leaf.grad());
+    };
+    if (single.defined()) {
+      check_grad("input", single);
+    } else {
+      check_grad("stored", stored_p);
+      check_grad("state", state);
+      check_grad("projection", projection);
+    }
+    for (const auto& [pname, p] : params) check_grad("param." + pname, p);
   }
-  for (const auto& [pname, p] : params) check_grad("param." + pname, p);
   return results;
 }
 
@@ -403,6 +424,8 @@ HG_BACKEND_TEST(hopfield_separate_iterated_matches_pytorch) { return check_fixtu
 HG_BACKEND_TEST(hopfield_static_connected_matches_pytorch) { return check_fixture_case("static_connected", device); }
 HG_BACKEND_TEST(hopfield_static_per_head_matches_pytorch) { return check_fixture_case("static_per_head", device); }
 HG_BACKEND_TEST(hopfield_bias_pattern_matches_pytorch) { return check_fixture_case("bias_pattern", device); }
+HG_BACKEND_TEST(hopfield_pooled_matches_pytorch) { return check_fixture_case("pooled", device); }
+HG_BACKEND_TEST(hopfield_pooled_one_head_matches_pytorch) { return check_fixture_case("pooled_one_head", device); }
 
 // ---- gradients for the main option combinations (float64 finite differences) ------------------------------
 
@@ -488,6 +511,63 @@ TEST_CASE("hopfield pooling and lookup layer: gradchecks") {
   Tensor x = normal64({2, 3, 3}, 124);
   hgtest::gradcheck([&](const Tensors& t) { return lookup(t[0]); }, {x});
   check_parameter_gradients(*lookup, [&] { return lookup(x); });
+}
+
+// Few queries against many stored patterns (HopfieldPooling): the layer folds W_K into the query and applies W_V
+// after the weighted sum (nn/hopfield/hopfield.cpp, folding_pays). Same outputs and gradients as the projected
+// association (asked for with return_association), a fully masked sample included; b_K, which cannot change a
+// softmax, gets an exactly zero gradient, which shows the folded path ran.
+HG_BACKEND_TEST(hopfield_pooling_folds_the_projections_into_the_query) {
+  Tensors results;
+  for (const int64_t heads : {1, 2}) {
+    CAPTURE(heads);
+    nn::HopfieldPooling pool(nn::HopfieldPoolingOptions(nn::HopfieldOptions(8).num_heads(heads)));
+    pool->to(device, hg::kFloat64);
+    randomize_parameters(*pool, 141);
+    Tensor y = normal64({3, 20, 8}, 142).to(device).requires_grad_();
+    std::vector<bool> padded(60, false);
+    for (int64_t s = 15; s < 20; ++s) padded[static_cast<size_t>(s)] = true;              // sample 0: 15 patterns
+    for (int64_t s = 40; s < 60; ++s) padded[static_cast<size_t>(s)] = true;              // sample 2: none
+    Tensor padding = hg::from_vector(padded, {3, 20}).to(device);
+    Tensor grad_out = normal64({3, 8}, 143).to(device);
+    Tensors grads[2];
+    for (const bool projected : {true, false}) {
+      pool->zero_grad();
+      y.set_grad({});
+      Tensor z = projected ? pool->associate(y, y,
+                                             nn::AssociateOptions().stored_pattern_padding_mask(padding).return_association(
+                                                 true))
+                                 .output.flatten(1)
+                           : pool(y, padding);
+      z.backward(grad_out);
+      Tensors& g = grads[projected ? 0 : 1];
+      g.push_back(z);
+      g.push_back(y.grad());
+      for (const auto& [name, p] : pool->named_parameters()) g.push_back(p.grad());
+    }
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      hgtest::check_close(grads[1][i], grads[0][i], 1e-12, 1e-13, fmt::format("folded vs projected, item {}", i));
+    const Tensor b_k = pool->hopfield->association_core->in_proj_bias.grad().narrow(0, 8, 8);
+    CHECK(hg::amax(hg::abs(b_k), {0}).item<double>() == 0.0);
+    results.insert(results.end(), grads[1].begin(), grads[1].end());
+  }
+  return results;
+}
+
+TEST_CASE("hopfield pooling, folded projections: gradchecks (two heads, separate widths, padding)") {
+  nn::HopfieldPooling pool(nn::HopfieldPoolingOptions(
+      nn::HopfieldOptions(4).stored_pattern_size(3).pattern_projection_size(5).hidden_size(3).pattern_size(2).num_heads(
+          2)));
+  pool->to(hg::kFloat64);
+  randomize_parameters(*pool, 151);
+  Tensor y = normal64({2, 12, 3}, 152), p = normal64({2, 12, 5}, 153);
+  Tensor padding = hg::from_vector(std::vector<bool>(24, false), {2, 12});
+  hgtest::gradcheck([&](const Tensors& t) { return pool->forward(t[0], t[1], padding, Tensor()); }, {y, p});
+  check_parameter_gradients(*pool, [&] { return pool->forward(y, p, padding, Tensor()); });
+  pool->zero_grad();
+  hg::sum(pool->forward(y, p, padding, Tensor())).backward();
+  const Tensor b_k = pool->hopfield->association_core->in_proj_bias.grad().narrow(0, 6, 6);
+  CHECK(hg::amax(hg::abs(b_k), {0}).item<double>() == 0.0);  // the folded path ran
 }
 
 HG_BACKEND_TEST(hopfield_layer_looks_up_learned_patterns) {

@@ -44,6 +44,19 @@ bool is_feature_kind(SeparationKind kind) {
 /// Rows [start, start + length) of a stacked projection weight or bias (undefined stays undefined).
 Tensor block(const Tensor& t, int64_t start, int64_t length) { return t.defined() ? t.narrow(0, start, length) : Tensor(); }
 
+/// Whether folding the key and value projections into the queries saves at least half the multiply-adds of one
+/// association of L queries over S stored patterns (per batch entry; H heads of widths d_k, d_v; raw stored and
+/// projection widths E_k, E_v). Projected: S·H·(E_k·d_k + E_v·d_v) for K and V, L·S·H·(d_k + d_v) for the scores
+/// and the weighted sum. Folded: L·H·(d_k·E_k + d_v·E_v) for q̃_h = W_K,hᵀ q_h and for W_V,h after the sum,
+/// L·S·H·(E_k + E_v) for scores and weighted sum in the raw widths. With few queries against many patterns
+/// (HopfieldPooling: L = 1) the projections are nearly all of the first and absent from the second.
+bool folding_pays(int64_t L, int64_t S, int64_t H, int64_t d_k, int64_t d_v, int64_t E_k, int64_t E_v) {
+  const auto l = static_cast<double>(L), s = static_cast<double>(S), h = static_cast<double>(H);
+  const double projected = s * h * static_cast<double>(E_k * d_k + E_v * d_v) + l * s * h * static_cast<double>(d_k + d_v);
+  const double folded = l * h * static_cast<double>(d_k * E_k + d_v * E_v) + l * s * h * static_cast<double>(E_k + E_v);
+  return 2 * folded <= projected;
+}
+
 }  // namespace
 
 Tensor apply_association_activation(const std::string& name, const Tensor& x) {
@@ -272,6 +285,27 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
            "{}: expected widths stored {}, state {}, projection {} ({}); got stored {}, state {}, projection {}", name,
            want_stored, want_state, want_projection, layout, stored_in.desc(), state_in.desc(), projection_in.desc());
 
+  // One association (no update) of plain softmax, without dropout and without returning ξ: attention itself, run
+  // by the fused kernel through Separation::attend in step 11, which never stores ξ. The update loop is skipped.
+  SeparationImpl& sep = *separation;
+  const bool dense = sep.forms_weights();
+  const bool fused_attention = dense && sep.options.kind() == SeparationKind::Softmax && !sep.options.forgetting() &&
+                               o.update_steps_max() == 0 && !(o.dropout() > 0.0 && is_training()) &&
+                               !request.return_association();
+  // Folded: few queries against many stored patterns, as in HopfieldPooling. Softmax is shift-invariant and its
+  // weights sum to one, so with q_h = W_Q,h r + b_Q,h
+  //   (β q_h)·(W_K,h y_s + b_K,h) = β (W_K,hᵀ q_h)·y_s + (a constant over s)  and
+  //   Σ_s p_s (W_V,h y_s + b_V,h) = W_V,h (Σ_s p_s y_s) + b_V,h   (b_V,h only where some pattern is unmasked):
+  // attention of q̃_h = W_K,hᵀ q_h over the raw (normalised) patterns, then W_V,h once per query instead of once per
+  // stored pattern. Same function and gradients (b_K's is exactly zero instead of rounding noise); taken where it
+  // saves half the multiply-adds or more (folding_pays).
+  const Tensor& association_mask = request.association_mask();
+  const bool folded = fused_attention && !q_static && !k_static && !v_static && !connected &&
+                      !o.normalize_hopfield_space() && !o.concat_bias_pattern() && !o.add_zero_association() &&
+                      !request.return_projected_patterns() && !(o.scaling().is_per_head() && o.compat()) &&
+                      !(association_mask.defined() && association_mask.dtype() != kBool) &&
+                      folding_pays(L, S, H, d_k, d_v, stored_dim_, projection_dim_);
+
   // ---- 2. LayerNorms of the raw patterns (three distinct modules, spec A.5.5) -----------------------
   if (norm_stored_pattern) stored = norm_stored_pattern(stored);
   if (norm_state_pattern) state = norm_state_pattern(state);
@@ -290,6 +324,10 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
     qkv = linear(state, core.in_proj_weight, core.in_proj_bias);  // one GEMM
     Tensors parts = chunk(qkv, 3, -1);
     q = parts[0], k = parts[1], v = parts[2];
+  } else if (folded) {
+    q = linear(state, weight(core.q_proj_weight, 0, hd), block(core.in_proj_bias, 0, hd));
+    k = stored;
+    v = projection;
   } else {
     q = q_static ? state : linear(state, weight(core.q_proj_weight, 0, hd), block(core.in_proj_bias, 0, hd));
     k = k_static ? stored
@@ -306,7 +344,19 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
     return x.reshape({B, x.size(1), H, width}).permute({0, 2, 1, 3});
   };
   const bool v_shared = v_static && !connected;
-  Tensor qh = to_heads(q, q_static, d_k), kh = to_heads(k, k_static, d_k), vh = to_heads(v, v_shared, d_v);
+  Tensor qh, kh, vh;
+  if (folded) {
+    // q̃_h = q_h W_K,h [B, H, L, E_k]: one GEMM of the B·L queries per head; every head reads the same raw patterns.
+    const Tensor w_k = weight(core.k_proj_weight, k_offset, hd);  // [H·d_k, E_k]
+    qh = H == 1 ? matmul(q, w_k).unsqueeze(1)
+                : matmul(q.reshape({B * L, H, d_k}).transpose(0, 1), w_k.reshape({H, d_k, stored_dim_}))
+                      .reshape({H, B, L, stored_dim_})
+                      .transpose(0, 1);
+    kh = to_heads(k, true, stored_dim_);
+    vh = to_heads(v, true, projection_dim_);
+  } else {
+    qh = to_heads(q, q_static, d_k), kh = to_heads(k, k_static, d_k), vh = to_heads(v, v_shared, d_v);
+  }
   if (o.normalize_hopfield_space()) {
     // Once, before the first association: later states ξ K are not re-normalised (as hflayers).
     qh = layer_norm(qh, {d_k}, core.p_norm_weight, core.p_norm_bias, o.normalize_hopfield_space_eps());
@@ -381,18 +431,10 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   const Tensor beta_tensor = beta.defined() ? beta : scalar_tensor(beta_scalar, float_options);
 
   // ---- 6–10. association and the per-head update loop ----------------------------------------------
-  SeparationImpl& sep = *separation;
-  const bool dense = sep.forms_weights();
   Generator* gen = request.generator();
   std::vector<int64_t> active(static_cast<size_t>(H));  // indices of the heads still updating
   for (int64_t h = 0; h < H; ++h) active[static_cast<size_t>(h)] = h;
   std::vector<int64_t> update_steps(static_cast<size_t>(H), 0);
-
-  // One association (no update) of plain softmax, without dropout and without returning ξ: attention itself, run
-  // by the fused kernel through Separation::attend in step 11, which never stores ξ. The update loop is skipped.
-  const bool fused_attention = dense && sep.options.kind() == SeparationKind::Softmax && !sep.options.forgetting() &&
-                     o.update_steps_max() == 0 && !(o.dropout() > 0.0 && is_training()) &&
-                     !request.return_association();
 
   Tensor state_h = qh;  // the current state patterns ξ in associative space, unscaled [B, H, L, d_k]
   Tensor xi, keep;      // association weights [B, H, L, S′] and LwPF's D′ (dense kinds)
@@ -479,6 +521,24 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   if (packed) {
     out = scaled_dot_product_attention_qkvpacked(qkv, H, fused_attention_mask(mask, score_bias, qh.dtype()),
                                                  beta_scalar);
+  } else if (folded) {
+    // Σ_s p_s y_s [B, H, L, E_v], then W_V,h per head and b_V,h where the query had a pattern to attend to.
+    const Tensor pooled = sep.attend(qh, kh, vh, beta_tensor, mask, score_bias, 0.0, nullptr, gen);
+    const Tensor w_v = weight(core.v_proj_weight, v_offset, vpd);  // [H·d_v, E_v]
+    const Tensor b_v = block(core.in_proj_bias, v_offset, vpd);
+    // One head and no mask: the bias goes into the GEMM.
+    const bool bias_in_gemm = H == 1 && !mask.defined();
+    heads_out = H == 1 ? linear(pooled.squeeze(1), w_v, bias_in_gemm ? b_v : Tensor()).unsqueeze(1)
+                       : matmul(pooled.transpose(0, 1).reshape({H, B * L, projection_dim_}),
+                                w_v.reshape({H, d_v, projection_dim_}).transpose(1, 2))
+                             .reshape({H, B, L, d_v})
+                             .transpose(0, 1);
+    if (b_v.defined() && !bias_in_gemm) {
+      Tensor bias = b_v.reshape({1, H, 1, d_v});
+      // An all-masked row has zero weights (out = 0, as the projected form gives): no bias there.
+      if (mask.defined()) bias = bias * (1.0 - amin(mask.to(bias.dtype()), {-1}, /*keepdim=*/true));
+      heads_out = heads_out + bias;
+    }
   } else if (fused_attention) {
     heads_out = sep.attend(qh, kh, vh, beta_tensor, mask, score_bias, 0.0, nullptr, gen);
   } else if (dense) {

@@ -31,10 +31,15 @@ int main(int argc, char** argv) {
           hg::cross_entropy(model(images), labels).backward();
           optimizer->step();
         };
-        // Forward FLOPs per image (multiply-add = 2), T = 65 tokens, P = 64 patches, D = 192, H = 768:
+        // Forward FLOPs per image (multiply-add = 2) as hopgrad runs them, T = 65 tokens, P = 64 patches, D = 192,
+        // H = 768:
         //   patch embedding  2·P·(3·4·4)·D
         //   per block        2·T·D·3D (qkv) + 2·2·T·T·D (q·kᵀ and weights·v over the 3 heads) + 2·T·D·D (proj)
         //                    + 2·2·T·D·H (fc1, fc2)
+        //   last block       only the class token's row reaches the head, so hg::models::ViT runs it for that
+        //                    token (ViTBlock::forward_class_token): 2·T·D·2D (keys and values of every token)
+        //                    + 2·D·D (its query) + 2·2·T·D (its scores and weighted sum) + 2·D·D + 2·2·D·H; the
+        //                    twin, as timm, runs the last block like the others
         //   head             2·D·10
         // Training is 3× the forward (input and weight gradients), except the patch embedding, whose input
         // (the images) needs no gradient: 2×.
@@ -42,8 +47,10 @@ int main(int argc, char** argv) {
         const double patch_embed = 2.0 * kPatches * (kChannels * kPatch * kPatch) * kDim;
         const double block = 2.0 * kTokens * kDim * 3 * kDim + 2.0 * 2 * kTokens * kTokens * kDim +
                              2.0 * kTokens * kDim * kDim + 2.0 * 2 * kTokens * kDim * kHidden;
+        const double last_block = 2.0 * kTokens * kDim * 2 * kDim + 2.0 * kDim * kDim + 2.0 * 2 * kTokens * kDim +
+                                  2.0 * kDim * kDim + 2.0 * 2 * kDim * kHidden;
         const double head = 2.0 * kDim * kClasses;
-        const double flops = batch * (2 * patch_embed + 3 * (kDepth * block + head));
+        const double flops = batch * (2 * patch_embed + 3 * ((kDepth - 1) * block + last_block + head));
         return {step, flops};
       });
 }

@@ -73,6 +73,11 @@ class ViTBlockImpl : public nn::Module {
   /// The same, also returning the attention weights [N, T, T] averaged over heads (after the separation and
   /// the LwPF mask: with forgetting, rows sum to less than 1).
   std::pair<Tensor, Tensor> forward_with_attention(const Tensor& x);
+  /// The block's output at the class token only, [N, T, D] → [N, 1, D]: what the classifier reads of the last
+  /// block. Every token's key and value still enter the attention; the query, the projection, the MLP and the
+  /// residuals run on one row per image. Equal to forward(x).narrow(1, 0, 1) when each query's weights depend on
+  /// its own scores alone (not LwPF, whose thresholds are taken over all of them; see ViT::forward).
+  Tensor forward_class_token(const Tensor& x);
 
   nn::LayerNorm norm1{nullptr};
   nn::MultiheadAttention attn{nullptr};
@@ -90,7 +95,10 @@ HG_MODULE(ViTBlock);
 class ViTImpl : public nn::Module {
  public:
   explicit ViTImpl(const ViTOptions& options);
-  /// images [N, in_channels, image_size, image_size] → logits [N, num_classes].
+  /// images [N, in_channels, image_size, image_size] → logits [N, num_classes]. With a separation whose rows are
+  /// independent (softmax, the default) the last block runs for the class token alone (ViTBlock::
+  /// forward_class_token): the same logits and gradients as all tokens, without the work on the other rows that
+  /// the head never reads.
   Tensor forward(const Tensor& images);
   /// Logits and every block's attention weights [N, T, T] (T = patches + 1, token 0 is CLS).
   std::pair<Tensor, std::vector<Tensor>> forward_with_attention(const Tensor& images);

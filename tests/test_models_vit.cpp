@@ -157,6 +157,34 @@ TEST_CASE("ViT gradcheck (float64): images non-contiguous, and every parameter; 
   }
 }
 
+// forward() runs the last block for the class token alone (ViTBlock::forward_class_token); forward_with_attention
+// runs every token through every block. Same logits, same gradients for the images and every parameter.
+HG_BACKEND_TEST(vit_last_block_for_the_class_token_only_changes_nothing) {
+  models::ViT vit(tiny_vit(3));
+  vit->to(device, hg::kFloat64);
+  randomize_parameters(*vit, 31);
+  Tensor images = hgtest::uniform({3, 2, 4, 4}, -1, 1, 32).to(device).requires_grad_(true);
+  Tensor grad_out = hgtest::uniform({3, 3}, -1, 1, 33).to(device);
+  hg::Tensors got[2];
+  for (const bool all_tokens : {true, false}) {
+    vit->zero_grad();
+    images.set_grad({});
+    Tensor logits = all_tokens ? vit->forward_with_attention(images).first : vit(images);
+    logits.backward(grad_out);
+    hg::Tensors& g = got[all_tokens ? 0 : 1];
+    g.push_back(logits);
+    g.push_back(images.grad());
+    for (const auto& [name, p] : vit->named_parameters()) g.push_back(p.grad());
+  }
+  for (size_t i = 0; i < got[0].size(); ++i)
+    hgtest::check_close(got[1][i], got[0][i], 1e-12, 1e-13, fmt::format("class token only vs all tokens, item {}", i));
+  // The block alone: row 0 of the full block.
+  Tensor z = hgtest::uniform({2, 5, 4}, -1, 1, 34).to(device);
+  hgtest::check_close(vit->blocks[0]->forward_class_token(z), vit->blocks[0](z).narrow(1, 0, 1), 1e-12, 1e-13,
+                      "forward_class_token");
+  return got[1];
+}
+
 TEST_CASE("ViT: a fixed-seed short training run drives the loss down (softmax and LwPF)") {
   auto [x, y] = quadrant_images(32, 1, 8, 4, 17);
   for (bool forget : {false, true}) {

@@ -20,6 +20,11 @@ on the CPU), then moved; every timed step ends with torch.cuda.synchronize, so t
 is off for matrix products and cuDNN, as hopgrad's cuBLAS float32 GEMMs use full-precision FMAs (ops/cuda/gemm.h);
 the device's peak memory is torch.cuda.max_memory_allocated (live tensors) and max_memory_reserved (what the
 caching allocator took from the driver). --batch-scale=N multiplies the batch and names the row <workload>_xN.
+
+--same-work (mil_pool, vit_tiny): the twin written with the algebra hopgrad's layers apply on their own — the
+pooling's key and value projections folded into its one query, the ViT's last block run for the class token
+only — so that hopgrad can also be compared with a PyTorch user who did that by hand. The row is named
+<workload>_same_work; the table's comparison stays against the model as PyTorch users write it.
 """
 import argparse
 import math
@@ -41,6 +46,7 @@ class Setup:
     gen: torch.Generator  # data and initialisation, drawn on the host
     device: torch.device  # where the model, its optimizer state and the data live
     batch_scale: int = 1  # the definition's batch times this (--batch-scale)
+    same_work: bool = False  # --same-work: hopgrad's algebraic shortcuts written by hand (see the docstring)
 
 
 def parse_device(spec, program):
@@ -141,7 +147,7 @@ def append_csv(path, rows):
         f.writelines(rows)
 
 
-def run_workload(name, description, make):
+def run_workload(name, description, make, has_same_work=False):
     parser = argparse.ArgumentParser(description=f"PyTorch benchmark {name}: {description}")
     parser.add_argument("--threads", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2],
                         help="thread counts to run at, e.g. 1,2")
@@ -152,11 +158,15 @@ def run_workload(name, description, make):
     parser.add_argument("--device", default="cpu", help="where the model, optimizer state and data live: cpu, cuda "
                                                         "or cuda:N")
     parser.add_argument("--batch-scale", type=int, default=1, help="run the batch times N (row named <workload>_xN)")
+    parser.add_argument("--same-work", action="store_true",
+                        help="write the model with the algebra hopgrad applies (row named <workload>_same_work)")
     args = parser.parse_args()
     if args.batch_scale < 1:
         parser.error(f"--batch-scale must be at least 1, got {args.batch_scale}")
+    if args.same_work and not has_same_work:
+        parser.error(f"--same-work: {name} runs the same work on both sides already")
     device = parse_device(args.device, name)
-    row_name = scaled_name(name, args.batch_scale)
+    row_name = scaled_name(name, args.batch_scale) + ("_same_work" if args.same_work else "")
 
     baseline, _ = resident_memory()
     rows = []
@@ -166,7 +176,7 @@ def run_workload(name, description, make):
         gen = torch.Generator().manual_seed(args.seed)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        step, flops = make(Setup(gen, device, args.batch_scale))
+        step, flops = make(Setup(gen, device, args.batch_scale, args.same_work))
         median, best, repeats = time_steps(synchronized(step, device), args.warmup, args.min_repeats)
         _, peak = resident_memory()
         rows.append(record(row_name, t, median, best, repeats, flops, baseline, peak, memory=device_memory(device)))

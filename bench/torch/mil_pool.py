@@ -18,8 +18,9 @@ BAGS, INSTANCES, FEATURES, WIDTH = 32, 100, 230, 128
 
 
 class HopfieldPooling(torch.nn.Module):
-    def __init__(self, width):
+    def __init__(self, width, same_work=False):
         super().__init__()
+        self.same_work = same_work
         self.pooling_weights = torch.nn.Parameter(torch.randn(1, 1, width) * 0.02)  # the learned query R
         self.norm_stored_pattern = torch.nn.LayerNorm(width)
         self.norm_state_pattern = torch.nn.LayerNorm(width)
@@ -32,6 +33,11 @@ class HopfieldPooling(torch.nn.Module):
         wq, wk, wv = self.in_proj.weight.chunk(3)
         bq, bk, bv = self.in_proj.bias.chunk(3)
         q = F.linear(self.norm_state_pattern(self.pooling_weights), wq, bq) * self.beta  # [1, 1, width]
+        if self.same_work:
+            # --same-work: W_K folded into the query, W_V after the weighted sum (as hopgrad's Hopfield layer);
+            # q·b_K is the same for every instance and drops out of the softmax.
+            association = torch.softmax((q @ wk) @ self.norm_stored_pattern(y).transpose(1, 2), dim=-1)
+            return self.out_proj(F.linear(association @ self.norm_pattern_projection(y), wv, bv)).flatten(1)
         k = F.linear(self.norm_stored_pattern(y), wk, bk)                                # [B, N, width]
         v = F.linear(self.norm_pattern_projection(y), wv, bv)                            # [B, N, width]
         association = torch.softmax(q @ k.transpose(1, 2), dim=-1)                       # [B, 1, N]
@@ -40,7 +46,7 @@ class HopfieldPooling(torch.nn.Module):
 
 def make(setup):
     num_bags = BAGS * setup.batch_scale
-    model = torch.nn.Sequential(torch.nn.Linear(FEATURES, WIDTH), torch.nn.ReLU(), HopfieldPooling(WIDTH),
+    model = torch.nn.Sequential(torch.nn.Linear(FEATURES, WIDTH), torch.nn.ReLU(), HopfieldPooling(WIDTH, setup.same_work),
                                 torch.nn.Linear(WIDTH, 1)).to(setup.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     bags = torch.randn(num_bags, INSTANCES, FEATURES, generator=setup.gen).to(setup.device)
@@ -53,10 +59,12 @@ def make(setup):
 
     instances = num_bags * INSTANCES
     embedding = 2 * instances * FEATURES * WIDTH
-    pooling = 2 * (2 * instances * WIDTH * WIDTH) + 2 * (2 * instances * WIDTH) + 2.0 * num_bags * WIDTH * (WIDTH + 1)
+    # W_K and W_V: of every instance, or (--same-work) W_K folded into the one query and W_V once per bag
+    projections = 2.0 * ((1 + num_bags) if setup.same_work else 2 * instances) * WIDTH * WIDTH
+    pooling = projections + 2 * (2 * instances * WIDTH) + 2.0 * num_bags * WIDTH * (WIDTH + 1)
     return step, 2 * embedding + 3 * pooling
 
 
 if __name__ == "__main__":
     sys.exit(run_workload("mil_pool", "32 bags × 100 × 230, Linear+ReLU, HopfieldPooling (1 query, width 128), BCE, "
-                          "Adam", make))
+                          "Adam", make, has_same_work=True))

@@ -26,6 +26,16 @@ class Attention(nn.Module):
         weights = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
         return self.proj((weights @ v).transpose(1, 2).reshape(n, t, d))
 
+    def forward_class_token(self, x):
+        """--same-work: the class token's query only (keys and values of every token), [N, 1, D]."""
+        n, t, d = x.shape
+        wq, wkv = self.qkv.weight.split([d, 2 * d])
+        bq, bkv = self.qkv.bias.split([d, 2 * d])
+        q = nn.functional.linear(x[:, :1], wq, bq).reshape(n, 1, self.heads, d // self.heads).transpose(1, 2)
+        k, v = nn.functional.linear(x, wkv, bkv).reshape(n, t, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        weights = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+        return self.proj((weights @ v).transpose(1, 2).reshape(n, 1, d))
+
 
 class Block(nn.Module):
     def __init__(self, dim, heads, hidden):
@@ -39,10 +49,15 @@ class Block(nn.Module):
         x = x + self.attn(self.norm1(x))
         return x + self.mlp(self.norm2(x))
 
+    def forward_class_token(self, x):
+        x = x[:, :1] + self.attn.forward_class_token(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
 
 class ViT(nn.Module):
-    def __init__(self):
+    def __init__(self, same_work=False):
         super().__init__()
+        self.same_work = same_work
         patches = (IMAGE // PATCH) ** 2
         self.patch_embed = nn.Conv2d(CHANNELS, DIM, PATCH, stride=PATCH)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
@@ -61,21 +76,27 @@ class ViT(nn.Module):
     def forward(self, images):
         patches = self.patch_embed(images).flatten(2).transpose(1, 2)  # [N, D, h, w] → [N, P, D]
         z = torch.cat([self.cls_token.expand(images.shape[0], -1, -1), patches], dim=1) + self.pos_embed
+        if self.same_work:  # the last block for the class token only, as hg::models::ViT
+            return self.head(self.norm(self.blocks[-1].forward_class_token(self.blocks[:-1](z)))[:, 0])
         return self.head(self.norm(self.blocks(z))[:, 0])
 
 
-def flops_per_step(batch):
+def flops_per_step(batch, same_work):
     """As bench/vit_tiny.cpp: 3× the forward GEMMs, 2× for the patch embedding (its input needs no gradient)."""
     tokens = (IMAGE // PATCH) ** 2 + 1
     patch_embed = 2.0 * (tokens - 1) * (CHANNELS * PATCH * PATCH) * DIM
     block = (2.0 * tokens * DIM * 3 * DIM + 2.0 * 2 * tokens * tokens * DIM + 2.0 * tokens * DIM * DIM
              + 2.0 * 2 * tokens * DIM * HIDDEN)
-    return batch * (2 * patch_embed + 3 * (DEPTH * block + 2.0 * DIM * CLASSES))
+    last = block
+    if same_work:
+        last = (2.0 * tokens * DIM * 2 * DIM + 2.0 * DIM * DIM + 2.0 * 2 * tokens * DIM + 2.0 * DIM * DIM
+                + 2.0 * 2 * DIM * HIDDEN)
+    return batch * (2 * patch_embed + 3 * ((DEPTH - 1) * block + last + 2.0 * DIM * CLASSES))
 
 
 def make(setup):
     batch = BATCH * setup.batch_scale
-    model = ViT().to(setup.device)
+    model = ViT(setup.same_work).to(setup.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     images = torch.randn(batch, CHANNELS, IMAGE, IMAGE, generator=setup.gen).to(setup.device)
     labels = torch.randint(0, CLASSES, (batch,), generator=setup.gen).to(setup.device)
@@ -85,9 +106,9 @@ def make(setup):
         nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
 
-    return step, flops_per_step(batch)
+    return step, flops_per_step(batch, setup.same_work)
 
 
 if __name__ == "__main__":
     sys.exit(run_workload(
-        "vit_tiny", "ViT 32×32×3, patch 4, width 192, depth 6, 3 heads, MLP ×4, batch 64, cross-entropy, AdamW", make))
+        "vit_tiny", "ViT 32×32×3, patch 4, width 192, depth 6, 3 heads, MLP ×4, batch 64, cross-entropy, AdamW", make, has_same_work=True))

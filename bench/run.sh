@@ -6,7 +6,8 @@
 # CSV; bench/report.py turns it into the table (docs/performance.md). --rounds=N repeats the whole sequence N times
 # (the alternation carries on across rounds); the table then gives per (workload, side, threads) the median of the
 # N process medians, the least minimum and the median peak RSS, so that one disturbed process on a shared machine
-# does not decide a goal.
+# does not decide a goal. Where a twin has a --same-work variant (hopgrad's algebraic shortcuts written by hand in
+# PyTorch: mil_pool, vit_tiny), it runs after each pair, and the report gives it a line of its own.
 #
 #   bench/run.sh                                         # every workload, 1 and 2 threads (a few minutes)
 #   bench/run.sh --workloads=mil_pool,matmul --threads=2
@@ -61,6 +62,7 @@ for s in "${scales[@]}"; do
 done
 
 has_programs() { [[ -f $root/bench/$1.cpp && -f $root/bench/torch/$1.py ]]; }
+has_same_work() { grep -q 'has_same_work=True' "$root/bench/torch/$1.py"; }
 selected=()
 if [[ -n $workloads ]]; then
   IFS=, read -ra selected <<<"$workloads"
@@ -130,24 +132,29 @@ runs=()
 for w in "${selected[@]}"; do
   if [[ $w == matmul ]]; then runs+=("$w 1"); else for s in "${scales[@]}"; do runs+=("$w $s"); done; fi
 done
-total=$((1 + rounds * ${#runs[@]} * ${#thread_counts[@]} * 2))
+twin_runs=0
+for run in "${runs[@]}"; do
+  read -r w _ <<<"$run"
+  if has_same_work "$w"; then twin_runs=$((twin_runs + 3)); else twin_runs=$((twin_runs + 2)); fi
+done
+total=$((1 + rounds * twin_runs * ${#thread_counts[@]}))
 done_count=0 failures=()
 progress() {
   done_count=$((done_count + 1))
   printf '[%2d/%d %4ds] %s\n' "$done_count" "$total" "$(($(date +%s) - started))" "$1" >&2
 }
-run_side() {  # workload batch-scale side threads
-  local w=$1 s=$2 side=$3 t=$4 extra=()
+run_side() {  # workload batch-scale side threads [extra twin flag]
+  local w=$1 s=$2 side=$3 t=$4 extra=("${@:5}")
   [[ $w == matmul ]] && extra+=("${sizes[@]}")
   [[ $w == matmul ]] || extra+=(--batch-scale="$s")
   on_gpu && extra+=(--device="$device")
-  progress "$w$([[ $s == 1 ]] || echo " ×$s") · $side · $t thread$([[ $t == 1 ]] || echo s)$( ((rounds == 1)) || echo " · round $round/$rounds")"
+  progress "$w$([[ $s == 1 ]] || echo " ×$s") · $side${5:+ $5} · $t thread$([[ $t == 1 ]] || echo s)$( ((rounds == 1)) || echo " · round $round/$rounds")"
   if [[ $side == hopgrad ]]; then
     "$build/bench/bench_$w" --threads="$t" --csv="$csv" "${common[@]}" "${extra[@]}" || failures+=("$w×$s $side $t")
   else
     OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-SkylakeX} \
       "$python" "$root/bench/torch/$w.py" --threads="$t" --csv="$csv" "${common[@]}" "${extra[@]}" ||
-      failures+=("$w×$s $side $t")
+      failures+=("$w×$s $side${5:+ $5} $t")
   fi
 }
 
@@ -171,6 +178,7 @@ for ((round = 1; round <= rounds; round++)); do
       if ((hopgrad_first)); then run_side "$w" "$s" hopgrad "$t"; run_side "$w" "$s" pytorch "$t"
       else run_side "$w" "$s" pytorch "$t"; run_side "$w" "$s" hopgrad "$t"; fi
       hopgrad_first=$((1 - hopgrad_first))
+      ! has_same_work "$w" || run_side "$w" "$s" pytorch "$t" --same-work
     done
   done
 done

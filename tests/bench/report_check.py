@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """bench/report.py on a small CSV written here: rows of several rounds combine (median of the medians, least
-minimum, median RSS, GFLOP/s from the combined median), and the goals are judged on the combined rows."""
+minimum, median RSS, GFLOP/s from the combined median), and the goals are judged on the combined rows; a --same-work
+twin's row stays out of the table and goes into its own line."""
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ ROWS = [
     "vit_tiny,pytorch,2,650.0,600.0,10,107.6923,230,700,cpu,,",
     "vit_tiny,pytorch,2,600.0,590.0,10,116.6667,240,720,cpu,,",
     "vit_tiny,pytorch,2,700.0,610.0,10,100.0,250,710,cpu,,",
+    # The twin with --same-work: no table row, no goal; one line under the table.
+    "vit_tiny_same_work,pytorch,2,546.0,540.0,10,100.0,230,650,cpu,,",
 ]
 
 
@@ -41,6 +44,8 @@ def main():
         # 650 / 420 = 1.55× (met); 166.7 GFLOP/s = 83 % of 200 (met); 370 ≤ 710 − 240 (met).
         assert "1.55×" in row and "≥ 1.5× met" in row and "≥ 75 % peak met" in row and "memory met" in row, row
         assert missed == [], missed
+        assert not any(line.startswith("| vit_tiny_same_work") for line in lines), lines
+        assert "vit_tiny at 2 threads 546.000 ms, hopgrad 1.30× faster" in report.same_work_line(rows)
         # The script as bench/run.sh calls it, with a meta.txt beside the CSV naming the rounds.
         with open(os.path.join(tmp, "meta.txt"), "w") as f:
             f.write("rounds=3\ncommand=bench/run.sh --rounds=3\n")

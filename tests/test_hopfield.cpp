@@ -526,19 +526,17 @@ HG_BACKEND_TEST(hopfield_pooling_folds_the_projections_into_the_query) {
     randomize_parameters(*pool, 141);
     Tensor y = normal64({3, 20, 8}, 142).to(device).requires_grad_();
     std::vector<bool> padded(60, false);
-    for (int64_t s = 15; s < 20; ++s) padded[static_cast<size_t>(s)] = true;              // sample 0: 15 patterns
-    for (int64_t s = 40; s < 60; ++s) padded[static_cast<size_t>(s)] = true;              // sample 2: none
+    for (int64_t s = 15; s < 20; ++s) padded[static_cast<size_t>(s)] = true;  // sample 0: 15 patterns
+    for (int64_t s = 40; s < 60; ++s) padded[static_cast<size_t>(s)] = true;  // sample 2: none
     Tensor padding = hg::from_vector(padded, {3, 20}).to(device);
     Tensor grad_out = normal64({3, 8}, 143).to(device);
     Tensors grads[2];
     for (const bool projected : {true, false}) {
       pool->zero_grad();
       y.set_grad({});
-      Tensor z = projected ? pool->associate(y, y,
-                                             nn::AssociateOptions().stored_pattern_padding_mask(padding).return_association(
-                                                 true))
-                                 .output.flatten(1)
-                           : pool(y, padding);
+      // Asking for ξ takes the projected path.
+      const auto request = nn::AssociateOptions().stored_pattern_padding_mask(padding).return_association(true);
+      Tensor z = projected ? pool->associate(y, y, request).output.flatten(1) : pool(y, padding);
       z.backward(grad_out);
       Tensors& g = grads[projected ? 0 : 1];
       g.push_back(z);

@@ -52,8 +52,10 @@ Tensor block(const Tensor& t, int64_t start, int64_t length) { return t.defined(
 /// (HopfieldPooling: L = 1) the projections are nearly all of the first and absent from the second.
 bool folding_pays(int64_t L, int64_t S, int64_t H, int64_t d_k, int64_t d_v, int64_t E_k, int64_t E_v) {
   const auto l = static_cast<double>(L), s = static_cast<double>(S), h = static_cast<double>(H);
-  const double projected = s * h * static_cast<double>(E_k * d_k + E_v * d_v) + l * s * h * static_cast<double>(d_k + d_v);
-  const double folded = l * h * static_cast<double>(d_k * E_k + d_v * E_v) + l * s * h * static_cast<double>(E_k + E_v);
+  const double projected =
+      s * h * static_cast<double>(E_k * d_k + E_v * d_v) + l * s * h * static_cast<double>(d_k + d_v);
+  const double folded =
+      l * h * static_cast<double>(d_k * E_k + d_v * E_v) + l * s * h * static_cast<double>(E_k + E_v);
   return 2 * folded <= projected;
 }
 

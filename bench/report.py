@@ -213,7 +213,8 @@ def same_work_line(rows):
         base = workload[:-len(SAME_WORK)]
         ours = rows.get((base, "hopgrad", threads))
         ratio = f", hopgrad {theirs['median_ms'] / ours['median_ms']:.2f}× faster" if ours else ""
-        cells.append(f"{base} at {threads} thread{'s' if threads > 1 else ''} {theirs['median_ms']:.3f} ms{ratio}")
+        where = "" if theirs.get("device", "cpu") != "cpu" else f" at {threads} thread{'s' if threads > 1 else ''}"
+        cells.append(f"{base}{where} {theirs['median_ms']:.3f} ms{ratio}")
     if not cells:
         return None
     return ("PyTorch with hopgrad's algebraic shortcuts written by hand (the twins' `--same-work`: the pooling's "
@@ -277,7 +278,8 @@ def gpu_table(rows, measured_peak):
     first_seen = {}
     for workload, _, _ in rows:
         first_seen.setdefault(workload, len(first_seen))
-    names = sorted({w for (w, f, _) in rows if f in ("hopgrad", "pytorch")}, key=lambda w: workload_order(w, first_seen))
+    names = sorted({w for (w, f, _) in rows if f in ("hopgrad", "pytorch") and not w.endswith(SAME_WORK)},
+                   key=lambda w: workload_order(w, first_seen))
 
     def side(framework, workload):  # one GPU row per side: the first thread count there is
         matches = [r for (w, f, _), r in sorted(rows.items()) if w == workload and f == framework]
@@ -350,6 +352,9 @@ def render_gpu(rows, meta, gemm_rows):
                    "ending with a device synchronize on both sides. <workload>_xN: N× the reference batch. Device "
                    "memory: the caching allocators' peak of live tensors / what they hold from the driver. Goal: "
                    "at least parity (≥ 1×) on vit_tiny and deeprc at every batch size.")
+        same_work = same_work_line(rows)
+        if same_work:
+            out += ["", same_work]
         if missed:
             out += ["", "Missed: " + "; ".join(missed) + "."]
     if gemm_rows:

@@ -52,6 +52,16 @@ def main():
         out = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "report.py"), path], check=True,
                              capture_output=True, text=True).stdout
         assert "- Rounds: 3" in out and "| vit_tiny | 2 | 420.000 / 380.000 | 650.000 / 590.000 | 1.55× |" in out, out
+        # GPU rows: the --same-work twin stays out of the GPU table too, and gets its line.
+        gpu = os.path.join(tmp, "gpu.csv")
+        with open(gpu, "w") as f:
+            f.write(HEADER + "\n".join([
+                "vit_tiny_x8,hopgrad,1,10.0,9.0,10,1000.0,300,900,cuda,500,600",
+                "vit_tiny_x8,pytorch,1,12.0,11.0,10,800.0,300,900,cuda,700,800",
+                "vit_tiny_x8_same_work,pytorch,1,11.0,10.5,10,800.0,300,900,cuda,650,800"]) + "\n")
+        text = report.render_gpu(report.load_rows(gpu, "cuda"), {}, [])
+        assert "| vit_tiny_x8 |" in text and "| vit_tiny_x8_same_work" not in text, text
+        assert "vit_tiny_x8 11.000 ms, hopgrad 1.10× faster" in text, text
     print("report_check: ok")
 
 

@@ -59,6 +59,13 @@ bool folding_pays(int64_t L, int64_t S, int64_t H, int64_t d_k, int64_t d_v, int
   return 2 * folded <= projected;
 }
 
+/// x [B, H, L, a] times one matrix per head w [H, a, b] → [B, H, L, b]: per head, one GEMM of its B·L rows.
+Tensor per_head_product(const Tensor& x, const Tensor& w) {
+  const int64_t B = x.size(0), H = x.size(1), L = x.size(2);
+  if (H == 1) return matmul(x, w.squeeze(0));
+  return matmul(x.transpose(0, 1).reshape({H, B * L, x.size(3)}), w).reshape({H, B, L, w.size(2)}).transpose(0, 1);
+}
+
 }  // namespace
 
 Tensor apply_association_activation(const std::string& name, const Tensor& x) {
@@ -348,12 +355,9 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   const bool v_shared = v_static && !connected;
   Tensor qh, kh, vh;
   if (folded) {
-    // q̃_h = q_h W_K,h [B, H, L, E_k]: one GEMM of the B·L queries per head; every head reads the same raw patterns.
-    const Tensor w_k = weight(core.k_proj_weight, k_offset, hd);  // [H·d_k, E_k]
-    qh = H == 1 ? matmul(q, w_k).unsqueeze(1)
-                : matmul(q.reshape({B * L, H, d_k}).transpose(0, 1), w_k.reshape({H, d_k, stored_dim_}))
-                      .reshape({H, B, L, stored_dim_})
-                      .transpose(0, 1);
+    // q̃_h = q_h W_K,h [B, H, L, E_k]; every head reads the same raw patterns.
+    qh = per_head_product(to_heads(q, false, d_k),
+                          weight(core.k_proj_weight, k_offset, hd).reshape({H, d_k, stored_dim_}));
     kh = to_heads(k, true, stored_dim_);
     vh = to_heads(v, true, projection_dim_);
   } else {
@@ -526,16 +530,9 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
   } else if (folded) {
     // Σ_s p_s y_s [B, H, L, E_v], then W_V,h per head and b_V,h where the query had a pattern to attend to.
     const Tensor pooled = sep.attend(qh, kh, vh, beta_tensor, mask, score_bias, 0.0, nullptr, gen);
-    const Tensor w_v = weight(core.v_proj_weight, v_offset, vpd);  // [H·d_v, E_v]
-    const Tensor b_v = block(core.in_proj_bias, v_offset, vpd);
-    // One head and no mask: the bias goes into the GEMM.
-    const bool bias_in_gemm = H == 1 && !mask.defined();
-    heads_out = H == 1 ? linear(pooled.squeeze(1), w_v, bias_in_gemm ? b_v : Tensor()).unsqueeze(1)
-                       : matmul(pooled.transpose(0, 1).reshape({H, B * L, projection_dim_}),
-                                w_v.reshape({H, d_v, projection_dim_}).transpose(1, 2))
-                             .reshape({H, B, L, d_v})
-                             .transpose(0, 1);
-    if (b_v.defined() && !bias_in_gemm) {
+    heads_out = per_head_product(
+        pooled, weight(core.v_proj_weight, v_offset, vpd).reshape({H, d_v, projection_dim_}).transpose(1, 2));
+    if (const Tensor b_v = block(core.in_proj_bias, v_offset, vpd); b_v.defined()) {
       Tensor bias = b_v.reshape({1, H, 1, d_v});
       // An all-masked row has zero weights (out = 0, as the projected form gives): no bias there.
       if (mask.defined()) bias = bias * (1.0 - amin(mask.to(bias.dtype()), {-1}, /*keepdim=*/true));

@@ -305,16 +305,17 @@ TEST_CASE("hopfield: masks — a fully masked row gives zeros (not NaN), padding
 
 namespace {
 
+/// State 6, stored 5 and projection 3 wide, hidden 4, pattern 2, two heads (the fixtures' separate-width cases).
+nn::HopfieldOptions separate_widths() {
+  return nn::HopfieldOptions(6).stored_pattern_size(5).pattern_projection_size(3).hidden_size(4).pattern_size(2).num_heads(
+      2);
+}
+
 /// The C++ options of each case of scripts/make_hopfield_fixtures.py.
 nn::HopfieldOptions fixture_options(const std::string& name) {
   if (name == "fused_self") return nn::HopfieldOptions(6).num_heads(2);
   if (name == "separate_iterated")
-    return nn::HopfieldOptions(6)
-        .stored_pattern_size(5)
-        .pattern_projection_size(3)
-        .hidden_size(4)
-        .pattern_size(2)
-        .num_heads(2)
+    return separate_widths()
         .update_steps_max(3)
         .normalize_hopfield_space(true)
         .normalize_hopfield_space_affine(true)
@@ -343,14 +344,7 @@ nn::HopfieldOptions fixture_options(const std::string& name) {
   if (name == "bias_pattern")
     return nn::HopfieldOptions(6).num_heads(3).concat_bias_pattern(true).batch_first(false).update_steps_max(1).input_bias(
         false);
-  if (name == "pooled")
-    return nn::HopfieldOptions(6)
-        .stored_pattern_size(5)
-        .pattern_projection_size(3)
-        .hidden_size(4)
-        .pattern_size(2)
-        .num_heads(2)
-        .scaling({0.5, 2.0});
+  if (name == "pooled") return separate_widths().scaling({0.5, 2.0});
   if (name == "pooled_one_head") return nn::HopfieldOptions(6).scaling(0.8);
   HG_FAIL("no fixture case {}", name);
 }

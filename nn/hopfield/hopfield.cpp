@@ -333,17 +333,15 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
     qkv = linear(state, core.in_proj_weight, core.in_proj_bias);  // one GEMM
     Tensors parts = chunk(qkv, 3, -1);
     q = parts[0], k = parts[1], v = parts[2];
-  } else if (folded) {
-    q = linear(state, weight(core.q_proj_weight, 0, hd), block(core.in_proj_bias, 0, hd));
-    k = stored;
-    v = projection;
   } else {
+    // Folded: the stored patterns and projections stay raw; W_K goes into q̃ (step 4), W_V after the sum (step 11).
     q = q_static ? state : linear(state, weight(core.q_proj_weight, 0, hd), block(core.in_proj_bias, 0, hd));
-    k = k_static ? stored
-                 : linear(stored, weight(core.k_proj_weight, k_offset, hd), block(core.in_proj_bias, k_offset, hd));
+    k = k_static || folded
+            ? stored
+            : linear(stored, weight(core.k_proj_weight, k_offset, hd), block(core.in_proj_bias, k_offset, hd));
     // connected: V = (P W_Kᵀ + b_K) W_Vᵀ + b_V, the paper's Y W_K W_V.
     v = connected ? linear(projection, core.k_proj_weight, block(core.in_proj_bias, k_offset, hd)) : projection;
-    if (!v_static)
+    if (!v_static && !folded)
       v = linear(v, weight(core.v_proj_weight, v_offset, vpd), block(core.in_proj_bias, v_offset, vpd));
   }
 

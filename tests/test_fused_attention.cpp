@@ -329,6 +329,42 @@ TEST_CASE("fused_attention: empty sizes") {
   CHECK(std::isnan(hg::sum(both_paths(hg::ones({2, 3, 0}), hg::ones({2, 2, 0}), v)).item<float>()));
 }
 
+HG_BACKEND_TEST(attention_kernel_with_value_head_dim_0_still_writes_lse_and_weights) {
+  // The output [B, H, L, 0] is empty, but the log-sum-exp and the kept weights are not, and the backward reads
+  // them: they start as NaN here, so a kernel that skips them leaves NaN behind.
+  hg::Backend& backend = hg::backend_for(device);
+  hg::Tensors results;
+  for (const hg::Shape& q_shape : {hg::Shape{1, 2, 3, 4}, hg::Shape{2, 1, 1, 4}}) {
+    const int64_t B = q_shape[0], H = q_shape[1], L = q_shape[2], S = 5;
+    const hg::Tensor q = hgtest::uniform(q_shape, -1, 1, 11).to(hg::kFloat32).to(device);
+    const hg::Tensor k = hgtest::uniform({B, H, S, 4}, -1, 1, 12).to(hg::kFloat32).to(device);
+    const hg::Tensor v = hg::zeros({B, H, S, 0}, hg::TensorOptions(hg::kFloat32).device(device));
+    hg::Tensor out = hg::empty({B, H, L, 0}, hg::kFloat32, device);
+    hg::Tensor lse = hg::full({B, H, L}, std::nan(""), hg::TensorOptions(hg::kFloat32).device(device));
+    hg::Tensor weights;
+    if (backend.attention_keeps_weights(B * H, L, S, hg::kFloat32))
+      weights = hg::full({B, H, L, S}, std::nan(""), hg::TensorOptions(hg::kFloat32).device(device));
+    backend.attention(q, k, v, nullptr, 0.5, out, lse, weights.defined() ? &weights : nullptr);
+    const hg::Tensor scores = hg::matmul(q, k.transpose(-2, -1)) * 0.5;
+    hgtest::check_close(lse, hg::logsumexp(scores, {-1}), 1e-6, 1e-6, "lse");
+    if (weights.defined()) hgtest::check_close(weights, hg::softmax(scores, -1), 1e-6, 1e-6, "kept weights");
+    results.push_back(lse);
+  }
+  return results;
+}
+
+TEST_CASE("fused_attention: value head dim 0 — an empty output, and zero gradients for q and k") {
+  hg::Tensor q = hgtest::uniform({1, 2, 3, 4}, -1, 1, 11).requires_grad_(true);
+  hg::Tensor k = hgtest::uniform({1, 2, 5, 4}, -1, 1, 12).requires_grad_(true);
+  hg::Tensor v = hg::zeros({1, 2, 5, 0}, hg::kFloat64).requires_grad_(true);
+  hg::Tensor out = hg::scaled_dot_product_attention(q, k, v);
+  CHECK(out.sizes() == hg::Shape{1, 2, 3, 0});
+  hg::sum(out).backward();
+  CHECK(hg::max_abs_diff(q.grad(), hg::zeros_like(q)) == 0.0);
+  CHECK(hg::max_abs_diff(k.grad(), hg::zeros_like(k)) == 0.0);
+  CHECK(v.grad().sizes() == v.sizes());
+}
+
 // ---- the packed form: qkv [..., L, 3·H·d] → [..., L, H·d] --------------------------------------------------
 
 namespace {

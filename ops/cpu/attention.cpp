@@ -601,7 +601,9 @@ void CpuBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, co
   hg::detail::check_attention_kernel("attention", q, k, v, mask, {&out}, lse);
   const Sizes z = attention_sizes(q, k, v);
   check_kept_weights("attention", weights, z, q);
-  if (out.numel() == 0) return;
+  // Not out.numel(): with a value head dim of 0 the output is empty but lse and the kept weights are not, and
+  // the backward reads them.
+  if (lse.numel() == 0) return;
   HG_DISPATCH_FLOATING(q.dtype(), "attention", [&] {
     attention_forward<scalar_t>(z, q, k, v, mask_view(mask), static_cast<scalar_t>(scale), out,
                                 lse.data_ptr<scalar_t>(), weights ? weights->data_ptr<scalar_t>() : nullptr);

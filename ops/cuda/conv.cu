@@ -201,7 +201,12 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
   const int device = grad_w.device().index;
   HG_CUDA_DISPATCH_FLOATING(grad_w.dtype(), "conv2d_backward_weight", [&] {
     using T = scalar_t;
-    const int64_t nb_max = g.chunk(sizeof(T)), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    const int64_t CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    // The chunk also bounds grad_rows [Cout, nb·P], which outgrows the column buffer when Cout > G·CK (a 1×1
+    // convolution from 3 to 512 channels: otherwise a second copy of the whole grad_out).
+    const int64_t nb_max = std::min(g.chunk(sizeof(T)),
+                                    std::max<int64_t>(1, kColumnBytes / std::max<int64_t>(
+                                                             1, g.Cout * P * static_cast<int64_t>(sizeof(T)))));
     Tensor col = empty({g.G * CK * nb_max * P}, x.dtype(), x.device());
     Tensor grad_rows = empty({g.Cout * nb_max * P}, x.dtype(), x.device());  // [Cout, nb·P]
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {

@@ -172,11 +172,20 @@ inline int run_workload(int argc, char** argv, const Workload& workload,
   app.add_option("--device", device_spec, "where the model, optimizer state and data live: cpu, cuda or cuda:N");
   app.add_option("--batch-scale", batch_scale, "run the batch times N (row named <workload>_xN)")
       ->check(CLI::Range(1, 4096));
+  std::string attention = "auto";
+  app.add_option("--attention", attention,
+                 "scaled_dot_product_attention's route (hg::AttentionImpl): auto, fused or composite (rows named "
+                 "<workload>_fused_attention / _composite_attention when not auto)")
+      ->check(CLI::IsMember({"auto", "fused", "composite"}));
   CLI11_PARSE(app, argc, argv);
 
   try {
     const hg::Device device = parse_device(device_spec);
-    const std::string name = scaled_name(workload.name, batch_scale);
+    hg::set_attention_impl(attention == "fused"       ? hg::AttentionImpl::Fused
+                           : attention == "composite" ? hg::AttentionImpl::Composite
+                                                      : hg::AttentionImpl::Auto);
+    const std::string name =
+        scaled_name(workload.name, batch_scale) + (attention == "auto" ? "" : "_" + attention + "_attention");
     const Resident baseline = resident_memory();
     std::vector<Row> rows;
     for (int t : threads) {

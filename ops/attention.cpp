@@ -1,6 +1,8 @@
 // Fused scaled-dot-product attention: checks, the broadcasting of batch dims into the backend's [B, H, rows, cols]
-// views, the fused forward and backward kernels (ops/cpu/attention.cpp, ops/cuda/attention.cu), and a composite
-// backward written with ops for when a gradient must itself be differentiable.
+// views, the fused forward and backward kernels (ops/cpu/attention.cpp, ops/cuda/attention.cu), the composite
+// (matmul, softmax, matmul as ops) where hg::AttentionImpl or the backend chooses it, and a composite backward
+// written with ops for when a gradient must itself be differentiable.
+#include <atomic>
 #include <cmath>
 #include <limits>
 
@@ -47,26 +49,33 @@ struct Operands {
   Tensor q, k, v, mask;   ///< [B, H, L, E], [B, H, S, E], [B, H, S, Ev], [B, H, L, S] or undefined
 };
 
-Operands operands(const Tensor& query, const Tensor& key, const Tensor& value, const Tensor& attn_mask) {
+/// `detach`: views of the detached tensors (for the kernels); otherwise of the tensors themselves, differentiable.
+Operands operands(const Tensor& query, const Tensor& key, const Tensor& value, const Tensor& attn_mask,
+                  bool detach = true) {
   const int64_t L = query.size(-2), S = key.size(-2), E = query.size(-1), Ev = value.size(-1);
   auto leading = [](const Tensor& t) { return Shape(IntArrayRef(t.sizes().begin(), static_cast<size_t>(t.dim() - 2))); };
+  auto input = [detach](const Tensor& t) { return detach ? t.detach() : t; };
   Operands ops;
   ops.batch = broadcast_shapes(broadcast_shapes(leading(query), leading(key), kOp), leading(value), kOp);
   if (attn_mask.defined() && attn_mask.dim() > 2) ops.batch = broadcast_shapes(ops.batch, leading(attn_mask), kOp);
-  ops.q = as_4d(query.detach(), ops.batch, L, E);
-  ops.k = as_4d(key.detach(), ops.batch, S, E);
-  ops.v = as_4d(value.detach(), ops.batch, S, Ev);
-  if (attn_mask.defined()) ops.mask = as_4d(attn_mask.detach(), ops.batch, L, S);
+  ops.q = as_4d(input(query), ops.batch, L, E);
+  ops.k = as_4d(input(key), ops.batch, S, E);
+  ops.v = as_4d(input(value), ops.batch, S, Ev);
+  if (attn_mask.defined()) ops.mask = as_4d(input(attn_mask), ops.batch, L, S);
   return ops;
 }
 
-/// Inference on the CPU with weights that fit comfortably in memory: two dnnl_sgemm calls and a softmax beat the
-/// fused kernel, whose tile products run below GEMM speed — measured at 1 thread, 256 queries × 1000 keys of width
-/// 784: 7.5 ms against 10.7 ms per call. Training keeps the fused kernel (which stores the [L, S] weights for the
-/// backward only where the backend keeps them: weights_to_keep), and so do weights above 64 MiB.
-bool composite_is_faster(bool records, Device device, int64_t weights_numel) {
-  constexpr int64_t kCompositeLimit = int64_t{1} << 24;  // elements of the [B, H, L, S] weights
-  return !records && device.is_cpu() && weights_numel <= kCompositeLimit;
+std::atomic<AttentionImpl> g_attention_impl{AttentionImpl::Auto};
+
+/// Whether a call takes the composite (matmul, softmax, matmul as ops): as set (hg::set_attention_impl), or under
+/// Auto as the backend finds faster for batch_heads × [L, S] weights.
+bool takes_composite(bool records, Device device, int64_t batch_heads, int64_t L, int64_t S, DType dtype) {
+  switch (attention_impl()) {
+    case AttentionImpl::Fused: return false;
+    case AttentionImpl::Composite: return true;
+    case AttentionImpl::Auto: break;
+  }
+  return backend_for(device).attention_prefers_composite(records, batch_heads, L, S, dtype);
 }
 
 /// The [B, H, L, S] weights the fused forward keeps for the backward when a graph is recorded and the backend
@@ -135,8 +144,11 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
 
   const Tensor float_mask = mask.defined() && mask.dtype() != kBool ? mask : Tensor();
   const bool records = any_requires_grad({&query, &key, &value, &float_mask});
-  if (composite_is_faster(records, query.device(), ops.q.size(0) * ops.q.size(1) * L * S))
-    return from_4d(matmul(composite_weights(ops.q, ops.k, ops.mask, scale_value), ops.v), ops.batch);
+  if (takes_composite(records, query.device(), ops.q.size(0) * ops.q.size(1), L, S, query.dtype())) {
+    // With a graph to record, on the operands themselves (not detached), so that autograd sees the ops.
+    const Operands o = records ? operands(query, key, value, mask, /*detach=*/false) : ops;
+    return from_4d(matmul(composite_weights(o.q, o.k, o.mask, scale_value), o.v), ops.batch);
+  }
 
   Backend& backend = backend_for(query.device());
   Tensor out = empty({ops.q.size(0), ops.q.size(1), L, ops.v.size(3)}, query.dtype(), query.device());
@@ -263,8 +275,13 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
   out_shape.push_back(L);
   out_shape.push_back(E);
 
-  if (composite_is_faster(records, qkv.device(), B * num_heads * L * L))
-    return merge_heads(matmul(composite_weights(q4, k4, mask4, scale_value), v4)).reshape(out_shape);
+  if (takes_composite(records, qkv.device(), B * num_heads, L, L, qkv.dtype())) {
+    if (!records) return merge_heads(matmul(composite_weights(q4, k4, mask4, scale_value), v4)).reshape(out_shape);
+    // With a graph to record, on qkv's own heads (differentiable views), so that autograd sees the ops.
+    const Tensor q = split_heads(qkv, 0, num_heads, d), k = split_heads(qkv, 1, num_heads, d),
+                 v = split_heads(qkv, 2, num_heads, d);
+    return merge_heads(matmul(composite_weights(q, k, attn_mask, scale_value), v));
+  }
 
   Tensor out = empty(out_shape, qkv.dtype(), qkv.device());
   Tensor lse = empty({B, num_heads, L}, qkv.dtype(), qkv.device());
@@ -317,5 +334,13 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
   }
   return out;
 }
+
+void set_attention_impl(AttentionImpl impl) {
+  HG_CHECK(impl == AttentionImpl::Auto || impl == AttentionImpl::Fused || impl == AttentionImpl::Composite,
+           "set_attention_impl: unknown AttentionImpl {}", static_cast<int>(impl));
+  g_attention_impl.store(impl);
+}
+
+AttentionImpl attention_impl() { return g_attention_impl.load(); }
 
 }  // namespace hg

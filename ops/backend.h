@@ -202,6 +202,14 @@ class Backend {
     (void)batch_heads, (void)L, (void)S, (void)dtype;
     return false;
   }
+  /// Whether matmul, softmax and matmul as ops (the composite, which forms the [B, H, L, S] weights) beat
+  /// attention() for a call with `batch_heads` = B·H and [L, S] weights; `records`: a graph is recorded, so the
+  /// composite also keeps what its backward reads. hg::AttentionImpl::Auto asks this. Default: never.
+  virtual bool attention_prefers_composite(bool records, int64_t batch_heads, int64_t L, int64_t S,
+                                           DType dtype) const {
+    (void)records, (void)batch_heads, (void)L, (void)S, (void)dtype;
+    return false;
+  }
 
   // ---- loss kernels --------------------------------------------------------------------------
   /// Cross entropy of contiguous logits [outer, C, inner] (classes along the middle dim) against contiguous int64

@@ -257,8 +257,10 @@ Tensor embedding(const Tensor& weight, const Tensor& indices);
 ///   out = softmax(q kᵀ·scale + attn_mask) v,   q [..., L, E], k [..., S, E], v [..., S, Ev] → out [..., L, Ev],
 /// batch dims broadcast. attn_mask (optional) broadcasts to [..., L, S]: bool (true = the pair TAKES PART, as in
 /// PyTorch's function; nn::MultiheadAttention's masks mean the opposite) or q's dtype (added to the scores).
-/// scale defaults to 1/√E. Fused (FlashAttention-2 style): the [L, S] weights are never stored; backward recomputes
-/// them from the saved log-sum-exp per row. Unlike PyTorch, a query whose keys are all masked gets zeros, not NaN.
+/// scale defaults to 1/√E. The fused kernel (FlashAttention-2 style on the CPU) forms the [L, S] weights tile by
+/// tile and its backward recomputes them from the saved log-sum-exp per row (or reads them, where the backend keeps
+/// them); AttentionImpl (below) says when the composite matmul–softmax–matmul runs instead. Unlike PyTorch, a query
+/// whose keys are all masked gets zeros, not NaN.
 ///   auto out = hg::scaled_dot_product_attention(q, k, v, hg::logical_not(padding).reshape({N, 1, 1, S}));
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask = Tensor(), std::optional<double> scale = std::nullopt);
@@ -272,6 +274,30 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
 ///   auto y = hg::scaled_dot_product_attention_qkvpacked(linear(x, in_proj_weight), /*num_heads=*/3);
 Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_heads, const Tensor& attn_mask = Tensor(),
                                               std::optional<double> scale = std::nullopt);
+/// How scaled_dot_product_attention and scaled_dot_product_attention_qkvpacked compute (process-wide), as
+/// PyTorch's torch.nn.attention.sdpa_kernel picks among its backends. All three give the same values and gradients.
+///   Auto      — per call, as the backend finds faster (Backend::attention_prefers_composite): on the CPU the fused
+///               kernel when a graph is recorded and the composite for calls that record none (up to 2^24 weight
+///               elements); on CUDA the composite up to 256 MiB of weights and the fused kernel above;
+///   Fused     — the fused kernel, which forms the [L, S] weights only tile by tile (keeping them for the backward
+///               only where the backend finds that it pays);
+///   Composite — softmax(q kᵀ·scale + mask) v as matmul, softmax and matmul ops (PyTorch's "math" backend),
+///               which stores the [..., L, S] scores and weights.
+enum class AttentionImpl { Auto, Fused, Composite };
+void set_attention_impl(AttentionImpl impl);
+AttentionImpl attention_impl();
+/// The implementation set for a scope, the previous one restored at its end:
+///   { hg::AttentionImplGuard fused(hg::AttentionImpl::Fused); y = hg::scaled_dot_product_attention(q, k, v); }
+class AttentionImplGuard {
+ public:
+  explicit AttentionImplGuard(AttentionImpl impl) : previous_(attention_impl()) { set_attention_impl(impl); }
+  ~AttentionImplGuard() { set_attention_impl(previous_); }
+  AttentionImplGuard(const AttentionImplGuard&) = delete;
+  AttentionImplGuard& operator=(const AttentionImplGuard&) = delete;
+
+ private:
+  AttentionImpl previous_;
+};
 
 /// x [N, Cin, L], w [Cout, Cin/groups, K], bias [Cout] or undefined.
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,

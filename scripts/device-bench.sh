@@ -7,7 +7,9 @@
 #      print its counts;
 #   4. run bench/run.sh --device=cuda (hopgrad and PyTorch side by side, the reference batches and 8× them) with
 #      bench_gemm_efficiency (vit_tiny's and deeprc's GEMMs against cuBLAS's best, and the measured fp32 peak);
-#   5. leave under $OUT: meta.txt, build.log, tests.log, bench.log, results.csv, gemm.csv, report.md (7 files).
+#   5. time vit_tiny and hopfield_attention with each attention route forced (--attention=fused, composite);
+#   6. leave under $OUT: meta.txt, build.log, tests.log, bench.log, results.csv, gemm.csv, attention.csv,
+#      report.md (8 files).
 # The report is printed last, so the call's output tail holds it. Each phase gets what is left of a time budget
 # (BUDGET_S, default 570 s), so a slow phase shortens the next rather than losing everything to the call's limit;
 # what a killed phase wrote still comes back.
@@ -163,6 +165,16 @@ if wants bench; then
     tail -25 "$out/bench.log"
     say "bench/run.sh ended with status $bench_status (124: out of time); the report covers what finished"
   fi
+  # The attention's two routes forced (hg::AttentionImpl; Auto takes the composite on CUDA at these sizes), the
+  # reference batch: rows <workload>_fused_attention and _composite_attention in attention.csv.
+  say "the attention's routes forced: vit_tiny, hopfield_attention × fused, composite ($(left) s left)"
+  for w in vit_tiny hopfield_attention; do
+    for a in fused composite; do
+      timeout "$(limit 30)" "$build/bench/bench_$w" --device=cuda --threads=1 --attention=$a \
+        --csv="$out/attention.csv" >>"$out/bench.log" 2>&1 || say "bench_$w --attention=$a failed or ran out of time"
+    done
+  done
+  [[ -f $out/attention.csv ]] && cut -d, -f1-5 "$out/attention.csv"
   if [[ -f $out/results.csv || -f $out/gemm.csv ]]; then
     touch "$out/results.csv"
     "$python" "$root/bench/report.py" "$out/results.csv" --meta "$bench_out/meta.txt" --gemm "$out/gemm.csv" \

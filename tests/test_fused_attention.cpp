@@ -6,8 +6,10 @@
 #include <cmath>
 #include <limits>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include <hopgrad/autograd/node.h>
 #include <hopgrad/ops/backend.h>
 
 #include "testing.h"
@@ -25,24 +27,35 @@ hg::Tensor composite(const hg::Tensor& q, const hg::Tensor& k, const hg::Tensor&
   return hg::matmul(hg::softmax(scores, -1), v);
 }
 
-/// The op takes two routes on the CPU: the fused kernel whenever it records a graph, and matmul, softmax, matmul for
-/// small calls that record none. Runs both (a query that requires grad forces the kernel), checks that they agree
-/// (NaN where the other has NaN) and returns the fused kernel's output.
+/// The op's routes (hg::AttentionImpl): without a graph as Auto picks (on the CPU matmul, softmax, matmul for small
+/// calls; on CUDA the same), and with one (a query that requires grad) the fused kernel and the composite, each
+/// forced. Checks that all three agree (NaN where another has NaN) and returns the fused kernel's output.
 hg::Tensor both_paths(const hg::Tensor& q, const hg::Tensor& k, const hg::Tensor& v, const hg::Tensor& mask = {},
                       std::optional<double> scale = std::nullopt) {
   const hg::Tensor plain = hg::scaled_dot_product_attention(q, k, v, mask, scale);
-  const hg::Tensor fused = hg::scaled_dot_product_attention(q.detach().requires_grad_(true), k, v, mask, scale).detach();
-  REQUIRE(plain.sizes() == fused.sizes());
-  const std::vector<double> a = plain.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
-  const std::vector<double> b = fused.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+  auto with_graph = [&](hg::AttentionImpl impl) {
+    hg::AttentionImplGuard guard(impl);
+    return hg::scaled_dot_product_attention(q.detach().requires_grad_(true), k, v, mask, scale).detach();
+  };
+  const hg::Tensor fused = with_graph(hg::AttentionImpl::Fused);
+  const hg::Tensor composite_route = with_graph(hg::AttentionImpl::Composite);
   const double tolerance = q.dtype() == hg::kFloat64 ? 1e-12 : 1e-5;
-  for (size_t i = 0; i < a.size(); ++i) {
-    INFO("element " << i << ": without a graph " << a[i] << ", fused " << b[i]);
-    CHECK(std::isnan(a[i]) == std::isnan(b[i]));
-    if (!std::isnan(a[i])) CHECK(std::abs(a[i] - b[i]) <= tolerance * (1 + std::abs(b[i])));
+  for (const hg::Tensor& other : {plain, composite_route}) {
+    REQUIRE(other.sizes() == fused.sizes());
+    const std::vector<double> a = other.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+    const std::vector<double> b = fused.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+    for (size_t i = 0; i < a.size(); ++i) {
+      INFO("element " << i << ": " << (other.is_same(plain) ? "without a graph " : "composite ") << a[i]
+                      << ", fused " << b[i]);
+      CHECK(std::isnan(a[i]) == std::isnan(b[i]));
+      if (!std::isnan(a[i])) CHECK(std::abs(a[i] - b[i]) <= tolerance * (1 + std::abs(b[i])));
+    }
   }
   return fused;
 }
+
+const hg::AttentionImpl kForcedImpls[] = {hg::AttentionImpl::Fused, hg::AttentionImpl::Composite};
+const char* impl_name(hg::AttentionImpl impl) { return impl == hg::AttentionImpl::Fused ? "fused" : "composite"; }
 
 /// Output and the gradients of Σ w ⊙ out with respect to q, k, v (fixed weights w).
 hg::Tensors value_and_grads(const std::function<hg::Tensor(const hg::Tensor&, const hg::Tensor&, const hg::Tensor&)>& f,
@@ -124,14 +137,19 @@ const Case kCases[] = {
 }  // namespace
 
 HG_BACKEND_TEST(fused_attention_matches_composite) {
+  // Both implementations (hg::AttentionImpl), forced, against the composite written here with ops.
   hg::Tensors results;
-  uint64_t seed = 11;
-  for (const Case& c : kCases) {
-    for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
-      hg::Tensors r = compare_case(c, dtype, device, dtype == hg::kFloat32 ? 2e-5 : 1e-12, seed);
-      results.insert(results.end(), r.begin(), r.end());
+  for (hg::AttentionImpl impl : kForcedImpls) {
+    CAPTURE(impl_name(impl));
+    hg::AttentionImplGuard guard(impl);
+    uint64_t seed = 11;
+    for (const Case& c : kCases) {
+      for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+        hg::Tensors r = compare_case(c, dtype, device, dtype == hg::kFloat32 ? 2e-5 : 1e-12, seed);
+        results.insert(results.end(), r.begin(), r.end());
+      }
+      seed += 10;
     }
-    seed += 10;
   }
   return results;
 }
@@ -165,6 +183,52 @@ HG_BACKEND_TEST(fused_attention_hand_computed) {
   hg::Tensor dead = both_paths(q, k, v, none);
   hgtest::check_close(dead, hg::zeros({1, 2}, hg::kFloat64), 0, 0, "no key");
   return {out, dead};
+}
+
+TEST_CASE("AttentionImpl: set, scoped by the guard, and the route each setting takes") {
+  REQUIRE(hg::attention_impl() == hg::AttentionImpl::Auto);
+  {
+    hg::AttentionImplGuard outer(hg::AttentionImpl::Composite);
+    CHECK(hg::attention_impl() == hg::AttentionImpl::Composite);
+    {
+      hg::AttentionImplGuard inner(hg::AttentionImpl::Fused);
+      CHECK(hg::attention_impl() == hg::AttentionImpl::Fused);
+    }
+    CHECK(hg::attention_impl() == hg::AttentionImpl::Composite);
+  }
+  CHECK(hg::attention_impl() == hg::AttentionImpl::Auto);
+  CHECK_THROWS_WITH_AS(hg::set_attention_impl(static_cast<hg::AttentionImpl>(7)),
+                       doctest::Contains("set_attention_impl: unknown AttentionImpl 7"), hg::Error);
+  // The route shows in the graph: the fused op records one node of its own; the composite ends in the
+  // reshape of its last matmul (sdpa) or in the merge of the heads (packed).
+  hg::Tensor q = hgtest::uniform({2, 3, 5, 4}, -1, 1, 90).to(hg::kFloat32).requires_grad_(true);
+  hg::Tensor qkv = hgtest::uniform({2, 5, 12}, -1, 1, 91).to(hg::kFloat32).requires_grad_(true);
+  auto node = [](const hg::Tensor& t) { return std::string(t.grad_fn() ? t.grad_fn()->name() : "none"); };
+  for (hg::AttentionImpl impl : {hg::AttentionImpl::Auto, hg::AttentionImpl::Fused, hg::AttentionImpl::Composite}) {
+    hg::AttentionImplGuard guard(impl);
+    const bool fused = impl != hg::AttentionImpl::Composite;  // Auto on the CPU: the fused kernel under a graph
+    CHECK((node(hg::scaled_dot_product_attention(q, q, q)) == "scaled_dot_product_attention") == fused);
+    CHECK((node(hg::scaled_dot_product_attention_qkvpacked(qkv, 2)) == "scaled_dot_product_attention_qkvpacked") ==
+          fused);
+  }
+}
+
+HG_BACKEND_TEST(attention_auto_prefers_the_composite_where_the_backend_finds_it_faster) {
+  const hg::Backend& backend = hg::backend_for(device);
+  const int64_t vit_block = 64 * 3;  // vit_tiny: batch 64 × 3 heads of [65, 65] weights
+  if (device.is_cpu()) {
+    // The fused kernel whenever a graph is recorded; without one the composite up to 2^24 weight elements.
+    CHECK_FALSE(backend.attention_prefers_composite(true, vit_block, 65, 65, hg::kFloat32));
+    CHECK(backend.attention_prefers_composite(false, vit_block, 65, 65, hg::kFloat32));
+    CHECK(backend.attention_prefers_composite(false, 1, 256, 1000, hg::kFloat32));
+    CHECK_FALSE(backend.attention_prefers_composite(false, 1 << 10, 256, 256, hg::kFloat32));
+  } else {
+    // CUDA: the composite (cuBLAS's batched GEMMs) up to 256 MiB of weights, graph or not.
+    CHECK(backend.attention_prefers_composite(true, vit_block, 65, 65, hg::kFloat32));
+    CHECK(backend.attention_prefers_composite(false, vit_block, 65, 65, hg::kFloat64));
+    CHECK_FALSE(backend.attention_prefers_composite(true, 1 << 12, 256, 256, hg::kFloat32));
+  }
+  return {};
 }
 
 TEST_CASE("attention kernel (CPU): the backward from kept weights matches the one that recomputes them") {
@@ -429,28 +493,33 @@ hg::Tensor packed_mask(const PackedCase& c, hg::DType dtype, hg::Device device, 
 
 HG_BACKEND_TEST(fused_attention_qkvpacked_matches_split) {
   hg::Tensors results;
-  uint64_t seed = 50;
-  for (const PackedCase& c : kPackedCases) {
-    for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
-      const double tol = dtype == hg::kFloat32 ? 2e-5 : 1e-12;
-      hg::Tensor qkv = hgtest::uniform(c.qkv, -1, 1, seed).to(dtype).to(device);
-      hg::Shape out_shape = c.qkv;
-      out_shape[out_shape.size() - 1] /= 3;
-      hg::Tensor w = hgtest::uniform(out_shape, -1, 1, seed + 1).to(dtype).to(device);
-      hg::Tensor mask = packed_mask(c, dtype, device, seed + 2);
-      const double scale = 1.0 / std::sqrt(static_cast<double>(c.qkv.back() / (3 * c.heads)));
-      hg::Tensors fused = packed_value_and_grad(
-          [&](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, c.heads, mask); }, qkv, w);
-      hg::Tensors expected = packed_value_and_grad(
-          [&](const hg::Tensor& t) { return split_attend_merge(t, c.heads, mask, scale); }, qkv, w);
-      hgtest::check_close(fused[0], expected[0], tol, tol, fmt::format("{} {} out", c.name, dtype));
-      hgtest::check_close(fused[1], expected[1], tol, tol, fmt::format("{} {} grad qkv", c.name, dtype));
-      // Without a graph (the CPU's matmul-softmax-matmul route for small calls) the values are the same.
-      hgtest::check_close(hg::scaled_dot_product_attention_qkvpacked(qkv, c.heads, mask), expected[0], tol, tol,
-                          fmt::format("{} {} out without a graph", c.name, dtype));
-      results.insert(results.end(), fused.begin(), fused.end());
+  for (hg::AttentionImpl impl : kForcedImpls) {
+    CAPTURE(impl_name(impl));
+    hg::AttentionImplGuard guard(impl);
+    uint64_t seed = 50;
+    for (const PackedCase& c : kPackedCases) {
+      for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+        const double tol = dtype == hg::kFloat32 ? 2e-5 : 1e-12;
+        hg::Tensor qkv = hgtest::uniform(c.qkv, -1, 1, seed).to(dtype).to(device);
+        hg::Shape out_shape = c.qkv;
+        out_shape[out_shape.size() - 1] /= 3;
+        hg::Tensor w = hgtest::uniform(out_shape, -1, 1, seed + 1).to(dtype).to(device);
+        hg::Tensor mask = packed_mask(c, dtype, device, seed + 2);
+        const double scale = 1.0 / std::sqrt(static_cast<double>(c.qkv.back() / (3 * c.heads)));
+        hg::Tensors fused = packed_value_and_grad(
+            [&](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, c.heads, mask); }, qkv,
+            w);
+        hg::Tensors expected = packed_value_and_grad(
+            [&](const hg::Tensor& t) { return split_attend_merge(t, c.heads, mask, scale); }, qkv, w);
+        hgtest::check_close(fused[0], expected[0], tol, tol, fmt::format("{} {} out", c.name, dtype));
+        hgtest::check_close(fused[1], expected[1], tol, tol, fmt::format("{} {} grad qkv", c.name, dtype));
+        // Without a graph (matmul, softmax, matmul for small calls under Auto) the values are the same.
+        hgtest::check_close(hg::scaled_dot_product_attention_qkvpacked(qkv, c.heads, mask), expected[0], tol, tol,
+                            fmt::format("{} {} out without a graph", c.name, dtype));
+        results.insert(results.end(), fused.begin(), fused.end());
+      }
+      seed += 10;
     }
-    seed += 10;
   }
   return results;
 }
@@ -463,28 +532,32 @@ HG_BACKEND_TEST(fused_attention_qkvpacked_strided_inputs) {
   hg::Tensor transposed = hgtest::uniform({2, 24, 5}, -1, 1, 71).to(hg::kFloat32).to(device).transpose(1, 2);
   hg::Tensor w = hgtest::uniform({2, 5, 8}, -1, 1, 72).to(hg::kFloat32).to(device);
   hg::Tensors results;
-  for (const hg::Tensor& qkv : {sliced, transposed}) {
-    CHECK(!qkv.is_contiguous());
-    hg::Tensors fused = packed_value_and_grad(
-        [](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, 2, {}, 0.6); }, qkv, w);
-    hg::Tensors expected = packed_value_and_grad(
-        [](const hg::Tensor& t) { return split_attend_merge(t, 2, {}, 0.6); }, qkv.contiguous(), w);
-    hgtest::check_close(fused[0], expected[0], 1e-5, 1e-6, "strided out");
-    hgtest::check_close(fused[1], expected[1], 1e-5, 1e-6, "strided grad");
-    results.insert(results.end(), fused.begin(), fused.end());
+  for (hg::AttentionImpl impl : kForcedImpls) {
+    CAPTURE(impl_name(impl));
+    hg::AttentionImplGuard guard(impl);
+    for (const hg::Tensor& qkv : {sliced, transposed}) {
+      CHECK(!qkv.is_contiguous());
+      hg::Tensors fused = packed_value_and_grad(
+          [](const hg::Tensor& t) { return hg::scaled_dot_product_attention_qkvpacked(t, 2, {}, 0.6); }, qkv, w);
+      hg::Tensors expected = packed_value_and_grad(
+          [](const hg::Tensor& t) { return split_attend_merge(t, 2, {}, 0.6); }, qkv.contiguous(), w);
+      hgtest::check_close(fused[0], expected[0], 1e-5, 1e-6, "strided out");
+      hgtest::check_close(fused[1], expected[1], 1e-5, 1e-6, "strided grad");
+      results.insert(results.end(), fused.begin(), fused.end());
+    }
+    // scaled_dot_product_attention's fused backward reads a permuted (non-contiguous) output gradient in place.
+    hg::Tensor q = hgtest::uniform({2, 3, 5, 4}, -1, 1, 73).to(hg::kFloat32).to(device);
+    hg::Tensor w2 = hgtest::uniform({2, 5, 3, 4}, -1, 1, 74).to(hg::kFloat32).to(device);
+    auto permuted = [&](const std::function<hg::Tensor(const hg::Tensor&)>& attend) {
+      hg::Tensor leaf = q.detach().requires_grad_(true);
+      hg::sum(attend(leaf).permute({0, 2, 1, 3}) * w2).backward();
+      return leaf.grad();
+    };
+    hg::Tensor fused_grad = permuted([](const hg::Tensor& t) { return hg::scaled_dot_product_attention(t, t, t); });
+    hg::Tensor composite_grad = permuted([](const hg::Tensor& t) { return composite(t, t, t, {}, 0.5); });
+    hgtest::check_close(fused_grad, composite_grad, 1e-5, 1e-6, "permuted output gradient");
+    results.push_back(fused_grad);
   }
-  // scaled_dot_product_attention's fused backward reads a permuted (non-contiguous) output gradient in place.
-  hg::Tensor q = hgtest::uniform({2, 3, 5, 4}, -1, 1, 73).to(hg::kFloat32).to(device);
-  hg::Tensor w2 = hgtest::uniform({2, 5, 3, 4}, -1, 1, 74).to(hg::kFloat32).to(device);
-  auto permuted = [&](const std::function<hg::Tensor(const hg::Tensor&)>& attend) {
-    hg::Tensor leaf = q.detach().requires_grad_(true);
-    hg::sum(attend(leaf).permute({0, 2, 1, 3}) * w2).backward();
-    return leaf.grad();
-  };
-  hg::Tensor fused_grad = permuted([](const hg::Tensor& t) { return hg::scaled_dot_product_attention(t, t, t); });
-  hg::Tensor composite_grad = permuted([](const hg::Tensor& t) { return composite(t, t, t, {}, 0.5); });
-  hgtest::check_close(fused_grad, composite_grad, 1e-5, 1e-6, "permuted output gradient");
-  results.push_back(fused_grad);
   return results;
 }
 

@@ -63,6 +63,8 @@ class CpuBackend final : public Backend {
                           const Tensor& out, const Tensor& lse, const Tensor* weights, const Tensor& grad_out,
                           Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override;
   bool attention_keeps_weights(int64_t batch_heads, int64_t L, int64_t S, DType dtype) const override;
+  bool attention_prefers_composite(bool records, int64_t batch_heads, int64_t L, int64_t S,
+                                   DType dtype) const override;
   // loss.cpp
   void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
                      double label_smoothing, Tensor& loss, Tensor& log_sum, Tensor& target_weight) override;

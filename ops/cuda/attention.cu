@@ -1,7 +1,9 @@
 // CUDA scaled-dot-product attention: straightforward, correct kernels with one thread per query row (forward and
 // dq) or per key row (dk, dv), recomputing the scores from q and k instead of storing the [L, S] weights. CPU
 // reference: ops/cpu/attention.cpp (same formulas, same all-masked-row and NaN rules); HG_BACKEND_TEST cases in
-// tests/test_fused_attention.cpp compare the two. A tiled tensor-core kernel is the next step for speed.
+// tests/test_fused_attention.cpp compare the two. Under hg::AttentionImpl::Auto they run only where the [B, H, L, S]
+// weights would exceed 256 MiB (attention_prefers_composite, below): up to that, matmul, softmax and matmul as
+// ops (cuBLAS) are the faster route. A tiled kernel is the next step for speed.
 //
 // Forward per row i, in two passes over the keys (no running rescale):
 //   s_j = scale·q_i·k_j + mask_ij,  m = max_j s_j (0 when every s_j = −inf),  l = Σ_j e^{s_j − m},
@@ -136,6 +138,18 @@ __global__ void attention_backward_key_kernel(Sizes z, Rows4d<const T> q, Rows4d
 
 
 }  // namespace
+
+// The kernels above run one thread per row, each looping over every key and feature: simple and exact, far from
+// cuBLAS's batched GEMMs at attention's usual sizes (a row of 65 keys × 64 features is ~12 k dependent
+// multiply-adds per thread, with few warps per SM). Up to 256 MiB of [B, H, L, S] weights, matmul, softmax and
+// matmul as ops (cuBLAS and the softmax kernel) take their place, graph or not; above that the kernels, which
+// never store the weights.
+constexpr int64_t kCompositeMaxBytes = int64_t{256} << 20;
+bool CudaBackend::attention_prefers_composite(bool records, int64_t batch_heads, int64_t L, int64_t S,
+                                              DType dtype) const {
+  (void)records;
+  return batch_heads * L * S * static_cast<int64_t>(element_size(dtype)) <= kCompositeMaxBytes;
+}
 
 void CudaBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
                             Tensor& out, Tensor& lse, Tensor* weights) {

@@ -73,6 +73,8 @@ class CudaBackend final : public Backend {
   void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor* mask, double scale,
                           const Tensor& out, const Tensor& lse, const Tensor* weights, const Tensor& grad_out,
                           Tensor& grad_q, Tensor& grad_k, Tensor& grad_v) override;
+  bool attention_prefers_composite(bool records, int64_t batch_heads, int64_t L, int64_t S,
+                                   DType dtype) const override;
   // loss.cu
   void cross_entropy(const Tensor& logits, const Tensor& target, const Tensor* weight, int64_t ignore_index,
                      double label_smoothing, Tensor& loss, Tensor& log_sum, Tensor& target_weight) override;

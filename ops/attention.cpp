@@ -260,9 +260,16 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
   const Tensor float_mask = attn_mask.defined() && attn_mask.dtype() != kBool ? attn_mask : Tensor();
   const bool records = any_requires_grad({&qkv, &float_mask});
 
-  // The batch dims merged into one: qkv as [B, L, 3E] and the mask as [B, H, L, L] (views where the strides allow).
-  int64_t B = 1;
+  int64_t B = 1;  // the batch dims merged into one
   for (int64_t n : leading) B *= n;
+  if (takes_composite(records, qkv.device(), B * num_heads, L, L, qkv.dtype())) {
+    // On qkv's own heads (differentiable views), so that autograd sees the ops when a graph is recorded.
+    const Tensor q = split_heads(qkv, 0, num_heads, d), k = split_heads(qkv, 1, num_heads, d),
+                 v = split_heads(qkv, 2, num_heads, d);
+    return merge_heads(matmul(composite_weights(q, k, attn_mask, scale_value), v));
+  }
+
+  // The kernel's operands: qkv as [B, L, 3E] and the mask as [B, H, L, L] (views where the strides allow).
   const auto packed_operands = [B, L, E](const Tensor& t) {
     Tensor x = t.detach().reshape({B, L, 3 * E});
     return x.stride(2) == 1 || 3 * E == 1 ? x : x.contiguous();
@@ -274,14 +281,6 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
   Shape out_shape = leading;
   out_shape.push_back(L);
   out_shape.push_back(E);
-
-  if (takes_composite(records, qkv.device(), B * num_heads, L, L, qkv.dtype())) {
-    if (!records) return merge_heads(matmul(composite_weights(q4, k4, mask4, scale_value), v4)).reshape(out_shape);
-    // With a graph to record, on qkv's own heads (differentiable views), so that autograd sees the ops.
-    const Tensor q = split_heads(qkv, 0, num_heads, d), k = split_heads(qkv, 1, num_heads, d),
-                 v = split_heads(qkv, 2, num_heads, d);
-    return merge_heads(matmul(composite_weights(q, k, attn_mask, scale_value), v));
-  }
 
   Tensor out = empty(out_shape, qkv.dtype(), qkv.device());
   Tensor lse = empty({B, num_heads, L}, qkv.dtype(), qkv.device());

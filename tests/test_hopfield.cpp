@@ -3,6 +3,7 @@
 // the stopping rule, the zero association, per-head β, masks), PyTorch golden values of the association and of
 // every gradient (tests/fixtures/hopfield_layers.txt, scripts/make_hopfield_fixtures.py), finite-difference
 // checks of input and parameter gradients for the main option combinations, printing and errors.
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -181,7 +182,15 @@ TEST_CASE("hopfield: eps huge gives exactly two separations; None with a small e
   Tensor again = hg::softmax(hg::matmul(hg::matmul(xi, k) * beta, k.transpose(-2, -1)), -1);
   CHECK(hg::max_abs_diff(again, xi) < 1e-8);
 
-  // The safety cap: an unreachable eps with a cap of 3 updates is an error that says what to change.
+  // The safety cap allows exactly update_steps_cap updates: the heads that converge after n updates run with a cap
+  // of n, and a cap of n − 1 stops them.
+  const int64_t needed = *std::max_element(converged.update_steps.begin(), converged.update_steps.end());
+  hopfield->options.update_steps_cap(needed);
+  CHECK(hopfield->associate(y, x, y).update_steps == converged.update_steps);
+  hopfield->options.update_steps_cap(needed - 1);
+  const std::string stopped = fmt::format("after update_steps_cap = {} updates", needed - 1);
+  CHECK_THROWS_WITH_AS(hopfield->associate(y, x, y), doctest::Contains(stopped.c_str()), hg::Error);
+  // An unreachable eps with a cap of 3 updates is an error that says what to change.
   hopfield->options.update_steps_eps(1e-300).update_steps_cap(3);
   CHECK_THROWS_WITH_AS(hopfield->associate(y, x, y), doctest::Contains("after update_steps_cap = 3 updates"),
                        hg::Error);

@@ -504,7 +504,8 @@ HopfieldResult HopfieldImpl::associate(const Tensor& stored_in, const Tensor& st
       }
     }
     if (next.empty()) break;
-    HG_CHECK(o.update_steps_max() || step + 1 < o.update_steps_cap(),
+    // `step` updates are done and the next iteration runs update step + 1: allowed up to the cap.
+    HG_CHECK(o.update_steps_max() || step < o.update_steps_cap(),
              "{}: update_steps_max = None (until converged) but {} head(s) still change by more than "
              "update_steps_eps = {} after update_steps_cap = {} updates; raise update_steps_eps or update_steps_cap, "
              "or set update_steps_max",

@@ -718,6 +718,28 @@ TEST_CASE("hopfield: errors name the layer, what it got and what it expected") {
                        Contains("update_steps_eps must be positive"), hg::Error);
   CHECK_THROWS_WITH_AS(nn::Hopfield(nn::HopfieldOptions(4).dropout(1.0)), Contains("dropout must be in [0, 1)"),
                        hg::Error);
+  // A static pattern keeps its width (hidden_size or pattern_size), so a LayerNorm of another width on it could
+  // never run: refused when the layer is built, naming the options.
+  CHECK_THROWS_WITH_AS(
+      nn::HopfieldPooling(nn::HopfieldPoolingOptions(nn::HopfieldOptions(8).hidden_size(4).state_pattern_as_static(true))),
+      Contains("state_pattern_as_static uses those patterns as they are, hidden_size = 4 features wide, but "
+               "normalize_state_pattern normalises input_size = 8 features; set normalize_state_pattern(false)"),
+      hg::Error);
+  CHECK_THROWS_WITH_AS(nn::Hopfield(nn::HopfieldOptions(6).num_heads(2).stored_pattern_as_static(true)),
+                       Contains("normalize_stored_pattern normalises stored_pattern_size = 6 features"), hg::Error);
+  CHECK_THROWS_WITH_AS(
+      nn::Hopfield(nn::HopfieldOptions(6).num_heads(2).pattern_projection_as_static(true).pattern_size(5)),
+      Contains("pattern_projection_as_static uses those patterns as they are, pattern_size = 5 features wide"),
+      hg::Error);
+  {
+    // Without the norm (or with matching widths) the same layers run.
+    nn::HopfieldPooling pool(nn::HopfieldPoolingOptions(
+        nn::HopfieldOptions(8).hidden_size(4).state_pattern_as_static(true).normalize_state_pattern(false)
+            .normalize_state_pattern_affine(false)));
+    CHECK(pool(hg::randn({2, 5, 8})).sizes() == hg::Shape{2, 8});
+    nn::Hopfield same(nn::HopfieldOptions(4).stored_pattern_as_static(true));
+    CHECK(same(hg::randn({2, 3, 4})).sizes() == hg::Shape{2, 3, 4});
+  }
 
   nn::Hopfield hopfield(nn::HopfieldOptions(4).num_heads(2));
   Tensor x = hg::zeros({2, 3, 4});

@@ -148,6 +148,18 @@ HopfieldImpl::HopfieldImpl(const HopfieldOptions& options_) : Module("Hopfield")
            "Hopfield: a connected static pattern projection is the stored-pattern projection, so pattern_size must "
            "equal hidden_size ({}), got {}",
            head_dim_, pattern_dim_);
+  // A static pattern is used as it comes, d_k (d_v for the projection) wide, so a LayerNorm on it must be that wide:
+  // the norms take their widths from input_size and the *_size options, and would fail on every forward instead.
+  for (auto [is_static, normalize, norm_width, norm_option, static_width, static_option, pattern] :
+       {std::tuple{q_static, o.normalize_state_pattern(), E, "input_size", head_dim_, "hidden_size", "state_pattern"},
+        std::tuple{k_static, o.normalize_stored_pattern(), stored_dim_, "stored_pattern_size", head_dim_,
+                   "hidden_size", "stored_pattern"},
+        std::tuple{v_static && !connected, o.normalize_pattern_projection(), projection_dim_,
+                   "pattern_projection_size", pattern_dim_, "pattern_size", "pattern_projection"}})
+    HG_CHECK(!is_static || !normalize || static_width == 0 || norm_width == static_width,
+             "Hopfield: {}_as_static uses those patterns as they are, {} = {} features wide, but normalize_{} "
+             "normalises {} = {} features; set normalize_{}(false) or make the two widths equal",
+             pattern, static_option, static_width, pattern, norm_option, norm_width, pattern);
   HG_CHECK(!o.concat_bias_pattern() || (!k_static && !v_static),
            "Hopfield: concat_bias_pattern appends a learned projected stored pattern and pattern projection; it "
            "needs both projected (stored_pattern_as_static={}, pattern_projection_as_static={})",

@@ -43,9 +43,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     return bmm(a.view({1, 1, -1}), b.view({1, -1, 1})).view({});
   }
   if (b.dim() == 1) {  // [..., M, K] · [K] → [..., M]
+    HG_CHECK(a.size(-1) == b.size(0), "matmul: shapes {} and {} cannot be multiplied (a's last dim {} against the "
+             "vector's length {})", a.sizes(), b.sizes(), a.size(-1), b.size(0));
     return matmul(a, b.unsqueeze(1)).squeeze(-1);
   }
   if (a.dim() == 1) {  // [K] · [..., K, N] → [..., N]
+    HG_CHECK(a.size(0) == b.size(-2), "matmul: shapes {} and {} cannot be multiplied (the vector's length {} "
+             "against b's second-to-last dim {})", a.sizes(), b.sizes(), a.size(0), b.size(-2));
     return matmul(a.unsqueeze(0), b).squeeze(-2);
   }
   int64_t M = a.size(-2), K = a.size(-1), K2 = b.size(-2), N = b.size(-1);
@@ -55,6 +59,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Shape batch_a(a.sizes()), batch_b(b.sizes());
   batch_a.resize(a.sizes().size() - 2);
   batch_b.resize(b.sizes().size() - 2);
+  HG_CHECK(broadcastable(batch_a, batch_b),
+           "matmul: the batch dims {} of a {} and {} of b {} do not broadcast (aligned from the right, sizes must "
+           "match or one must be 1)",
+           batch_a, a.sizes(), batch_b, b.sizes());
   Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
   int64_t B = batch.numel();
   if (a.dim() == 2 && b.dim() == 2) return bmm(a.unsqueeze(0), b.unsqueeze(0)).squeeze(0);

@@ -123,7 +123,7 @@ Tensor entmax_bisect(const Tensor& x, const Tensor& alpha_in, int64_t dim, int64
   // α is one number, or one per row: its shape must broadcast to x's with size 1 along dim.
   Shape row_shape = x.sizes();
   row_shape[static_cast<size_t>(d)] = 1;
-  HG_CHECK(detail::broadcasts_to(alpha_in.sizes(), row_shape),
+  HG_CHECK(broadcasts_to(alpha_in.sizes(), row_shape),
            "entmax_bisect: alpha of shape {} must be a scalar or broadcast to {} (x {} with size 1 along dim {})",
            alpha_in.sizes(), row_shape, x.sizes(), d);
   const double smallest_alpha = alpha_in.numel() == 0 ? 2.0 : min(alpha_in.detach()).item<double>();

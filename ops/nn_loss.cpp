@@ -243,7 +243,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
   if (pos_weight.defined()) {
     HG_CHECK(pos_weight.dtype() == logits.dtype() && pos_weight.device() == logits.device(),
              "{}: pos_weight {} must have the logits' dtype and device ({})", op, pos_weight.desc(), logits.desc());
-    HG_CHECK(broadcast_shapes(pos_weight.sizes(), logits.sizes(), op) == logits.sizes(),
+    HG_CHECK(broadcasts_to(pos_weight.sizes(), logits.sizes()),
              "{}: pos_weight of shape {} must broadcast to the logits' shape {} (e.g. one weight per class, [C])", op,
              pos_weight.sizes(), logits.sizes());
   }

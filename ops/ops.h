@@ -394,6 +394,10 @@ Tensor broadcast_to(const Tensor& x, IntArrayRef shape);
 Tensor sum_to(const Tensor& x, IntArrayRef shape);
 /// Result shape of broadcasting a and b; throws naming `op` when incompatible.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
+/// Whether a tensor of shape `from` broadcasts to exactly `to` (NumPy rules, as expand allows; never throws).
+bool broadcasts_to(const Shape& from, const Shape& to);
+/// Whether shapes a and b broadcast together (broadcast_shapes would succeed; never throws).
+bool broadcastable(const Shape& a, const Shape& b);
 
 // ---- comparisons of whole tensors (ops/compare.cpp) --------------------------------------------
 /// |a - b| <= atol + rtol·|b| everywhere (same shapes after broadcasting); NaNs compare unequal.

@@ -18,15 +18,6 @@ inline int64_t separation_dim(const Tensor& x, int64_t dim, const char* op) {
   return wrap_dim(dim, x.dim(), op);
 }
 
-/// True when a tensor of shape `from` broadcasts to exactly `to` (NumPy rules, without throwing).
-inline bool broadcasts_to(const Shape& from, const Shape& to) {
-  if (from.size() > to.size()) return false;
-  const size_t lead = to.size() - from.size();
-  for (size_t i = 0; i < from.size(); ++i)
-    if (from[i] != 1 && from[i] != to[lead + i]) return false;
-  return true;
-}
-
 /// max of x along dim (kept), or 0 for a row with no entry above −inf: subtracting it leaves −inf entries at −inf
 /// and never forms −inf − (−inf).
 inline Tensor row_shift(const Tensor& x, int64_t dim) {

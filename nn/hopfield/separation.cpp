@@ -54,15 +54,6 @@ bool is_key_padding_mask(const Tensor& mask) { return !mask.defined() || mask.di
 
 Tensor or_mask(const Tensor& a, const Tensor& b) { return a.defined() ? logical_or(a, b) : b; }
 
-/// True when a tensor of shape `from` broadcasts to exactly `to`.
-bool broadcasts_to(const Shape& from, const Shape& to) {
-  if (from.size() > to.size()) return false;
-  const size_t lead = to.size() - from.size();
-  for (size_t i = 0; i < from.size(); ++i)
-    if (from[i] != 1 && from[i] != to[lead + i]) return false;
-  return true;
-}
-
 }  // namespace
 
 std::string_view to_string(SeparationKind kind) {

@@ -618,7 +618,8 @@ TEST_CASE("errors: binary_cross_entropy_with_logits") {
                        doctest::Contains("one dtype, got input float32[3] cpu and target int64[3] cpu"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::binary_cross_entropy_with_logits(hg::zeros({3, 4}), hg::zeros({3, 4}),
                                                             hg::Reduction::Mean, hg::ones({3})),
-                       doctest::Contains("cannot be broadcast"), hg::Error);
+                       doctest::Contains("pos_weight of shape [3] must broadcast to the logits' shape [3, 4]"),
+                       hg::Error);
   CHECK_THROWS_WITH_AS(hg::binary_cross_entropy_with_logits(hg::zeros({3, 4}), hg::zeros({3, 4}),
                                                             hg::Reduction::Mean, hg::ones({2, 3, 4})),
                        doctest::Contains("pos_weight of shape [2, 3, 4] must broadcast to the logits' shape [3, 4]"),

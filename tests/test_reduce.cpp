@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <vector>
 
 #include "testing.h"
 
@@ -228,6 +229,34 @@ HG_BACKEND_TEST(reduce_var_std_values) {
   double c = 1.0 / (3.0 * std::sqrt(5.0 / 3.0));
   hgtest::check_close(gs, f64({-1.5 * c, -0.5 * c, 0.5 * c, 1.5 * c, 0, 0, 0, 0}, {2, 4}));
   return {v, vb, s, all, gs};
+}
+
+HG_BACKEND_TEST(reduce_float32_sums_of_long_runs_and_many_rows_stay_accurate) {
+  // 3·10⁶ values 9999, 10000, 10001 (exact in float32): a float32 accumulator per vector lane reaches ~2·10⁹,
+  // whose ulp (128) swamps the addends, so the mean drifted by ~0.6 % and var, centred on it, by orders of
+  // magnitude. Cascaded sums (double above a block) keep them to float32 rounding of the result. Runs (the
+  // values in one row) and columns (two identical columns of 3·10⁶ rows), at 1 and 2 threads.
+  const int64_t n = 3'000'000;
+  std::vector<float> values(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) values[static_cast<size_t>(i)] = 9999.0f + static_cast<float>(i % 3);
+  Tensor x = hg::from_vector(values, {n}).to(device);
+  Tensor columns = x.reshape({n, 1}).expand({n, 2}).contiguous();
+  hg::Tensors results;
+  const int threads = hg::get_num_threads();
+  for (int t : {1, 2}) {
+    hg::set_num_threads(t);
+    Tensor mean = hg::mean(x), var = hg::var(x), column_means = hg::mean(columns, {0}),
+           column_vars = hg::var(columns, {0});
+    const double exact_var = 2.0 / 3.0 * static_cast<double>(n) / static_cast<double>(n - 1);
+    CHECK(std::abs(mean.item<float>() - 10000.0) <= 1e-3);
+    CHECK(std::abs(var.item<float>() - exact_var) <= 1e-4 * exact_var);
+    for (double m : column_means.to(hg::kCPU).to(hg::kFloat64).to_vector<double>()) CHECK(std::abs(m - 1e4) <= 1e-3);
+    for (double v : column_vars.to(hg::kCPU).to(hg::kFloat64).to_vector<double>())
+      CHECK(std::abs(v - exact_var) <= 1e-4 * exact_var);
+    results.insert(results.end(), {mean, var, column_means, column_vars});
+  }
+  hg::set_num_threads(threads);
+  return results;
 }
 
 HG_BACKEND_TEST(reduce_max_min_values_ties_and_nan) {

@@ -267,5 +267,7 @@ TEST_CASE("reduce_fused: a bias-gradient sum is the same for 1 and 2 threads") {
   const Tensor two = hg::sum(x, {0, 2, 3});
   hg::set_num_threads(threads);
   check_identical(two, one, "sum over {0, 2, 3}");
-  hgtest::check_close(one, hg::sum(x.to(hg::kFloat64), {0, 2, 3}), 1e-6, 1e-5, "against float64");
+  // The first step's column sums (over 2000 rows) reach ±175, stored in float32 (ulp 1.5e-5) before the sums over
+  // the 12 positions, while some totals cancel to ~3: the error is bounded by the intermediate sums' rounding.
+  hgtest::check_close(one, hg::sum(x.to(hg::kFloat64), {0, 2, 3}), 1e-6, 5e-5, "against float64");
 }

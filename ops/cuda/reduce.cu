@@ -18,9 +18,12 @@ namespace {
 
 // ---- combine functors (identity, combine) --------------------------------------------------------------------
 
+// A sum adds in A, which is double for float32 (AccOf): a thread's sequential loop over its share of the reduced
+// range (a column's every row, when the outputs fill the GPU) would otherwise drift with its length, as the CPU's
+// cascaded sums do not (ops/cpu/reduce.cpp, SumAcc).
 template <typename T> struct SumOp {
   __device__ static T identity() { return T(0); }
-  __device__ T operator()(T a, T b) const { return a + b; }
+  template <typename A> __device__ A operator()(A a, A b) const { return a + b; }
 };
 template <typename T> struct ProdOp {
   __device__ static T identity() { return T(1); }
@@ -35,6 +38,15 @@ template <typename T> struct MinOp {
   __device__ static T identity() { return highest_value<T>(); }
   __device__ T operator()(T a, T b) const { return (b < a || is_nan(b)) ? b : a; }
 };
+
+// What a thread accumulates in: double for float32 sums and means, T otherwise.
+template <typename T, typename Op> struct AccOf {
+  using type = T;
+};
+template <> struct AccOf<float, SumOp<float>> {
+  using type = double;
+};
+template <typename T, typename Op> using acc_t = typename AccOf<T, Op>::type;
 
 // Elements per thread below which a split would not pay for its second launch.
 constexpr int64_t kMinElementsPerThread = 16;
@@ -58,9 +70,10 @@ __global__ void __launch_bounds__(kMaxRowThreads)
     outer.get(o, base);
     const T* row = reinterpret_cast<const T*>(x + base[0]);
     int64_t begin = split * chunk, end = min(count, begin + chunk);
-    T acc = Op::identity();
-    for (int64_t r = begin + threadIdx.x; r < end; r += blockDim.x) acc = op(acc, row[r]);
-    acc = block_allreduce(acc, op, Op::identity());
+    using Acc = acc_t<T, Op>;
+    Acc thread_acc = Op::identity();
+    for (int64_t r = begin + threadIdx.x; r < end; r += blockDim.x) thread_acc = op(thread_acc, Acc(row[r]));
+    T acc = block_allreduce(static_cast<T>(thread_acc), op, Op::identity());
     if (threadIdx.x == 0) out[task] = apply_scale ? acc * scale : acc;
   }
 }
@@ -77,12 +90,14 @@ __global__ void reduce_columns_kernel(const char* x, OffsetCalculator<1> outer, 
   HG_GRID_STRIDE_LOOP(o, outputs) {
     int64_t base[1];
     outer.get(o, base);
-    T acc = Op::identity();
+    using Acc = acc_t<T, Op>;
+    Acc sum = Op::identity();
     for (int64_t r = begin; r < end; ++r) {
       int64_t offset[1];
       inner.get(r, offset);
-      acc = op(acc, *reinterpret_cast<const T*>(x + base[0] + offset[0]));
+      sum = op(sum, Acc(*reinterpret_cast<const T*>(x + base[0] + offset[0])));
     }
+    const T acc = static_cast<T>(sum);
     dst[o] = apply_scale ? acc * scale : acc;
   }
 }

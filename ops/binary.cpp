@@ -303,11 +303,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   return out;
 }
+// The scalar takes the dtype it has in arithmetic with the tensor (scalar_dtype: a fractional value makes an integer
+// or bool tensor's result float32, as torch.where), not the tensor's own, which would truncate it.
 Tensor where(const Tensor& cond, const Tensor& a, double b) {
-  return where(cond, a, full({}, b, TensorOptions(a.dtype()).device(a.device())));
+  return where(cond, a, full({}, b, TensorOptions(scalar_dtype(a, b)).device(a.device())));
 }
 Tensor where(const Tensor& cond, double a, const Tensor& b) {
-  return where(cond, full({}, a, TensorOptions(b.dtype()).device(b.device())), b);
+  return where(cond, full({}, a, TensorOptions(scalar_dtype(b, a)).device(b.device())), b);
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {

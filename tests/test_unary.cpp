@@ -522,6 +522,27 @@ HG_BACKEND_TEST(unary_dtype_rules) {
   return results;
 }
 
+HG_BACKEND_TEST(where_with_a_scalar_takes_the_arithmetic_dtype) {
+  // where(cond, tensor, scalar) gives the scalar the dtype it has in arithmetic with the tensor, as torch.where:
+  // a fractional scalar makes an int64 or bool result float32 (it was cast to the tensor's dtype and truncated).
+  Tensor cond = hg::ne(i64({1, 0, 1}), 0.0).to(device);
+  Tensor ints = i64({1, 2, 3}).to(device);
+  Tensor half = hg::where(cond, ints, 0.5), first = hg::where(cond, -1.5, ints);
+  CHECK(half.dtype() == hg::kFloat32);
+  CHECK(first.dtype() == hg::kFloat32);
+  hgtest::check_close(half, f64({1.0, 0.5, 3.0}), 0, 0, "where(c, int64, 0.5)");
+  hgtest::check_close(first, f64({-1.5, 2.0, -1.5}), 0, 0, "where(c, -1.5, int64)");
+  Tensor flags = hg::where(cond, cond, 0.5);
+  CHECK(flags.dtype() == hg::kFloat32);
+  hgtest::check_close(flags, f64({1.0, 0.5, 1.0}), 0, 0, "where(c, bool, 0.5)");
+  // An integral scalar keeps int64; a float tensor keeps its dtype.
+  Tensor whole = hg::where(cond, ints, 7.0);
+  CHECK(whole.dtype() == hg::kInt64);
+  CHECK(whole.to(hg::kCPU).to_vector<int64_t>() == std::vector<int64_t>{1, 7, 3});
+  CHECK(hg::where(cond, f64({1, 2, 3}).to(device), 0.25).dtype() == hg::kFloat64);
+  return {half, first, flags, whole.to(hg::kFloat64)};
+}
+
 // ---- the two CPU paths against float64 ------------------------------------------------------------------
 
 namespace {

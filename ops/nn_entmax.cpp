@@ -60,7 +60,10 @@ Tensor entmax_bisect_forward(const Tensor& x, const Tensor& alpha_minus_one, int
                              int64_t n_iter) {
   NoGradGuard no_grad;
   if (x.numel() == 0) return zeros_like(x);
-  const Tensor X = mul(x, alpha_minus_one);
+  // X is shifted by its row max, so that τ lies in [−1, −(1/n)^{α−1}] and both bounds are exact: bisecting around
+  // max X itself lost X − τ to rounding once |X| ≫ 1 (float32 scores near 1e8 gave an all-zero row).
+  const Tensor scaled = mul(x, alpha_minus_one), shift = detail::row_shift(scaled, dim);
+  const Tensor X = sub(scaled, shift);
   const Tensor exponent = reciprocal(alpha_minus_one);
   auto power = [&](const Tensor& y) {
     if (integer_exponent == 0) return pow(y, exponent);
@@ -68,8 +71,7 @@ Tensor entmax_bisect_forward(const Tensor& x, const Tensor& alpha_minus_one, int
     for (int64_t i = 1; i < integer_exponent; ++i) result = mul(result, y);
     return result;
   };
-  const Tensor max_x = detail::row_shift(X, dim);
-  Tensor tau_lo = sub(max_x, 1.0);
+  Tensor tau_lo = full_like(shift, -1.0);
   Tensor step = rsub(pow(1.0 / static_cast<double>(x.size(dim)), alpha_minus_one), 1.0);  // τ_hi − τ_lo
   Tensor p;
   for (int64_t it = 0; it < n_iter; ++it) {

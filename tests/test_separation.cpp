@@ -182,7 +182,11 @@ HG_BACKEND_TEST(entmax_bisect_matches_the_exact_cases) {
   // −inf entries get 0, an all −inf row gives zeros.
   Tensor masked = hg::entmax_bisect(f64({0, -kInf, 0, -kInf, -kInf, -kInf}, {2, 3}).to(device), alpha(1.7));
   hgtest::check_close(masked, f64({0.5, 0, 0.5, 0, 0, 0}, {2, 3}), 1e-12, 1e-15, "masked");
-  return {a2, a15, per_row, a15_32, masked};
+  // Scores far from 0 (float32 near 1e8): only their differences matter, as for sparsemax and entmax15.
+  Tensor big = f64({1e8, 1e8 + 1, -1e8, 3}, {1, 4}).to(hg::kFloat32).to(device);
+  Tensor far = hg::entmax_bisect(big, alpha(1.5).to(hg::kFloat32));
+  hgtest::check_close(far, hg::entmax15(big, -1), 1e-5, 1e-6, "scores near 1e8");
+  return {a2, a15, per_row, a15_32, masked, far};
 }
 
 // ---- softmax1 -------------------------------------------------------------------------------------------------

@@ -108,7 +108,12 @@ Tensor prod_of_others(const Tensor& x, const std::vector<int64_t>& dims) {
   Tensor other_zero = sub(sum(where(is_zero, x, 0.0), dims, /*keepdim=*/true), x);
   Tensor others_at_zero = where(eq(zero_count, 1.0), 1.0, where(eq(zero_count, 2.0), other_zero, 0.0));
   Tensor zeros_factor = where(is_zero, others_at_zero, zeros_product);
-  return mul(div(nonzero_product, nonzero), zeros_factor);
+  // Where the factor of zeros is 0 so is the product of the others, but P / xᵢ may have overflowed to inf there,
+  // and inf · 0 is NaN: a finite stand-in (0) keeps the value 0. Only its derivative for double backward is lost,
+  // and only where P / xᵢ overflowed.
+  Tensor others_nonzero = div(nonzero_product, nonzero);
+  Tensor finite = where(lt(abs(others_nonzero), kInf), others_nonzero, 0.0);
+  return mul(where(eq(zeros_factor, 0.0), finite, others_nonzero), zeros_factor);
 }
 
 // Σ (x − μ)² / dof over r.dims, kept dims of size 1 (forward only).

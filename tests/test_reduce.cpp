@@ -207,7 +207,14 @@ HG_BACKEND_TEST(reduce_prod_values_and_zero_gradients) {
   Tensor g = grad_of_sum([](const Tensor& t) { return hg::prod(t, {1}); }, f64({1, 2, 3, 4, 0, 5, 0, 0, 6}, {3, 3}),
                          device);
   hgtest::check_close(g, f64({6, 3, 2, 0, 20, 0, 0, 0, 0}, {3, 3}));
-  return {p, all, ints, g};
+  // Zeros beside others whose product overflows float32: the gradient is exactly 0 wherever another zero is in the
+  // product (inf · 0 was NaN), and at a row's only zero the overflowing product itself (as torch).
+  Tensor big = grad_of_sum([](const Tensor& t) { return hg::prod(t, {1}); },
+                           f64({0, 1e20, 1e20, 1, 0, 0, 1e30, 1e30}, {2, 4}).to(hg::kFloat32), device);
+  const std::vector<double> got = big.to(hg::kCPU).to(hg::kFloat64).to_vector<double>();
+  CHECK(got[0] == kInf);
+  for (size_t i = 1; i < got.size(); ++i) CHECK(got[i] == 0.0);
+  return {p, all, ints, g, big};
 }
 
 HG_BACKEND_TEST(reduce_var_std_values) {

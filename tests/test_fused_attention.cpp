@@ -317,33 +317,37 @@ TEST_CASE("fused_attention: NaN scores give a NaN row, as the composite softmax"
 
 TEST_CASE("fused_attention: float64 gradcheck") {
   using hgtest::uniform;
-  // plain, default scale
-  hgtest::gradcheck([](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2]); },
-                    {uniform({2, 3, 4}, -1, 1, 1), uniform({2, 5, 4}, -1, 1, 2), uniform({2, 5, 3}, -1, 1, 3)});
-  // one query row (the matrix–vector path), with a key masked out
-  hg::Tensor keys_allowed = hg::from_vector<bool>({true, false, true, true, true}, {5});
-  hgtest::gradcheck(
-      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], keys_allowed); },
-      {uniform({2, 1, 4}, -1, 1, 14), uniform({2, 5, 4}, -1, 1, 15), uniform({2, 5, 3}, -1, 1, 16)});
-  // q broadcast against a batch of keys, non-contiguous inputs (transposed views inside the function)
-  hgtest::gradcheck(
-      [](const hg::Tensors& t) {
-        return hg::scaled_dot_product_attention(t[0], t[1].transpose(-2, -1), t[2].transpose(-2, -1), {}, 0.8);
-      },
-      {uniform({1, 3, 4}, -1, 1, 4), uniform({2, 4, 5}, -1, 1, 5), uniform({2, 3, 5}, -1, 1, 6)});
-  // bool padding mask with an all-masked row, 4-D
-  hg::Tensor allowed = hg::from_vector<bool>({true, true, false, false,     // query 0 sees keys 0, 1
-                                              false, false, false, false,   // query 1 sees none
-                                              false, true, true, false},    // query 2 sees keys 1, 2
-                                             {1, 1, 3, 4});
-  hgtest::gradcheck(
-      [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], allowed); },
-      {uniform({1, 2, 3, 2}, -1, 1, 7), uniform({1, 2, 4, 2}, -1, 1, 8), uniform({1, 2, 4, 3}, -1, 1, 9)});
-  // an additive mask that needs its own gradient (composite backward path), broadcast over the heads
-  hgtest::gradcheck(
-      [](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], t[3]); },
-      {uniform({2, 2, 3, 2}, -1, 1, 10), uniform({2, 2, 4, 2}, -1, 1, 11), uniform({2, 2, 4, 2}, -1, 1, 12),
-       uniform({2, 1, 3, 4}, -1, 1, 13)});
+  for (hg::AttentionImpl impl : kForcedImpls) {  // both routes, each forced
+    CAPTURE(impl_name(impl));
+    hg::AttentionImplGuard guard(impl);
+    // plain, default scale
+    hgtest::gradcheck([](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2]); },
+                      {uniform({2, 3, 4}, -1, 1, 1), uniform({2, 5, 4}, -1, 1, 2), uniform({2, 5, 3}, -1, 1, 3)});
+    // one query row (the matrix–vector path), with a key masked out
+    hg::Tensor keys_allowed = hg::from_vector<bool>({true, false, true, true, true}, {5});
+    hgtest::gradcheck(
+        [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], keys_allowed); },
+        {uniform({2, 1, 4}, -1, 1, 14), uniform({2, 5, 4}, -1, 1, 15), uniform({2, 5, 3}, -1, 1, 16)});
+    // q broadcast against a batch of keys, non-contiguous inputs (transposed views inside the function)
+    hgtest::gradcheck(
+        [](const hg::Tensors& t) {
+          return hg::scaled_dot_product_attention(t[0], t[1].transpose(-2, -1), t[2].transpose(-2, -1), {}, 0.8);
+        },
+        {uniform({1, 3, 4}, -1, 1, 4), uniform({2, 4, 5}, -1, 1, 5), uniform({2, 3, 5}, -1, 1, 6)});
+    // bool padding mask with an all-masked row, 4-D
+    hg::Tensor allowed = hg::from_vector<bool>({true, true, false, false,     // query 0 sees keys 0, 1
+                                                false, false, false, false,   // query 1 sees none
+                                                false, true, true, false},    // query 2 sees keys 1, 2
+                                               {1, 1, 3, 4});
+    hgtest::gradcheck(
+        [&](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], allowed); },
+        {uniform({1, 2, 3, 2}, -1, 1, 7), uniform({1, 2, 4, 2}, -1, 1, 8), uniform({1, 2, 4, 3}, -1, 1, 9)});
+    // an additive mask that needs its own gradient (composite backward path), broadcast over the heads
+    hgtest::gradcheck(
+        [](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], t[3]); },
+        {uniform({2, 2, 3, 2}, -1, 1, 10), uniform({2, 2, 4, 2}, -1, 1, 11), uniform({2, 2, 4, 2}, -1, 1, 12),
+         uniform({2, 1, 3, 4}, -1, 1, 13)});
+  }
 }
 
 TEST_CASE("fused_attention: double backward (composite formula under create_graph)") {

@@ -720,8 +720,9 @@ TEST_CASE("hopfield: errors name the layer, what it got and what it expected") {
                        hg::Error);
   // A static pattern keeps its width (hidden_size or pattern_size), so a LayerNorm of another width on it could
   // never run: refused when the layer is built, naming the options.
+  const auto static_state = nn::HopfieldOptions(8).hidden_size(4).state_pattern_as_static(true);
   CHECK_THROWS_WITH_AS(
-      nn::HopfieldPooling(nn::HopfieldPoolingOptions(nn::HopfieldOptions(8).hidden_size(4).state_pattern_as_static(true))),
+      nn::HopfieldPooling(nn::HopfieldPoolingOptions(static_state)),
       Contains("state_pattern_as_static uses those patterns as they are, hidden_size = 4 features wide, but "
                "normalize_state_pattern normalises input_size = 8 features; set normalize_state_pattern(false)"),
       hg::Error);
@@ -734,8 +735,7 @@ TEST_CASE("hopfield: errors name the layer, what it got and what it expected") {
   {
     // Without the norm (or with matching widths) the same layers run.
     nn::HopfieldPooling pool(nn::HopfieldPoolingOptions(
-        nn::HopfieldOptions(8).hidden_size(4).state_pattern_as_static(true).normalize_state_pattern(false)
-            .normalize_state_pattern_affine(false)));
+        nn::HopfieldOptions(static_state).normalize_state_pattern(false).normalize_state_pattern_affine(false)));
     CHECK(pool(hg::randn({2, 5, 8})).sizes() == hg::Shape{2, 8});
     nn::Hopfield same(nn::HopfieldOptions(4).stored_pattern_as_static(true));
     CHECK(same(hg::randn({2, 3, 4})).sizes() == hg::Shape{2, 3, 4});

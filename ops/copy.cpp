@@ -1,4 +1,6 @@
-// Copies and conversions: to(device/dtype), clone, copy_, fill_, item, to_vector.
+// Copies and conversions: to(device/dtype), clone, copy_, fill_, item, to_vector; the overlap test of in-place ops.
+#include <utility>
+
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
 #include <hopgrad/ops/ops.h>
@@ -37,13 +39,37 @@ Tensor Tensor::clone() const {
   return out;
 }
 
+namespace {
+// The bytes [first, last] a view can touch (numel > 0).
+std::pair<int64_t, int64_t> byte_span(const Tensor& t) {
+  int64_t first = t.offset(), last = t.offset();
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    const int64_t extent = (t.size(d) - 1) * t.stride(d);
+    (extent > 0 ? last : first) += extent;
+  }
+  const auto element = static_cast<int64_t>(t.element_size());
+  return {first * element, last * element + element - 1};
+}
+}  // namespace
+
+bool partially_overlaps(const Tensor& a, const Tensor& b) {
+  if (!a.defined() || !b.defined() || a.numel() == 0 || b.numel() == 0 || a.storage() != b.storage()) return false;
+  if (a.offset() == b.offset() && a.sizes() == b.sizes() && a.strides() == b.strides() && a.dtype() == b.dtype())
+    return false;  // the same elements in the same places: an elementwise write reads each before writing it
+  const auto [a_first, a_last] = byte_span(a);
+  const auto [b_first, b_last] = byte_span(b);
+  return a_first <= b_last && b_first <= a_last;
+}
+
 const Tensor& Tensor::copy_(const Tensor& src) const {
   HG_CHECK(src.defined(), "copy_: source is undefined");
   Shape target = broadcast_shapes(sizes(), src.sizes(), "copy_");
   HG_CHECK(target == sizes(), "copy_: source of shape {} cannot be broadcast to the destination's shape {}",
            src.sizes(), sizes());
   check_inplace(*this, "copy_");
-  Tensor s = src.sizes() == sizes() ? src.detach() : src.detach().expand(sizes());
+  // Read through a copy where src overlaps the destination (see partially_overlaps).
+  const Tensor source = partially_overlaps(src, *this) ? src.detach().clone() : src.detach();
+  Tensor s = source.sizes() == sizes() ? source : source.expand(sizes());
   Tensor dst = *this;
   copy_backend(src, *this).copy(s, dst);
   bump_version();

@@ -16,6 +16,7 @@ Tensor operand_for(const Tensor& self, const Tensor& other, const char* op) {
   HG_CHECK(shape == self.sizes(), "{}: the operand of shape {} does not broadcast to the destination's shape {}", op,
            other.sizes(), self.sizes());
   Tensor o = other.detach().to(self.dtype());
+  if (partially_overlaps(o, self)) o = o.clone();  // read through a copy (ops/ops.h)
   return o.sizes() == self.sizes() ? o : o.expand(self.sizes());
 }
 }  // namespace

@@ -132,6 +132,12 @@ Tensor operator||(const Tensor& a, const Tensor& b);
 Tensor operator!(const Tensor& a);
 
 // ---- in-place (bump the version counter; see ops/inplace.cpp) ----------------------------------
+// A source that overlaps the destination in memory other than element for element (x.copy_(x.t()), a shifted
+// slice of the same storage) is read through a copy first, so the result is what it would be for separate
+// tensors (PyTorch refuses these). The same view (x.add_(x)) needs no copy.
+/// Whether a and b share memory other than as the same view (the same storage, intersecting bytes, and not the
+/// same offset, sizes, strides and dtype): writing one can change what the other reads.
+bool partially_overlaps(const Tensor& a, const Tensor& b);
 const Tensor& add_(const Tensor& self, const Tensor& other, double alpha = 1.0);
 const Tensor& add_(const Tensor& self, double value);
 const Tensor& mul_(const Tensor& self, const Tensor& other);

@@ -76,6 +76,46 @@ TEST_CASE("tensor: copy_ broadcasts and converts; to() converts dtype") {
   CHECK(c.storage() != dst.storage());
 }
 
+TEST_CASE("tensor: in-place ops read a source that overlaps the destination through a copy") {
+  // Each result is what separate tensors give (PyTorch refuses these; a strided kernel writing while it reads got
+  // the transpose wrong in 6 of 16 places).
+  auto grid = [] { return hg::arange(20.0, hg::kFloat64).reshape({4, 5}); };
+  auto values = [](const Tensor& t) { return t.contiguous().to_vector<double>(); };
+  Tensor square = hg::arange(16.0, hg::kFloat64).reshape({4, 4});
+  const std::vector<double> transposed = values(square.t());
+  square.copy_(square.t());
+  CHECK(values(square) == transposed);
+  // Shifted by one column within the same rows, right and left (strided views of one storage).
+  Tensor right = grid(), left = grid();
+  const std::vector<double> right_expected = values(grid().narrow(1, 0, 4));
+  const std::vector<double> left_expected = values(grid().narrow(1, 1, 4));
+  right.narrow(1, 1, 4).copy_(right.narrow(1, 0, 4));
+  left.narrow(1, 0, 4).copy_(left.narrow(1, 1, 4));
+  CHECK(values(right.narrow(1, 1, 4)) == right_expected);
+  CHECK(values(left.narrow(1, 0, 4)) == left_expected);
+  // add_ and mul_ with the transpose; addcmul_ with overlapping factors.
+  Tensor a = hg::arange(9.0, hg::kFloat64).reshape({3, 3}), b = a.clone();
+  const std::vector<double> sum = values(a + a.t()), product = values(a * a.t());
+  a.add_(a.t());
+  b.mul_(b.t());
+  CHECK(values(a) == sum);
+  CHECK(values(b) == product);
+  Tensor c = hg::arange(9.0, hg::kFloat64).reshape({3, 3});
+  const std::vector<double> fused = values(c + 0.5 * c.t() * c);
+  hg::addcmul_(c, c.t(), c, 0.5);
+  CHECK(values(c) == fused);
+  // What counts as overlapping: the same view does not (x.add_(x) reads each element before writing it).
+  Tensor x = grid();
+  CHECK_FALSE(hg::partially_overlaps(x, x));
+  CHECK_FALSE(hg::partially_overlaps(x, x.view({20}).view({4, 5})));
+  CHECK_FALSE(hg::partially_overlaps(x.narrow(0, 0, 2), x.narrow(0, 2, 2)));  // disjoint rows
+  CHECK_FALSE(hg::partially_overlaps(x, grid()));                               // another storage
+  CHECK(hg::partially_overlaps(x, x.t()));
+  CHECK(hg::partially_overlaps(x.narrow(1, 0, 4), x.narrow(1, 1, 4)));
+  x.add_(x);
+  CHECK(values(x) == values(grid() * 2.0));
+}
+
 TEST_CASE("tensor: the same seed gives the same numbers; generators are independent") {
   hg::manual_seed(42);
   Tensor a = hg::randn({100});

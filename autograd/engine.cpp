@@ -118,8 +118,11 @@ void mark_needed(Task& task, const std::vector<Node*>& roots, const std::unorder
 
 // Runs the graph. With `captures` (autograd::grad), gradients arriving at the (node, slot) of each requested
 // input are recorded instead of being accumulated into leaves.
-void execute(const Tensors& roots, const Tensors& grad_outputs, bool retain_graph, bool create_graph,
+void execute(const Tensors& roots, const Tensors& grad_outputs, bool retain_graph_in, bool create_graph,
              const std::vector<Edge>* capture_edges, Tensors* captured) {
+  // A recorded backward runs through the same nodes again (double backward), so create_graph keeps the graph,
+  // as PyTorch's retain_graph defaults to create_graph.
+  const bool retain_graph = retain_graph_in || create_graph;
   HG_CHECK(roots.size() == grad_outputs.size() || grad_outputs.empty(),
            "backward: got {} gradients for {} outputs", grad_outputs.size(), roots.size());
   Task task;
@@ -183,13 +186,12 @@ void execute(const Tensors& roots, const Tensors& grad_outputs, bool retain_grap
     Tensors input_grads;
     bool has_gradient = std::any_of(buffer.begin(), buffer.end(), [](const Tensor& t) { return t.defined(); });
     bool is_accumulator = dynamic_cast<AccumulateGrad*>(node.get()) != nullptr;
-    if (capture_edges) {
-      if (targets.count(node.get())) capture(node.get(), buffer);
-      if (!is_accumulator && state.needed && has_gradient) input_grads = node->apply(std::move(buffer));
-    } else if (has_gradient) {
-      input_grads = node->apply(std::move(buffer));
-    }
-    if (!retain_graph) node->release();
+    const bool runs = capture_edges ? !is_accumulator && state.needed && has_gradient : has_gradient;
+    if (capture_edges && targets.count(node.get())) capture(node.get(), buffer);
+    if (runs) input_grads = node->apply(std::move(buffer));
+    // Only a node that ran gives up what it saved: one this pass skipped (hg::grad needs only part of the graph)
+    // stays usable for a later backward.
+    if (runs && !retain_graph) node->release();
 
     const auto& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {

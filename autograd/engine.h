@@ -5,7 +5,8 @@
 namespace hg {
 
 /// Backpropagates `grad_outputs` (one per root; undefined = ones for one-element roots) from `roots`.
-/// retain_graph keeps saved tensors for a second backward; create_graph records the backward itself.
+/// retain_graph keeps saved tensors for a second backward; create_graph records the backward itself (and implies
+/// retain_graph, as in PyTorch).
 void run_backward(const Tensors& roots, const Tensors& grad_outputs, bool retain_graph, bool create_graph);
 
 /// Gradients of `outputs` with respect to `inputs`, returned instead of accumulated into .grad()

@@ -127,7 +127,9 @@ Tensors AccumulateGrad::apply(Tensors&& grad_outputs) {
            "gradient accumulation: the gradient {} does not match the leaf {} it is accumulated into", g.desc(),
            leaf_tensor.desc());
   if (GradMode::is_enabled()) {  // create_graph: keep the gradient differentiable
-    meta.grad = meta.grad.defined() ? add(meta.grad, g) : g;
+    // A clone (differentiable), never g itself: g may be a stride-0 expansion or shared with another leaf's
+    // gradient, and a later backward adds into .grad in place.
+    meta.grad = meta.grad.defined() ? add(meta.grad, g) : g.clone();
     return {};
   }
   if (!meta.grad.defined()) {

@@ -115,7 +115,8 @@ class Tensor {
   const Tensor& grad() const;
   /// Replaces (or with an undefined tensor, clears) the stored gradient.
   void set_grad(const Tensor& g) const;
-  /// Runs reverse-mode autodiff from this tensor. `gradient` may be omitted only for one-element tensors.
+  /// Runs reverse-mode autodiff from this tensor. `gradient` may be omitted only for one-element tensors;
+  /// create_graph records the backward itself and implies retain_graph.
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
   /// A tensor sharing storage (and version counter) but cut from the graph.
   Tensor detach() const;

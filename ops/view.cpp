@@ -213,6 +213,8 @@ Tensor Tensor::expand(IntArrayRef shape) const {
     }
     int64_t have = sizes()[i - lead];
     if (want == -1) want = have;
+    HG_CHECK(want >= 0, "expand: size {} at dimension {} is negative (only -1, keep the size, is allowed; target {})",
+             want, i, shape);
     HG_CHECK(have == want || have == 1,
              "expand: the tensor's size {} at dimension {} must match the target {} or be 1 (tensor {}, target {})",
              have, i - lead, want, sizes(), shape);

@@ -1,4 +1,6 @@
 // Engine behaviour: accumulation, retain_graph, freed graphs, hooks, version counter, deep chains, grad().
+#include <cmath>
+
 #include "testing.h"
 
 using hg::Tensor;
@@ -144,4 +146,48 @@ TEST_CASE("gradcheck: views") {
   hgtest::gradcheck([](const hg::Tensors& t) { return t[0].flatten(1).unsqueeze(0).squeeze(0) * 2.0; }, {x});
   hgtest::gradcheck([](const hg::Tensors& t) { return t[0].as_strided({3, 3}, {1, 2}, 1) * 2.0; }, {x});
   hgtest::gradgradcheck([](const hg::Tensors& t) { return t[0].select(1, 2) * t[0].select(1, 0); }, {x});
+}
+
+TEST_CASE("autograd: a gradient kept by create_graph is a tensor of its own, which later backwards add into") {
+  // The sum's gradient is a stride-0 expansion of one value, shared by both inputs of the add: stored as it came,
+  // the second backward added into that one element (x.grad 4 4 4 instead of 2 2 2; a and b ended equal).
+  Tensor x = hg::from_vector<double>({1, 2, 3}, {3}).requires_grad_();
+  x.sum().backward(Tensor(), true, true);
+  x.sum().backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{2, 2, 2});
+  Tensor a = hg::from_vector<double>({1, 2}, {2}).requires_grad_();
+  Tensor b = hg::from_vector<double>({3, 4}, {2}).requires_grad_();
+  (a + b).sum().backward(Tensor(), true, true);
+  (a * 3.0 + b).sum().backward();
+  CHECK(a.grad().to_vector<double>() == std::vector<double>{4, 4});
+  CHECK(b.grad().to_vector<double>() == std::vector<double>{2, 2});
+}
+
+TEST_CASE("autograd: create_graph keeps the graph (it implies retain_graph, as in PyTorch)") {
+  // exp saves its output; the double backward runs through it again.
+  Tensor x = hg::from_vector<double>({0, 1}, {2}).requires_grad_();
+  x.exp().sum().backward(Tensor(), /*retain_graph=*/false, /*create_graph=*/true);
+  Tensor g = x.grad();
+  x.set_grad({});
+  g.sum().backward();
+  hgtest::check_close(x.grad(), hg::from_vector<double>({1, std::exp(1.0)}, {2}), 1e-15, 0, "d/dx exp");
+  Tensor y = hg::from_vector<double>({0.5}, {1}).requires_grad_();
+  Tensor dy = hg::grad({y.exp().sum()}, {y}, {}, /*retain_graph=*/false, /*create_graph=*/true)[0];
+  hgtest::check_close(hg::grad({dy.sum()}, {y})[0], y.exp().detach(), 1e-15, 0, "hg::grad twice");
+}
+
+TEST_CASE("autograd: hg::grad leaves the nodes it did not need usable for a later backward") {
+  // hg::grad({out1}, {a}) needs only a's branch; cd = c·c, shared with out2, was freed all the same.
+  Tensor a = hg::from_vector<double>({1, 2}, {2}).requires_grad_();
+  Tensor c = hg::from_vector<double>({3, 4}, {2}).requires_grad_();
+  Tensor cd = c * c;
+  Tensor out1 = (a * a + cd).sum(), out2 = (cd * 2.0).sum();
+  hgtest::check_close(hg::grad({out1}, {a})[0], hg::from_vector<double>({2, 4}, {2}), 0, 0, "d out1 / da");
+  out2.backward();
+  hgtest::check_close(c.grad(), hg::from_vector<double>({12, 16}, {2}), 0, 0, "d out2 / dc");
+}
+
+TEST_CASE("autograd: expand refuses a negative size other than -1") {
+  CHECK_THROWS_WITH_AS(hg::ones({1}).expand({-2}), doctest::Contains("expand: size -2 at dimension 0 is negative"),
+                       hg::Error);
 }

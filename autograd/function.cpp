@@ -1,5 +1,6 @@
 #include <hopgrad/autograd/function.h>
 
+#include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/meta.h>
 #include <hopgrad/ops/ops.h>
 
@@ -68,6 +69,21 @@ void check_inplace(const Tensor& self, const char* op) {
            "{}: in-place write into a view ({}) of a tensor that is part of the autograd graph is not "
            "supported; use the out-of-place op",
            op, self.desc());
+}
+
+void zero_grad(const Tensor& param, bool set_to_none) {
+  Tensor grad = param.grad();
+  if (!grad.defined()) return;
+  if (set_to_none) {
+    param.set_grad(Tensor());
+    return;
+  }
+  NoGradGuard no_grad;
+  if (grad.grad_fn()) {
+    grad = grad.detach();
+    param.set_grad(grad);
+  }
+  grad.zero_();
 }
 
 }  // namespace hg

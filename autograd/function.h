@@ -33,4 +33,9 @@ inline std::shared_ptr<Node> record_op(const char* name, const Tensors& inputs, 
 /// grad (outside NoGradGuard), or a view of a tensor in the graph.
 void check_inplace(const Tensor& self, const char* op);
 
+/// Clears a parameter's gradient (set_to_none) or zeroes it in place — a gradient that a create_graph backward
+/// left in the graph is detached first (torch's detach_()), so the zeroed gradient does not carry the old graph
+/// into the next backward. Module::zero_grad and Optimizer::zero_grad.
+void zero_grad(const Tensor& param, bool set_to_none);
+
 }  // namespace hg

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include <hopgrad/autograd/function.h>
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/ops/ops.h>
 
@@ -211,15 +212,7 @@ void Module::to(Device device, DType dtype) {
 }
 
 void Module::zero_grad(bool set_to_none) {
-  for (const Tensor& p : parameters()) {
-    if (!p.grad().defined()) continue;
-    if (set_to_none) {
-      p.set_grad(Tensor());
-    } else {
-      NoGradGuard no_grad;
-      p.grad().zero_();
-    }
-  }
+  for (const Tensor& p : parameters()) hg::zero_grad(p, set_to_none);
 }
 
 void Module::apply(const std::function<void(Module&)>& fn) {

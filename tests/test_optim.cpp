@@ -423,6 +423,36 @@ TEST_CASE("zero_grad drops gradients or zeroes them in place") {
   opt.zero_grad(false);
   CHECK(!p.grad().requires_grad());
   CHECK(p.grad().to_vector<double>() == std::vector<double>{0, 0, 0});
+
+  // Module::zero_grad(false) the same way: a second-order gradient after it sees only the new loss
+  // (d/dw of 2w is 2; with the old graph left on the zeroed gradient it was 2 + 6w = 14 at w = 2).
+  struct OneImpl : hg::nn::Module {
+    OneImpl() { w = register_parameter("w", hg::full({1}, 2.0, hg::kFloat64)); }
+    Tensor w;
+  };
+  auto module = std::make_shared<OneImpl>();
+  module->w.pow(3.0).sum().backward(Tensor(), false, true);
+  module->zero_grad(false);
+  CHECK(!module->w.grad().requires_grad());
+  module->w.pow(2.0).sum().backward(Tensor(), false, true);
+  Tensor first = module->w.grad();
+  module->w.set_grad({});
+  first.sum().backward();
+  CHECK(module->w.grad().item<double>() == 2.0);
+}
+
+TEST_CASE("an optimizer built from an empty parameter list is refused, as torch does") {
+  CHECK_THROWS_WITH_AS(optim::SGD(std::vector<Tensor>{}, optim::SGDOptions(0.1)),
+                       doctest::Contains("SGD: optimizer got an empty parameter list"), hg::Error);
+  CHECK_THROWS_WITH_AS(optim::Adam(std::vector<Tensor>{}), doctest::Contains("Adam: optimizer got an empty parameter"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(optim::AdamW(std::vector<Tensor>{}),
+                       doctest::Contains("AdamW: optimizer got an empty parameter list"), hg::Error);
+  // Explicit groups may be empty (as torch's param_groups).
+  Tensor p = hg::zeros({1}, hg::kFloat64).requires_grad_();
+  optim::SGD groups({optim::ParamGroup<optim::SGDOptions>{{p}, optim::SGDOptions(0.1)},
+                     optim::ParamGroup<optim::SGDOptions>{{}, optim::SGDOptions(0.2)}});
+  CHECK(groups.num_param_groups() == 2);
 }
 
 TEST_CASE("set_lr and options() change the hyperparameters between steps") {

@@ -18,7 +18,7 @@ void AdamOptions::validate(const char* optimizer) const {
 
 Adam::Adam(std::vector<ParamGroup<AdamOptions>> groups) : OptimizerBase("Adam", std::move(groups)) {}
 Adam::Adam(std::vector<Tensor> params, AdamOptions options)
-    : OptimizerBase("Adam", {ParamGroup<AdamOptions>{std::move(params), options}}) {}
+    : OptimizerBase("Adam", single_group("Adam", std::move(params), options)) {}
 
 void Adam::step() {
   NoGradGuard no_grad;

@@ -6,7 +6,7 @@ namespace hg::optim {
 
 AdamW::AdamW(std::vector<ParamGroup<AdamWOptions>> groups) : OptimizerBase("AdamW", std::move(groups)) {}
 AdamW::AdamW(std::vector<Tensor> params, AdamWOptions options)
-    : OptimizerBase("AdamW", {ParamGroup<AdamWOptions>{std::move(params), options}}) {}
+    : OptimizerBase("AdamW", single_group("AdamW", std::move(params), options)) {}
 
 void AdamW::step() {
   NoGradGuard no_grad;

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <hopgrad/autograd/function.h>
 #include <hopgrad/autograd/grad_mode.h>
 
 namespace hg::optim {
@@ -37,24 +38,8 @@ std::vector<Tensor> Optimizer::parameters() const {
 }
 
 void Optimizer::zero_grad(bool set_to_none) {
-  NoGradGuard no_grad;
-  for (size_t g = 0; g < num_param_groups(); ++g) {
-    for (const Tensor& param : params(g)) {
-      Tensor grad = param.grad();
-      if (!grad.defined()) continue;
-      if (set_to_none) {
-        param.set_grad(Tensor());
-        continue;
-      }
-      // A gradient built with create_graph=true is part of a graph: zero a detached copy so the graph keeps
-      // its saved values, as torch's zero_grad does with detach_().
-      if (grad.grad_fn()) {
-        grad = grad.detach();
-        param.set_grad(grad);
-      }
-      grad.zero_();
-    }
-  }
+  for (size_t g = 0; g < num_param_groups(); ++g)
+    for (const Tensor& param : params(g)) hg::zero_grad(param, set_to_none);
 }
 
 namespace detail {

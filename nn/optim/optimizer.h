@@ -55,6 +55,18 @@ struct ParamGroup {
   Options options;
 };
 
+/// The one group of an optimizer built from a flat parameter list, which must not be empty (as torch: a module
+/// whose tensors were never registered gives none, and training would silently do nothing). Explicit groups may
+/// be empty.
+template <typename Options>
+std::vector<ParamGroup<Options>> single_group(const char* optimizer, std::vector<Tensor> params, Options options) {
+  HG_CHECK(!params.empty(),
+           "{}: optimizer got an empty parameter list (were the module's tensors registered with "
+           "register_parameter?)",
+           optimizer);
+  return {ParamGroup<Options>{std::move(params), std::move(options)}};
+}
+
 /// The interface every optimizer offers (what schedulers and checkpoints use).
 class Optimizer {
  public:

@@ -18,7 +18,7 @@ void SGDOptions::validate(const char* optimizer) const {
 
 SGD::SGD(std::vector<ParamGroup<SGDOptions>> groups) : OptimizerBase("SGD", std::move(groups)) {}
 SGD::SGD(std::vector<Tensor> params, SGDOptions options)
-    : OptimizerBase("SGD", {ParamGroup<SGDOptions>{std::move(params), options}}) {}
+    : OptimizerBase("SGD", single_group("SGD", std::move(params), options)) {}
 
 void SGD::step() {
   NoGradGuard no_grad;

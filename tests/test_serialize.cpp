@@ -244,6 +244,9 @@ TEST_CASE("safetensors: malformed files name the file, the offset or tensor, and
                  "tensor 'w': shape [1,1,1,1,1,1,1,1,1] has 9 dimensions, hopgrad tensors have at most 8");
   check_rejected(st_file(R"({"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}})"),
                  "tensor 'w': shape [4294967296,4294967296] has more elements than any file can hold");
+  // A size beyond int64 after a 0 (the element count stays 0) is refused on its own.
+  check_rejected(st_file(R"({"w":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})"),
+                 "tensor 'w': shape [0,18446744073709551615] has a size (18446744073709551615) above what a tensor");
   check_rejected(st_file(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", eight),
                  "tensor 'w': shape [3] of F32 needs 12 bytes, data_offsets [0, 8] hold 8");
   check_rejected(st_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", eight),
@@ -277,6 +280,8 @@ TEST_CASE("safetensors: malformed files name the file, the offset or tensor, and
                        hg::Error);
   CHECK_THROWS_WITH_AS(ser::load_safetensors(dir / "missing.safetensors"),
                        doctest::Contains("missing.safetensors: cannot open the file"), hg::Error);
+  CHECK_THROWS_WITH_AS(ser::load_safetensors(dir.path),
+                       doctest::Contains(": is a directory, expected a checkpoint file"), hg::Error);
 }
 
 TEST_CASE("safetensors: random corruptions of a valid file end in hg::Error or a valid result") {
@@ -350,6 +355,9 @@ TEST_CASE("AtomicFile: replaces the target on commit, discards without it, refus
     CHECK(read_bytes(path) == Bytes{9, 9});  // untouched until commit
     CHECK_THROWS_WITH_AS(ser::AtomicFile{path}, doctest::Contains("is already being written by this process"),
                          hg::Error);
+    // Another spelling of the same path is the same file (they would share the temporary file).
+    CHECK_THROWS_WITH_AS(ser::AtomicFile{dir / "." / "sub" / ".." / "f.bin"},
+                         doctest::Contains("is already being written by this process"), hg::Error);
     file.write("de", 2);
     CHECK(file.bytes_written() == 5);
     file.commit();

@@ -33,7 +33,8 @@ AtomicFile::AtomicFile(fs::path path) : path_(std::move(path)) {
   HG_CHECK(!path_.empty() && path_.has_filename(), "AtomicFile: '{}' is not a file path", path_.string());
   temp_path_ = path_;
   temp_path_ += ".tmp." + std::to_string(::getpid());
-  in_flight_key_ = fs::absolute(temp_path_);
+  // Normalised, so that "x", "./x" and "d/../x" (one file) are one key.
+  in_flight_key_ = fs::absolute(temp_path_).lexically_normal();
   {
     std::lock_guard lock(in_flight_mutex);
     HG_CHECK(in_flight.insert(in_flight_key_).second,

@@ -226,6 +226,9 @@ Entry parse_entry(const std::string& name, const json& info, const Input& in) {
   uint64_t numel = 1;
   for (const json& size : shape) {
     const uint64_t n = unsigned_number(size, what + " shape entry", in);
+    // Each size on its own too: after a 0 the product stays 0 whatever follows.
+    HG_CHECK(n <= static_cast<uint64_t>(INT64_MAX), "{}: {}: shape {} has a size ({}) above what a tensor can hold",
+             in.source, what, excerpt(shape), n);
     HG_CHECK(!__builtin_mul_overflow(numel, n, &numel) && numel <= static_cast<uint64_t>(INT64_MAX) &&
                  !__builtin_mul_overflow(nbytes, n, &nbytes),
              "{}: {}: shape {} has more elements than any file can hold", in.source, what, excerpt(shape));
@@ -342,6 +345,9 @@ SafetensorsFile deserialize_safetensors(std::span<const uint8_t> bytes, std::str
 }
 
 SafetensorsFile load_safetensors(const std::filesystem::path& path) {
+  std::error_code error;
+  HG_CHECK(!std::filesystem::is_directory(path, error),
+           "load_safetensors: {}: is a directory, expected a checkpoint file", path.string());
   std::ifstream stream(path, std::ios::binary | std::ios::ate);
   HG_CHECK(stream.is_open(), "load_safetensors: {}: cannot open the file (does it exist and is it readable?)",
            path.string());

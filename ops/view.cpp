@@ -298,6 +298,12 @@ Tensor Tensor::as_strided(IntArrayRef sz_ref, IntArrayRef st_ref, int64_t off) c
              strides());
     Shape in_sizes = sizes();
     int64_t base = offset();
+    // The backward scatters into the input's own elements [base, base + numel): a view reaching beyond them would
+    // index outside that buffer.
+    HG_CHECK(sz.numel() == 0 || (off >= base && last < base + numel()),
+             "as_strided: with gradients the view must stay within the input's own elements (offsets {} to {}); "
+             "sizes {} strides {} offset {} reach offsets {} to {}",
+             base, base + numel() - 1, sz, st, off, off, last);
     record_view("as_strided", *this, out, [in_sizes, sz, st, off, base](const Tensors& g, const BackwardContext&) {
       // Scatter-add the view's gradient into a contiguous buffer laid out like the input (views may overlap).
       Tensor buf = zeros({in_sizes.numel()}, TensorOptions(g[0].dtype()).device(g[0].device()));

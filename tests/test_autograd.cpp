@@ -191,3 +191,17 @@ TEST_CASE("autograd: expand refuses a negative size other than -1") {
   CHECK_THROWS_WITH_AS(hg::ones({1}).expand({-2}), doctest::Contains("expand: size -2 at dimension 0 is negative"),
                        hg::Error);
 }
+
+TEST_CASE("autograd: as_strided with gradients refuses a view beyond the input's own elements") {
+  // The input is part of a larger storage; its backward scatters into the input's elements only (it read
+  // outside that buffer before).
+  Tensor x = hg::arange(6.0, hg::kFloat64).requires_grad_();
+  Tensor part = (x * 1.0).narrow(0, 0, 3);
+  CHECK_THROWS_WITH_AS(part.as_strided({2}, {1}, 4), doctest::Contains("must stay within the input's own elements"),
+                       hg::Error);
+  Tensor later = (x * 1.0).narrow(0, 2, 3);
+  CHECK_THROWS_WITH_AS(later.as_strided({2}, {1}, 0), doctest::Contains("(offsets 2 to 4)"), hg::Error);
+  // Inside them it works as before.
+  later.as_strided({2}, {1}, 3).sum().backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 0, 0, 1, 1, 0});
+}

@@ -77,6 +77,8 @@ bool Tensor::requires_grad() const {
 }
 
 const Tensor& Tensor::requires_grad_(bool value) const {
+  // A tensor computed in the graph already requires grad: asking for it again changes nothing (as PyTorch).
+  if (!is_leaf() && value) return *this;
   HG_CHECK(is_leaf(),
            "requires_grad_: only leaf tensors can change requires_grad; {} was computed by '{}' (use detach())",
            desc(), grad_fn()->name());

@@ -236,7 +236,10 @@ Tensor Tensor::squeeze() const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
-  if (dim() == 0) return view(sizes());
+  if (dim() == 0) {  // a 0-dim tensor takes dims -1 and 0, as PyTorch
+    wrap_dim(d, 1, "squeeze");
+    return view(sizes());
+  }
   d = wrap_dim(d, dim(), "squeeze");
   if (sizes()[d] != 1) return view(sizes());
   Shape sz = sizes();
@@ -257,7 +260,11 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 }
 
 Tensor Tensor::flatten(int64_t start, int64_t end) const {
-  if (dim() == 0) return reshape({1});
+  if (dim() == 0) {  // a 0-dim tensor takes dims -1 and 0, as PyTorch
+    wrap_dim(start, 1, "flatten");
+    wrap_dim(end, 1, "flatten");
+    return reshape({1});
+  }
   start = wrap_dim(start, dim(), "flatten");
   end = wrap_dim(end, dim(), "flatten");
   HG_CHECK(start <= end, "flatten: start_dim {} comes after end_dim {}", start, end);

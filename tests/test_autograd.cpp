@@ -205,3 +205,20 @@ TEST_CASE("autograd: as_strided with gradients refuses a view beyond the input's
   later.as_strided({2}, {1}, 3).sum().backward();
   CHECK(x.grad().to_vector<double>() == std::vector<double>{0, 0, 0, 1, 1, 0});
 }
+
+TEST_CASE("autograd: requires_grad_(true) on a computed tensor is a no-op; (false) is refused") {
+  Tensor x = hg::from_vector<double>({1, 2}, {2}).requires_grad_();
+  Tensor y = x * 2.0;
+  CHECK(y.requires_grad_().requires_grad());  // as PyTorch: it already requires grad
+  CHECK_THROWS_WITH_AS(y.requires_grad_(false), doctest::Contains("only leaf tensors can change requires_grad"),
+                       hg::Error);
+}
+
+TEST_CASE("views: squeeze and flatten of a 0-dim tensor take dims -1 and 0 only, as PyTorch") {
+  Tensor s = hg::scalar_tensor(1.0);
+  CHECK(s.squeeze(0).dim() == 0);
+  CHECK(s.squeeze(-1).dim() == 0);
+  CHECK(s.flatten(0, -1).sizes() == hg::Shape{1});
+  CHECK_THROWS_WITH_AS(s.squeeze(5), doctest::Contains("squeeze"), hg::Error);
+  CHECK_THROWS_WITH_AS(s.flatten(3, 7), doctest::Contains("flatten"), hg::Error);
+}

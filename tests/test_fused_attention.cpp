@@ -4,6 +4,7 @@
 // (scaled_dot_product_attention_qkvpacked against split-attend-merge), and the dispatch from nn::MultiheadAttention
 // and nn::Hopfield.
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -54,8 +55,15 @@ hg::Tensor both_paths(const hg::Tensor& q, const hg::Tensor& k, const hg::Tensor
   return fused;
 }
 
-const hg::AttentionImpl kForcedImpls[] = {hg::AttentionImpl::Fused, hg::AttentionImpl::Composite};
-const char* impl_name(hg::AttentionImpl impl) { return impl == hg::AttentionImpl::Fused ? "fused" : "composite"; }
+/// Runs `body` once with each implementation forced (hg::AttentionImpl: the fused kernel, then the composite).
+void for_each_forced_impl(const std::function<void()>& body) {
+  for (hg::AttentionImpl impl : {hg::AttentionImpl::Fused, hg::AttentionImpl::Composite}) {
+    const char* route = impl == hg::AttentionImpl::Fused ? "fused" : "composite";
+    CAPTURE(route);
+    hg::AttentionImplGuard guard(impl);
+    body();
+  }
+}
 
 /// Output and the gradients of Σ w ⊙ out with respect to q, k, v (fixed weights w).
 hg::Tensors value_and_grads(const std::function<hg::Tensor(const hg::Tensor&, const hg::Tensor&, const hg::Tensor&)>& f,
@@ -139,9 +147,7 @@ const Case kCases[] = {
 HG_BACKEND_TEST(fused_attention_matches_composite) {
   // Both implementations (hg::AttentionImpl), forced, against the composite written here with ops.
   hg::Tensors results;
-  for (hg::AttentionImpl impl : kForcedImpls) {
-    CAPTURE(impl_name(impl));
-    hg::AttentionImplGuard guard(impl);
+  for_each_forced_impl([&] {
     uint64_t seed = 11;
     for (const Case& c : kCases) {
       for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
@@ -150,7 +156,7 @@ HG_BACKEND_TEST(fused_attention_matches_composite) {
       }
       seed += 10;
     }
-  }
+  });
   return results;
 }
 
@@ -317,9 +323,7 @@ TEST_CASE("fused_attention: NaN scores give a NaN row, as the composite softmax"
 
 TEST_CASE("fused_attention: float64 gradcheck") {
   using hgtest::uniform;
-  for (hg::AttentionImpl impl : kForcedImpls) {  // both routes, each forced
-    CAPTURE(impl_name(impl));
-    hg::AttentionImplGuard guard(impl);
+  for_each_forced_impl([&] {
     // plain, default scale
     hgtest::gradcheck([](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2]); },
                       {uniform({2, 3, 4}, -1, 1, 1), uniform({2, 5, 4}, -1, 1, 2), uniform({2, 5, 3}, -1, 1, 3)});
@@ -347,7 +351,7 @@ TEST_CASE("fused_attention: float64 gradcheck") {
         [](const hg::Tensors& t) { return hg::scaled_dot_product_attention(t[0], t[1], t[2], t[3]); },
         {uniform({2, 2, 3, 2}, -1, 1, 10), uniform({2, 2, 4, 2}, -1, 1, 11), uniform({2, 2, 4, 2}, -1, 1, 12),
          uniform({2, 1, 3, 4}, -1, 1, 13)});
-  }
+  });
 }
 
 TEST_CASE("fused_attention: double backward (composite formula under create_graph)") {
@@ -497,9 +501,7 @@ hg::Tensor packed_mask(const PackedCase& c, hg::DType dtype, hg::Device device, 
 
 HG_BACKEND_TEST(fused_attention_qkvpacked_matches_split) {
   hg::Tensors results;
-  for (hg::AttentionImpl impl : kForcedImpls) {
-    CAPTURE(impl_name(impl));
-    hg::AttentionImplGuard guard(impl);
+  for_each_forced_impl([&] {
     uint64_t seed = 50;
     for (const PackedCase& c : kPackedCases) {
       for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
@@ -524,7 +526,7 @@ HG_BACKEND_TEST(fused_attention_qkvpacked_matches_split) {
       }
       seed += 10;
     }
-  }
+  });
   return results;
 }
 
@@ -536,9 +538,7 @@ HG_BACKEND_TEST(fused_attention_qkvpacked_strided_inputs) {
   hg::Tensor transposed = hgtest::uniform({2, 24, 5}, -1, 1, 71).to(hg::kFloat32).to(device).transpose(1, 2);
   hg::Tensor w = hgtest::uniform({2, 5, 8}, -1, 1, 72).to(hg::kFloat32).to(device);
   hg::Tensors results;
-  for (hg::AttentionImpl impl : kForcedImpls) {
-    CAPTURE(impl_name(impl));
-    hg::AttentionImplGuard guard(impl);
+  for_each_forced_impl([&] {
     for (const hg::Tensor& qkv : {sliced, transposed}) {
       CHECK(!qkv.is_contiguous());
       hg::Tensors fused = packed_value_and_grad(
@@ -561,7 +561,7 @@ HG_BACKEND_TEST(fused_attention_qkvpacked_strided_inputs) {
     hg::Tensor composite_grad = permuted([](const hg::Tensor& t) { return composite(t, t, t, {}, 0.5); });
     hgtest::check_close(fused_grad, composite_grad, 1e-5, 1e-6, "permuted output gradient");
     results.push_back(fused_grad);
-  }
+  });
   return results;
 }
 

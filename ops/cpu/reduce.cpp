@@ -172,8 +172,10 @@ void reduce_columns(ReduceOp op, const T* x, int64_t inner, int64_t stride, int6
   for (int64_t c0 = 0; c0 < width; c0 += kTile) {
     const int64_t w = std::min(kTile, width - c0);
     T* acc = out + c0;
-    std::fill(acc, acc + w, init);
-    if (sums) std::fill(total, total + w, SumAcc<T>(init));
+    if (sums)
+      std::fill(total, total + w, SumAcc<T>(init));
+    else
+      std::fill(acc, acc + w, init);
     for (int64_t r0 = 0; r0 < inner; r0 += kRowBlock) {
       const int64_t r1 = std::min(inner, r0 + kRowBlock);
       std::copy(x + r0 * stride + c0, x + r0 * stride + c0 + w, partial);

@@ -2,6 +2,7 @@
 
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/meta.h>
+#include <hopgrad/autograd/view_history.h>
 #include <hopgrad/ops/ops.h>
 
 namespace hg {
@@ -22,6 +23,7 @@ bool any_requires_grad(const Tensors& inputs) {
 
 Edge gradient_edge(const Tensor& t) {
   if (!t.defined()) return {};
+  refresh_view_history(t);
   AutogradMeta* meta = autograd_meta_or_null(t);
   if (!meta) return {};
   if (meta->grad_fn) return Edge{meta->grad_fn, meta->output_nr};
@@ -55,20 +57,6 @@ std::shared_ptr<Node> record_op(const char* name, const Tensors& inputs, const T
     meta.output_nr = static_cast<uint32_t>(i);
   }
   return node;
-}
-
-void check_inplace(const Tensor& self, const char* op) {
-  if (!GradMode::is_enabled()) return;
-  AutogradMeta* meta = autograd_meta_or_null(self);
-  if (!meta) return;
-  HG_CHECK(!(meta->requires_grad && !meta->grad_fn),
-           "{}: a leaf tensor that requires grad ({}) is being modified in place; wrap the update in "
-           "hg::NoGradGuard (as optimizers do) or use the out-of-place op",
-           op, self.desc());
-  HG_CHECK(!(meta->is_view && meta->grad_fn),
-           "{}: in-place write into a view ({}) of a tensor that is part of the autograd graph is not "
-           "supported; use the out-of-place op",
-           op, self.desc());
 }
 
 void zero_grad(const Tensor& param, bool set_to_none) {

@@ -4,6 +4,7 @@
 
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/node.h>
+#include <hopgrad/autograd/view_history.h>
 
 namespace hg {
 
@@ -28,10 +29,6 @@ inline std::shared_ptr<Node> record_op(const char* name, const Tensors& inputs, 
                                        FunctionNode::Backward backward) {
   return record_op(name, inputs, Tensors{output}, std::move(backward));
 }
-
-/// Throws when an in-place op would overwrite `self` in a way autograd cannot follow: a leaf that requires
-/// grad (outside NoGradGuard), or a view of a tensor in the graph.
-void check_inplace(const Tensor& self, const char* op);
 
 /// Clears a parameter's gradient (set_to_none) or zeroes it in place — a gradient that a create_graph backward
 /// left in the graph is detached first (torch's detach_()), so the zeroed gradient does not carry the old graph

@@ -18,7 +18,6 @@ struct AutogradMeta {
   std::weak_ptr<Node> grad_accumulator;  ///< a leaf's AccumulateGrad node, shared by all graphs using it
   std::vector<std::function<Tensor(const Tensor&)>> hooks;  ///< leaf hooks (non-leaf hooks live on grad_fn)
   bool retains_grad = false;
-  bool is_view = false;  ///< produced by a view op from a tensor in the graph (in-place writes are refused)
 };
 
 /// The autograd state of t, created on first use.

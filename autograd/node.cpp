@@ -64,6 +64,22 @@ SavedTensor::SavedTensor(const Tensor& t, bool is_output) : is_output_(is_output
     // Keep the data without grad_fn: the node owns this SavedTensor, so a strong grad_fn would be a cycle.
     data_ = t.detach();
     if (auto* meta = autograd_meta_or_null(t)) output_nr_ = meta->output_nr;
+  } else if (t.unsafe_impl()->view_base) {
+    // A view keeps its base alive, and the base's history may come to include this node (a write into the base
+    // that depends on the node's output): an alias without the base, carrying the view's history, breaks that
+    // cycle. A saved tensor is only read, and is checked for writes through its version.
+    const std::shared_ptr<Node> history = t.grad_fn();  // brings a stale view's history up to date first
+    const AutogradMeta* meta = autograd_meta_or_null(t);
+    if (meta && meta->requires_grad && !history) {
+      data_ = t;  // a view made a leaf by hand: the leaf itself
+    } else {
+      data_ = make_tensor(t.storage(), t.sizes(), t.strides(), t.offset(), t.dtype());
+      if (history) {
+        AutogradMeta& alias = autograd_meta(data_);
+        alias.grad_fn = history;
+        alias.output_nr = meta->output_nr;
+      }
+    }
   } else {
     data_ = t;
   }

@@ -2,6 +2,7 @@
 
 #include <hopgrad/autograd/meta.h>
 #include <hopgrad/autograd/node.h>
+#include <hopgrad/autograd/view_history.h>
 #include <hopgrad/ops/ops.h>
 
 namespace hg {
@@ -72,6 +73,7 @@ AutogradMeta& autograd_meta(const Tensor& t) {
 }
 
 bool Tensor::requires_grad() const {
+  if (impl().view_base) refresh_view_history(*this);
   const AutogradMeta* m = impl().autograd.get();
   return m && (m->requires_grad || m->grad_fn);
 }
@@ -107,12 +109,14 @@ Tensor Tensor::detach() const {
 }
 
 bool Tensor::is_leaf() const {
+  if (impl().view_base) refresh_view_history(*this);
   const AutogradMeta* m = impl().autograd.get();
   return !m || !m->grad_fn;
 }
 
 const std::shared_ptr<Node>& Tensor::grad_fn() const {
   static const std::shared_ptr<Node> none;
+  if (impl().view_base) refresh_view_history(*this);
   const AutogradMeta* m = impl().autograd.get();
   return m ? m->grad_fn : none;
 }

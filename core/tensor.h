@@ -31,6 +31,13 @@ struct TensorImpl {
   int64_t offset = 0;  ///< in elements, from storage->data
   DType dtype = DType::Float32;
   std::unique_ptr<AutogradMeta> autograd;  ///< null until autograd state is needed
+  /// Set on a tensor made by a view op (view, select, narrow, transpose, …): the tensor it is ultimately a view
+  /// of, never itself a view. An in-place write through the view is recorded in that base's history, and a view
+  /// whose storage was written to after its history was recorded takes a fresh one from the base's
+  /// (autograd/view_history.cpp).
+  std::shared_ptr<TensorImpl> view_base;
+  uint64_t view_version = 0;   ///< the storage version at which this view's history was last current
+  bool view_writing = false;   ///< an in-place op on this view is between its checks and its commit
 
   TensorImpl(std::shared_ptr<Storage> s, Shape sz, Shape st, int64_t off, DType dt);
   ~TensorImpl();

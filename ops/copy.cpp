@@ -66,30 +66,30 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
   Shape target = broadcast_shapes(sizes(), src.sizes(), "copy_");
   HG_CHECK(target == sizes(), "copy_: source of shape {} cannot be broadcast to the destination's shape {}",
            src.sizes(), sizes());
-  check_inplace(*this, "copy_");
+  InplaceWrite write(*this, "copy_", {&src});
   // Read through a copy where src overlaps the destination (see partially_overlaps).
   const Tensor source = partially_overlaps(src, *this) ? src.detach().clone() : src.detach();
   Tensor s = source.sizes() == sizes() ? source : source.expand(sizes());
   Tensor dst = *this;
   copy_backend(src, *this).copy(s, dst);
-  bump_version();
-  if (any_requires_grad(*this, src)) {
+  if (write.tracked()) {
     // The old contents are overwritten: gradient flows only to src (converted back to its device/dtype).
     Device d = src.device();
     DType t = src.dtype();
     record_op("copy_", {src}, *this,
               [d, t](const Tensors& g, const BackwardContext&) { return Tensors{g[0].to(d, t)}; });
   }
+  write.commit();
   return *this;
 }
 
 const Tensor& Tensor::fill_(double value) const {
-  check_inplace(*this, "fill_");
+  InplaceWrite write(*this, "fill_");
   Tensor dst = *this;
   backend_for(device()).fill(dst, value);
-  bump_version();
-  if (any_requires_grad(*this))  // the new value depends on nothing: cut the history
+  if (write.tracked())  // the new value depends on nothing: cut the history
     record_op("fill_", {}, *this, [](const Tensors&, const BackwardContext&) { return Tensors{}; });
+  write.commit();
   return *this;
 }
 const Tensor& Tensor::zero_() const { return fill_(0.0); }

@@ -1,5 +1,6 @@
 // In-place arithmetic. Each bumps the storage's version counter; under grad mode the tensor's history is
-// rebased onto a new node (leaves that require grad and views in a graph are refused by check_inplace).
+// rebased onto a new node, and a view's write is recorded on its base too (InplaceWrite,
+// autograd/view_history.h; leaves that require grad are refused).
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
 #include <hopgrad/ops/ops.h>
@@ -23,8 +24,7 @@ Tensor operand_for(const Tensor& self, const Tensor& other, const char* op) {
 
 // self ← self + alpha·other
 const Tensor& add_(const Tensor& self, const Tensor& other, double alpha) {
-  check_inplace(self, "add_");
-  bool track = any_requires_grad(self, other);
+  InplaceWrite write(self, "add_", {&other});
   Tensor o = operand_for(self, other, "add_");
   Backend& be = backend_for(self.device());
   if (alpha != 1.0) {
@@ -34,33 +34,36 @@ const Tensor& add_(const Tensor& self, const Tensor& other, double alpha) {
   }
   Tensor dst = self;
   be.binary(BinaryOp::Add, self, o, dst);
-  self.bump_version();
-  if (track)
+  if (write.tracked())
     record_op("add_", {self, other}, self, [alpha](const Tensors& g, const BackwardContext&) {
       return Tensors{g[0], alpha == 1.0 ? g[0] : mul(g[0], alpha)};
     });
+  write.commit();
   return self;
 }
 
 const Tensor& add_(const Tensor& self, double value) {
-  check_inplace(self, "add_");
+  InplaceWrite write(self, "add_");
   Tensor dst = self;
   backend_for(self.device()).binary_scalar(BinaryOp::Add, self, value, false, dst);
-  self.bump_version();
-  if (any_requires_grad(self))
+  if (write.tracked())
     record_op("add_", {self}, self, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0]}; });
+  write.commit();
   return self;
 }
 
 // self ← self·other ;  ∂/∂self_old = other, ∂/∂other = self_old
 const Tensor& mul_(const Tensor& self, const Tensor& other) {
-  check_inplace(self, "mul_");
-  bool track = any_requires_grad(self, other);
-  Tensor old_self = track && any_requires_grad(other) ? self.detach().clone() : Tensor();
+  InplaceWrite write(self, "mul_", {&other});
+  const bool track = write.tracked();
+  // ∂/∂other needs self's value before the write: a clone that keeps self's history, so that a create_graph
+  // backward differentiates through it too (a detached copy dropped self's part of the second derivative).
+  Tensor old_self = track && any_requires_grad(other) ? self.clone() : Tensor();
   Tensor o = operand_for(self, other, "mul_");
   Tensor dst = self;
   backend_for(self.device()).binary(BinaryOp::Mul, self, o, dst);
-  self.bump_version();
+  // Saved before commit() bumps the version: an `other` that shares self's memory (x.mul_(x)) was overwritten,
+  // and its backward refuses to read it.
   if (track)
     record_op("mul_", {self, other}, self,
               [so = SavedTensor(other), old = SavedTensor(old_self)](const Tensors& g, const BackwardContext& c) {
@@ -69,18 +72,19 @@ const Tensor& mul_(const Tensor& self, const Tensor& other) {
                 if (c.needs_input_grad(1)) r[1] = mul(g[0], old.unpack(c));
                 return r;
               });
+  write.commit();
   return self;
 }
 
 const Tensor& mul_(const Tensor& self, double value) {
-  check_inplace(self, "mul_");
+  InplaceWrite write(self, "mul_");
   Tensor dst = self;
   backend_for(self.device()).binary_scalar(BinaryOp::Mul, self, value, false, dst);
-  self.bump_version();
-  if (any_requires_grad(self))
+  if (write.tracked())
     record_op("mul_", {self}, self, [value](const Tensors& g, const BackwardContext&) {
       return Tensors{mul(g[0], value)};
     });
+  write.commit();
   return self;
 }
 
@@ -89,6 +93,7 @@ namespace {
 const Tensor& add_product_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha, BinaryOp op, const char* name) {
   HG_CHECK(!any_requires_grad({&self, &a, &b}),
            "{}: not differentiable; call it under hg::NoGradGuard (as optimizers do)", name);
+  InplaceWrite write(self, name, {&a, &b});
   Tensor ao = operand_for(self, a, name), bo = operand_for(self, b, name);
   Backend& be = backend_for(self.device());
   Tensor t = empty(self.sizes(), self.dtype(), self.device());
@@ -96,7 +101,7 @@ const Tensor& add_product_(const Tensor& self, const Tensor& a, const Tensor& b,
   if (alpha != 1.0) be.binary_scalar(BinaryOp::Mul, t, alpha, false, t);
   Tensor dst = self;
   be.binary(BinaryOp::Add, self, t, dst);
-  self.bump_version();
+  write.commit();
   return self;
 }
 }  // namespace

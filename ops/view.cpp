@@ -11,15 +11,19 @@ namespace hg {
 
 namespace {
 
+// A view of `base` that remembers the tensor it is ultimately a view of (TensorImpl::view_base).
 Tensor make_view(const Tensor& base, const Shape& sizes, const Shape& strides, int64_t offset) {
-  return make_tensor(base.storage(), sizes, strides, offset, base.dtype());
+  Tensor out = make_tensor(base.storage(), sizes, strides, offset, base.dtype());
+  TensorImpl& impl = *out.unsafe_impl();
+  impl.view_base = base.unsafe_impl()->view_base ? base.unsafe_impl()->view_base : base.impl_ptr();
+  impl.view_version = base.version();
+  return out;
 }
 
-// Records the view's backward and marks it as a view (in-place writes into it are refused while in a graph).
+// Records the view's backward.
 void record_view(const char* name, const Tensor& input, const Tensor& view, FunctionNode::Backward backward) {
   if (!any_requires_grad(input)) return;
   record_op(name, {input}, view, std::move(backward));
-  autograd_meta(view).is_view = true;
 }
 
 // Strides for viewing (sizes, strides) as `shape` without a copy, or nullopt (the algorithm of PyTorch's

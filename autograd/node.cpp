@@ -151,7 +151,11 @@ Tensors AccumulateGrad::apply(Tensors&& grad_outputs) {
   if (!meta.grad.defined()) {
     // Steal the buffer when nobody else can see it; otherwise copy so that later in-place accumulation
     // cannot write into another tensor.
-    bool exclusive = g.impl_ptr().use_count() == 1 && g.storage().use_count() == 1 && g.is_contiguous();
+    // A view's base (TensorImpl::view_base) holds the storage too; it counts as nobody else when only this
+    // view holds the base (a gradient formed as a view of a temporary, such as a reshape).
+    const std::shared_ptr<TensorImpl>& base = g.unsafe_impl()->view_base;
+    const long holders = base && base.use_count() == 1 ? 2 : 1;
+    bool exclusive = g.impl_ptr().use_count() == 1 && g.storage().use_count() == holders && g.is_contiguous();
     meta.grad = exclusive ? g.detach() : g.detach().clone();
   } else {
     meta.grad.add_(g);

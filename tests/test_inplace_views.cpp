@@ -155,3 +155,17 @@ TEST_CASE("inplace views: a recurrence written into a buffer is differentiated a
   }
   CHECK(buffer.expired());  // the nodes that read views of h do not keep h alive
 }
+
+TEST_CASE("inplace views: a leaf takes over a gradient that arrives as a view of a temporary, without a copy") {
+  // The view's base holds the storage too (TensorImpl::view_base); that must not count as another owner, or
+  // every such gradient (a reshape's, a linear layer's weight gradient) is copied into .grad.
+  Tensor x = hg::randn({2, 3}, f64()).requires_grad_();
+  const hg::Storage* arrived = nullptr;
+  x.register_hook([&arrived](const Tensor& g) {
+    arrived = g.storage().get();
+    return Tensor();
+  });
+  (x.reshape({6}) * hg::randn({6}, f64())).sum().backward();
+  REQUIRE(arrived != nullptr);
+  CHECK(x.grad().storage().get() == arrived);
+}

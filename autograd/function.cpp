@@ -55,6 +55,7 @@ std::shared_ptr<Node> record_op(const char* name, const Tensors& inputs, const T
     auto& meta = autograd_meta(outputs[i]);
     meta.grad_fn = node;
     meta.output_nr = static_cast<uint32_t>(i);
+    if (meta.retains_grad) attach_retain_grad_hook(outputs[i]);  // an in-place op gave it a new history
   }
   return node;
 }

@@ -22,6 +22,8 @@ struct AutogradMeta {
 
 /// The autograd state of t, created on first use.
 AutogradMeta& autograd_meta(const Tensor& t);
+/// Has .grad() of t, a non-leaf with retains_grad set, receive the gradient of its current grad_fn's output.
+void attach_retain_grad_hook(const Tensor& t);
 /// The autograd state of t or null.
 inline AutogradMeta* autograd_meta_or_null(const Tensor& t) { return t.unsafe_impl()->autograd.get(); }
 

@@ -115,6 +115,7 @@ Tensors FunctionNode::apply(Tensors&& grad_outputs) {
 }
 
 void FunctionNode::release() {
+  if (keeps_no_tensors_) return;
   fn_ = nullptr;  // drops the saved tensors captured by the closure
   released_ = true;
 }

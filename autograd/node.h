@@ -101,10 +101,14 @@ class FunctionNode : public Node {
   FunctionNode(const char* name, std::vector<Edge> next_edges, std::vector<InputMeta> input_meta, Backward fn);
   Tensors apply(Tensors&& grad_outputs) override;
   void release() override;
+  /// For a backward that keeps no tensor (a view op's, which captures only shapes): release() leaves it in
+  /// place, so the node can run in a later backward too (a cached w.t(), used in every step, as in PyTorch).
+  void set_keeps_no_tensors() { keeps_no_tensors_ = true; }
 
  private:
   Backward fn_;
   bool released_ = false;
+  bool keeps_no_tensors_ = false;
 };
 
 /// Sink node of a leaf: adds the incoming gradient into leaf.grad() (after the leaf's hooks).

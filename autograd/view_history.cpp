@@ -15,19 +15,31 @@ namespace {
 
 Tensor base_of(const Tensor& view) { return Tensor(view.unsafe_impl()->view_base); }
 
-// Whether two indices of t can address the same element (a broadcast from expand(), or strides that interleave):
-// walking the dims from the smallest stride up, each stride must step past everything the smaller ones reach.
+// Whether two indices of t address the same element (a broadcast from expand(), or an as_strided view whose
+// strides fold onto themselves). Quick when, walking the dims from the smallest stride up, each stride steps
+// past everything the smaller ones reach (every view op but as_strided gives that); otherwise the offsets are
+// listed and compared.
 bool has_internal_overlap(const Tensor& t) {
   std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dims that have more than one index
   for (int64_t d = 0; d < t.dim(); ++d)
     if (t.size(d) > 1) dims.emplace_back(t.stride(d), t.size(d));
   std::sort(dims.begin(), dims.end());
   int64_t reach = 0;  // the largest offset the smaller dims address
+  bool interleaved = false;
   for (const auto& [stride, size] : dims) {
-    if (stride <= reach) return true;
+    if (stride == 0) return true;
+    if (stride <= reach) interleaved = true;
     reach += (size - 1) * stride;
   }
-  return false;
+  if (!interleaved) return false;
+  std::vector<int64_t> offsets{0};
+  for (const auto& [stride, size] : dims) {
+    const size_t n = offsets.size();
+    for (int64_t i = 1; i < size; ++i)
+      for (size_t j = 0; j < n; ++j) offsets.push_back(offsets[j] + i * stride);
+  }
+  std::sort(offsets.begin(), offsets.end());
+  return std::adjacent_find(offsets.begin(), offsets.end()) != offsets.end();
 }
 
 // The view's history as that of its base's elements: as_strided(base). The base must be contiguous for that
@@ -41,6 +53,7 @@ void take_history_from_base(const Tensor& view, const Tensor& base, const char* 
   AutogradMeta& meta = autograd_meta(view);
   meta.grad_fn = replay.grad_fn();
   meta.output_nr = replay.output_nr();
+  if (meta.retains_grad) attach_retain_grad_hook(view);
 }
 
 // g (the gradient of a contiguous base) with the view's elements (sizes, strides, offset rel from g's first
@@ -65,13 +78,23 @@ void refresh_view_history(const Tensor& view) {
   if (!impl.view_base || impl.view_writing || !GradMode::is_enabled()) return;
   const uint64_t now = view.version();
   if (impl.view_version == now) return;
-  impl.view_version = now;
   Tensor base = base_of(view);
-  if (!base.requires_grad()) return;
+  const bool has_history = impl.autograd && impl.autograd->grad_fn;
   // A leaf's values change only invisibly (under NoGradGuard: writes into it or its views are refused
   // otherwise), so a view of one that has a history already keeps it: its view nodes end at the leaf's
   // accumulator either way (an optimizer step does not turn a cached weight.t() into an as_strided).
-  if (base.is_leaf() && view.unsafe_impl()->autograd && view.unsafe_impl()->autograd->grad_fn) return;
+  if (!base.requires_grad() || (base.is_leaf() && has_history)) {
+    impl.view_version = now;
+    return;
+  }
+  // A view taken under NoGradGuard was meant to be outside the graph; whether it should follow a later write
+  // into its base is ambiguous, and PyTorch refuses it too.
+  HG_CHECK(has_history || !impl.view_made_without_grad,
+           "autograd: {} is a view of {} taken under hg::NoGradGuard, and its base (or another view of it) was "
+           "written in place since; whether gradients should follow that write is ambiguous: take the view outside "
+           "the guard, or clone() it under the guard",
+           view.desc(), base.desc());
+  impl.view_version = now;
   take_history_from_base(view, base, "autograd");
 }
 
@@ -91,6 +114,7 @@ InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_
         if (!self.requires_grad()) take_history_from_base(self, base, op);
       }
     }
+    if (impl.view_base) view_was_current_ = impl.view_version == self.version();
     const AutogradMeta* meta = autograd_meta_or_null(self);
     HG_CHECK(!(meta && meta->requires_grad && !meta->grad_fn),
              "{}: a leaf tensor that requires grad ({}) is being modified in place; wrap the update in "
@@ -101,7 +125,8 @@ InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_
     if (tracked_ && impl.view_base) {
       HG_CHECK(!has_internal_overlap(self),
                "{}: in-place write into {} (sizes {}, strides {}), a view in which several indices address one "
-               "element (an expand()); autograd cannot follow it; write into a clone()",
+               "element (an expand(), or an as_strided() folded onto itself); autograd cannot follow it; write into "
+               "a clone()",
                op, self.desc(), self.sizes(), self.strides());
       const Tensor base = base_of(self);
       HG_CHECK(base.is_contiguous(),
@@ -109,6 +134,8 @@ InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_
                "strides {} are not contiguous (call contiguous() on it before taking the view)",
                op, self.desc(), base.desc(), base.strides());
     }
+  } else if (impl.view_base) {
+    view_was_current_ = impl.view_version == self.version();
   }
   impl.view_writing = true;
 }
@@ -123,7 +150,9 @@ void InplaceWrite::commit() {
   impl.view_writing = false;
   self_.bump_version();
   if (!impl.view_base) return;
-  impl.view_version = self_.version();  // the op's node (when tracked) is the view's history now
+  // A tracked write's node is the view's history now; an untracked one (under NoGradGuard) is invisible to
+  // autograd and leaves the history as current (or as stale) as it was.
+  if (tracked_ || view_was_current_) impl.view_version = self_.version();
   if (!tracked_) return;
   // The base's new value: its old one with the view's elements replaced by the view's new value.
   Tensor base = base_of(self_);

@@ -10,7 +10,8 @@
 //  - a view whose storage was written after its history was recorded (through its base or another view) takes
 //    a fresh history, `as_strided` of its base's current one, the first time autograd looks at it
 //    (gradient_edge, Tensor::requires_grad, Tensor::grad_fn).
-// Writes under NoGradGuard are invisible to autograd, as in PyTorch.
+// Writes under NoGradGuard are invisible to autograd, as in PyTorch. A view taken under NoGradGuard stays outside
+// the graph; using it in grad mode after its storage was written is refused as ambiguous (as PyTorch does).
 //
 //   hg::Tensor buf = hg::zeros({2, 3});
 //   buf.select(0, 1).copy_(x * 2);   // buf now requires grad: its history is copy_slices(zeros, x * 2)
@@ -52,6 +53,7 @@ class InplaceWrite {
   const char* op_;
   bool tracked_ = false;
   bool committed_ = false;
+  bool view_was_current_ = false;  ///< self is a view whose history was current before the write
 };
 
 }  // namespace hg

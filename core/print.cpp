@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include <hopgrad/autograd/meta.h>
 #include <hopgrad/autograd/node.h>
 #include <hopgrad/ops/ops.h>
 
@@ -66,7 +67,10 @@ std::string to_string(const Tensor& t) {
   std::string body;
   format_dim(body, values, t.sizes(), 0, 0, t.dtype(), use_sci, t.numel() > kSummariseAbove, width, 7);
   std::string out = fmt::format("tensor({}, shape={}, dtype={}, device={}", body, t.sizes(), t.dtype(), t.device());
-  if (t.requires_grad()) out += t.grad_fn() ? fmt::format(", grad_fn=<{}>", t.grad_fn()->name()) : ", requires_grad=True";
+  // The recorded state as it is (Tensor::requires_grad() would first bring a stale view's history up to date,
+  // which may throw: printing never does).
+  if (const AutogradMeta* m = autograd_meta_or_null(t); m && (m->requires_grad || m->grad_fn))
+    out += m->grad_fn ? fmt::format(", grad_fn=<{}>", m->grad_fn->name()) : ", requires_grad=True";
   return out + ")";
 }
 

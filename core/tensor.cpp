@@ -141,9 +141,19 @@ void Tensor::retain_grad() const {
   auto& meta = autograd_meta(*this);
   if (!meta.grad_fn || meta.retains_grad) return;  // leaves keep their gradient anyway
   meta.retains_grad = true;
-  std::weak_ptr<TensorImpl> weak = impl_;
-  meta.grad_fn->add_retain_grad_hook(meta.output_nr, [weak](const Tensor& g) {
-    if (auto impl = weak.lock()) {
+  attach_retain_grad_hook(*this);
+}
+
+void attach_retain_grad_hook(const Tensor& t) {
+  AutogradMeta& meta = *t.unsafe_impl()->autograd;
+  std::weak_ptr<TensorImpl> weak = t.impl_ptr();
+  // The hook keeps the gradient of the tensor's current value: once an in-place op (or a write through a view)
+  // gives the tensor a new history, the hook on the old node stays silent and a new one is attached
+  // (record_op, refresh_view_history), as in PyTorch.
+  const Node* node = meta.grad_fn.get();
+  meta.grad_fn->add_retain_grad_hook(meta.output_nr, [weak, node](const Tensor& g) {
+    auto impl = weak.lock();
+    if (impl && impl->autograd && impl->autograd->grad_fn.get() == node) {
       auto& m = *impl->autograd;
       m.grad = m.grad.defined() ? m.grad + g.detach() : g.detach().clone();
     }

@@ -38,6 +38,7 @@ struct TensorImpl {
   std::shared_ptr<TensorImpl> view_base;
   uint64_t view_version = 0;   ///< the storage version at which this view's history was last current
   bool view_writing = false;   ///< an in-place op on this view is between its checks and its commit
+  bool view_made_without_grad = false;  ///< taken under NoGradGuard
 
   TensorImpl(std::shared_ptr<Storage> s, Shape sz, Shape st, int64_t off, DType dt);
   ~TensorImpl();

@@ -17,13 +17,14 @@ Tensor make_view(const Tensor& base, const Shape& sizes, const Shape& strides, i
   TensorImpl& impl = *out.unsafe_impl();
   impl.view_base = base.unsafe_impl()->view_base ? base.unsafe_impl()->view_base : base.impl_ptr();
   impl.view_version = base.version();
+  impl.view_made_without_grad = !GradMode::is_enabled();
   return out;
 }
 
-// Records the view's backward.
+// Records the view's backward, which captures only shapes (so the node can run again in a later backward).
 void record_view(const char* name, const Tensor& input, const Tensor& view, FunctionNode::Backward backward) {
   if (!any_requires_grad(input)) return;
-  record_op(name, {input}, view, std::move(backward));
+  std::static_pointer_cast<FunctionNode>(record_op(name, {input}, view, std::move(backward)))->set_keeps_no_tensors();
 }
 
 // Strides for viewing (sizes, strides) as `shape` without a copy, or nullopt (the algorithm of PyTorch's

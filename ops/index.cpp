@@ -1,4 +1,4 @@
-// Indexing ops: index_select, gather, scatter_add, index_add (torch semantics). Indices are int64 and are
+// Indexing ops: index_select, gather, scatter_add, index_add, one_hot (torch semantics). Indices are int64 and are
 // range-checked here, before any kernel runs, so backends can trust them. Each op's backward is another op of
 // this family (select ↔ add, gather ↔ scatter_add), so all of them are differentiable twice.
 #include <hopgrad/autograd/function.h>
@@ -179,6 +179,25 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
     });
   }
   return out;
+}
+
+// one_hot[..., c] = (index[...] == c): a comparison against the class numbers, broadcast over a new last dim.
+Tensor one_hot(const Tensor& index, int64_t num_classes) {
+  HG_CHECK(index.defined(), "one_hot: got an undefined tensor");
+  HG_CHECK(index.dtype() == kInt64, "one_hot: expects int64 class indices, got {}; convert with .to(hg::kInt64)",
+           index.desc());
+  HG_CHECK(num_classes >= -1, "one_hot: num_classes must be -1 (inferred) or non-negative, got {}", num_classes);
+  if (index.numel() == 0) {
+    HG_CHECK(num_classes >= 0, "one_hot: cannot infer the number of classes from an empty index; pass num_classes");
+  } else {
+    const auto lowest = min(index).item<int64_t>(), highest = max(index).item<int64_t>();
+    HG_CHECK(lowest >= 0, "one_hot: class indices must be non-negative, got {} (index {})", lowest, index.desc());
+    if (num_classes < 0) num_classes = highest + 1;
+    HG_CHECK(highest < num_classes, "one_hot: class index {} is not below num_classes = {} (index {})", highest,
+             num_classes, index.desc());
+  }
+  const Tensor classes = arange(static_cast<double>(num_classes), TensorOptions(kInt64).device(index.device()));
+  return eq(index.unsqueeze(-1), classes).to(kInt64);
 }
 
 }  // namespace hg

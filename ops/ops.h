@@ -387,6 +387,19 @@ Tensor index_add(const Tensor& self, int64_t dim, const Tensor& index, const Ten
 Tensor pad(const Tensor& x, IntArrayRef pad, double value = 0.0);
 /// Tiles x `repeats` times along each dim (torch.Tensor.repeat).
 Tensor repeat(const Tensor& x, IntArrayRef repeats);
+/// x with the order of its elements reversed along each of `dims`, as torch.flip (a copy).
+Tensor flip(const Tensor& x, IntArrayRef dims);
+/// x shifted by shifts[i] positions along dims[i], elements leaving one end entering at the other, as torch.roll;
+/// with no dims, the flattened x is rolled by the single shift and the shape restored.
+Tensor roll(const Tensor& x, IntArrayRef shifts, IntArrayRef dims = {});
+/// The lower (tril) or upper (triu) triangle of the last two dims, the rest set to 0, as torch.tril/triu:
+/// tril keeps x[..., i, j] with j − i ≤ diagonal, triu keeps j − i ≥ diagonal. A causal attention mask is
+/// tril(ones({L, L}, kBool)).
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+/// int64 one-hot encoding of int64 class indices: shape index.sizes() + [num_classes], as
+/// torch.nn.functional.one_hot (num_classes = -1: the largest index + 1).
+Tensor one_hot(const Tensor& index, int64_t num_classes = -1);
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
 Tensor reshape(const Tensor& x, IntArrayRef shape);
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);

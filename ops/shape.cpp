@@ -1,7 +1,10 @@
-// Shape ops (torch semantics): cat, stack, split, split_with_sizes, chunk, unbind, pad, repeat, broadcast_to.
-// split/chunk/unbind/broadcast_to are views (their gradients come from the view ops); cat, pad and repeat copy
-// with one strided backend copy per piece, and their backwards are slices, pads and sums.
+// Shape ops (torch semantics): cat, stack, split, split_with_sizes, chunk, unbind, pad, repeat, broadcast_to,
+// flip, roll, tril, triu. split/chunk/unbind/broadcast_to are views (their gradients come from the view ops);
+// cat, pad and repeat copy with one strided backend copy per piece, and their backwards are slices, pads and sums;
+// flip, roll, tril and triu are composites of those and of index_select and where.
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
@@ -307,5 +310,63 @@ Tensor broadcast_to(const Tensor& x, IntArrayRef shape) {
   }
   return x.expand(shape);
 }
+
+// Reversed positions along each flipped dim, read with index_select (whose backward puts the gradient back in
+// the original order). The result is a copy, as torch.flip's.
+Tensor flip(const Tensor& x, IntArrayRef dims) {
+  HG_CHECK(x.defined(), "flip: got an undefined tensor");
+  std::vector<bool> seen(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), false);
+  Tensor out = x;
+  for (int64_t d : dims) {
+    d = wrap_dim(d, x.dim(), "flip");
+    HG_CHECK(!seen[static_cast<size_t>(d)], "flip: dimension {} appears more than once in {}", d, dims);
+    seen[static_cast<size_t>(d)] = true;
+    const int64_t n = x.dim() == 0 ? 1 : x.size(d);
+    if (n <= 1) continue;
+    out = index_select(out, d, arange(static_cast<double>(n - 1), -1.0, -1.0, TensorOptions(kInt64).device(x.device())));
+  }
+  return out.is_same(x) ? x.clone() : out;
+}
+
+// Each rolled dim is the concatenation of its last `shift` positions and the rest.
+Tensor roll(const Tensor& x, IntArrayRef shifts, IntArrayRef dims) {
+  HG_CHECK(x.defined(), "roll: got an undefined tensor");
+  if (dims.empty()) {
+    HG_CHECK(shifts.size() == 1, "roll: without dims, takes exactly one shift (for the flattened tensor), got {}",
+             shifts);
+    return roll(x.reshape({-1}), shifts, {0}).reshape(x.sizes());
+  }
+  HG_CHECK(shifts.size() == dims.size(), "roll: got {} shifts for {} dims ({} and {})", shifts.size(), dims.size(),
+           shifts, dims);
+  Tensor out = x;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const int64_t d = split_dim("roll", x, dims[i]);
+    const int64_t n = x.size(d);
+    if (n == 0) continue;
+    const int64_t shift = ((shifts[i] % n) + n) % n;
+    if (shift == 0) continue;
+    out = cat({out.narrow(d, n - shift, shift), out.narrow(d, 0, n - shift)}, d);
+  }
+  return out.is_same(x) ? x.clone() : out;
+}
+
+namespace {
+// The triangle of the last two dims where j − i ≤ diagonal (lower) or ≥ diagonal (upper); the rest is 0.
+Tensor triangle(const char* op, const Tensor& x, int64_t diagonal, bool lower) {
+  HG_CHECK(x.defined(), "{}: got an undefined tensor", op);
+  HG_CHECK(x.dim() >= 2, "{}: expects a tensor with at least 2 dimensions, got shape {}", op, x.sizes());
+  const TensorOptions index = TensorOptions(kInt64).device(x.device());
+  const Tensor column_minus_row = sub(arange(static_cast<double>(x.size(-1)), index).unsqueeze(0),
+                                      arange(static_cast<double>(x.size(-2)), index).unsqueeze(1));
+  const double k = static_cast<double>(diagonal);
+  const Tensor keep = lower ? le(column_minus_row, k) : ge(column_minus_row, k);
+  if (x.dtype() == kBool) return logical_and(x, keep);
+  // where, not a product with the mask: a NaN or inf outside the triangle becomes 0, as in torch.
+  return where(keep, x, zeros({}, TensorOptions(x.dtype()).device(x.device())));
+}
+}  // namespace
+
+Tensor tril(const Tensor& x, int64_t diagonal) { return triangle("tril", x, diagonal, true); }
+Tensor triu(const Tensor& x, int64_t diagonal) { return triangle("triu", x, diagonal, false); }
 
 }  // namespace hg

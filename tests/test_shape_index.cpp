@@ -1,6 +1,6 @@
-// Shape and indexing ops: cat, stack, split/chunk/unbind, pad, repeat, broadcast_to, index_select, gather,
-// scatter_add, index_add, embedding. Values against hand-computed cases, gradients against finite differences
-// (with repeated indices and non-contiguous inputs), and the errors for bad input.
+// Shape and indexing ops: cat, stack, split/chunk/unbind, pad, repeat, broadcast_to, flip, roll, tril/triu,
+// index_select, gather, scatter_add, index_add, one_hot, embedding. Values against hand-computed cases, gradients
+// against finite differences (with repeated indices and non-contiguous inputs), and the errors for bad input.
 #include <numeric>
 
 #include "testing.h"
@@ -583,4 +583,110 @@ TEST_CASE("shape: bad split, pad, repeat and broadcast_to arguments") {
                        doctest::Contains("broadcast_to: cannot broadcast [4, 3] to [4, 2]"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::broadcast_to(x, {3}), doctest::Contains("which has fewer dimensions"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::broadcast_to(x, {-1, 4, 3}), doctest::Contains("new leading dimension 0"), hg::Error);
+}
+
+// ---- flip / roll / tril / triu / one_hot ---------------------------------------------------------------------
+
+HG_BACKEND_TEST(shape_flip_roll_values) {
+  Tensor x = counting({2, 3, 4}, device).requires_grad_();
+  // flip: y[i, j, k] = x[1 − i, j, 3 − k]
+  Tensor y = hg::flip(x, {0, -1});
+  std::vector<double> expected_flip;
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k) expected_flip.push_back(1 + ((1 - i) * 3 + j) * 4 + (3 - k));
+  check_values(y, expected_flip, {2, 3, 4}, "flip dims 0, -1");
+  // Its gradient is the weights flipped back: w[1 − i, j, 3 − k].
+  check_values(grads_of(y, {x})[0], expected_flip, {2, 3, 4}, "flip grad");
+  Tensor copy = hg::flip(x, {});
+  CHECK(copy.storage() != x.storage());  // a copy, as torch.flip, even with nothing to flip
+  // roll: y[i, (j + 1) mod 3, (k − 5) mod 4] = x[i, j, k]
+  Tensor r = hg::roll(x, {1, -5}, {1, 2});
+  std::vector<double> expected_roll(24);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k) expected_roll[(i * 3 + (j + 1) % 3) * 4 + (k + 3) % 4] = 1 + (i * 3 + j) * 4 + k;
+  check_values(r, expected_roll, {2, 3, 4}, "roll dims 1, 2");
+  // Without dims: the flattened tensor rolls, then takes its shape back.
+  std::vector<double> expected_flat(24);
+  for (int f = 0; f < 24; ++f) expected_flat[(f + 3) % 24] = f + 1;
+  Tensor rf = hg::roll(x, {3});
+  check_values(rf, expected_flat, {2, 3, 4}, "roll flattened");
+  return {y, r, rf, grads_of(r, {x})[0]};
+}
+
+TEST_CASE("shape: flip and roll gradcheck (non-contiguous input) and errors") {
+  hgtest::gradcheck([](const Tensors& t) { return hg::flip(t[0].transpose(0, 1), {0, 1}) * t[0].transpose(0, 1); },
+                    {hgtest::uniform({3, 4})});
+  hgtest::gradcheck([](const Tensors& t) { return hg::roll(t[0].transpose(0, 1), {2, -1}, {0, 1}) * t[0].t(); },
+                    {hgtest::uniform({3, 4})});
+  Tensor x = counting({2, 3});
+  CHECK_THROWS_WITH_AS(hg::flip(x, {1, -1}), doctest::Contains("flip: dimension 1 appears more than once"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::roll(x, {1, 2}, {0}), doctest::Contains("roll: got 2 shifts for 1 dims"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::roll(x, {1, 2}), doctest::Contains("roll: without dims, takes exactly one shift"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::flip(x, {2}), doctest::Contains("flip: dimension 2 out of range"), hg::Error);
+}
+
+HG_BACKEND_TEST(shape_tril_triu_values) {
+  Tensor x = counting({2, 3, 4}, device).requires_grad_();
+  Tensors out;
+  for (int64_t diagonal : {-1, 0, 2}) {
+    std::vector<double> lower, upper;
+    for (int b = 0; b < 2; ++b)
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const double v = 1 + (b * 3 + i) * 4 + j;
+          lower.push_back(j - i <= diagonal ? v : 0.0);
+          upper.push_back(j - i >= diagonal ? v : 0.0);
+        }
+    Tensor l = hg::tril(x, diagonal), u = hg::triu(x, diagonal);
+    check_values(l, lower, {2, 3, 4}, "tril " + std::to_string(diagonal));
+    check_values(u, upper, {2, 3, 4}, "triu " + std::to_string(diagonal));
+    // The gradient is the weights' triangle, which is the same pattern over 1, 2, 3, …
+    check_values(grads_of(l, {x})[0], lower, {2, 3, 4}, "tril grad " + std::to_string(diagonal));
+    out.push_back(l);
+    out.push_back(u);
+  }
+  // Outside the triangle a NaN becomes 0 too, as in torch (a product with a mask would keep it).
+  Tensor nan = hg::full({2, 2}, std::nan(""), hg::TensorOptions(hg::kFloat64).device(device));
+  Tensor tn = hg::tril(nan);
+  const std::vector<double> tv = tn.to_vector<double>();
+  CHECK(std::isnan(tv[0]));
+  CHECK(tv[1] == 0.0);
+  // dtypes are kept: a causal mask is tril of a bool matrix.
+  Tensor mask = hg::tril(hg::ones({3, 3}, hg::TensorOptions(hg::kBool).device(device)));
+  CHECK(mask.dtype() == hg::kBool);
+  CHECK(mask.to_vector<bool>() == std::vector<bool>{true, false, false, true, true, false, true, true, true});
+  CHECK(hg::triu(i64({1, 2, 3, 4}, {2, 2}, device)).to_vector<int64_t>() == std::vector<int64_t>{1, 2, 0, 4});
+  out.push_back(tn);
+  return out;
+}
+
+TEST_CASE("shape: tril and triu gradcheck and errors") {
+  hgtest::gradcheck([](const Tensors& t) { return hg::tril(t[0], 1) + hg::triu(t[0].transpose(-1, -2), -1); },
+                    {hgtest::uniform({2, 4, 4})});
+  CHECK_THROWS_WITH_AS(hg::tril(counting({3})), doctest::Contains("tril: expects a tensor with at least 2 dimensions"),
+                       hg::Error);
+}
+
+HG_BACKEND_TEST(index_one_hot_values) {
+  Tensor h = hg::one_hot(i64({2, 0, 1}, {3}, device), 4);
+  CHECK(h.dtype() == hg::kInt64);
+  CHECK(h.sizes() == hg::Shape{3, 4});
+  CHECK(h.to_vector<int64_t>() == std::vector<int64_t>{0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 0});
+  // Classes inferred as the largest index + 1; any index shape gains a last dim.
+  Tensor inferred = hg::one_hot(i64({1, 2, 2, 0}, {2, 2}, device));
+  CHECK(inferred.sizes() == hg::Shape{2, 2, 3});
+  CHECK(inferred.to_vector<int64_t>() == std::vector<int64_t>{0, 1, 0, 0, 0, 1, 0, 0, 1, 1, 0, 0});
+  CHECK(hg::one_hot(i64({}, {0}, device), 5).sizes() == hg::Shape{0, 5});
+  return {h.to(hg::kFloat64), inferred.to(hg::kFloat64)};
+}
+
+TEST_CASE("index: one_hot refuses what it cannot encode") {
+  CHECK_THROWS_WITH_AS(hg::one_hot(i64({0, 4}, {2}), 4), doctest::Contains("class index 4 is not below num_classes = 4"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::one_hot(i64({-1}, {1}), 4), doctest::Contains("must be non-negative, got -1"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::one_hot(i64({}, {0})), doctest::Contains("cannot infer the number of classes"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::one_hot(f64({1}, {1}), 2), doctest::Contains("expects int64 class indices"), hg::Error);
 }

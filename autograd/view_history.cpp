@@ -98,9 +98,15 @@ void refresh_view_history(const Tensor& view) {
   take_history_from_base(view, base, "autograd");
 }
 
-InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_list<const Tensor*> inputs)
+InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_list<const Tensor*> inputs,
+                           SelfOverlap self_overlap)
     : self_(self), op_(op) {
   TensorImpl& impl = *self.unsafe_impl();
+  HG_CHECK(self_overlap == SelfOverlap::Allowed || !has_internal_overlap(self),
+           "{}: {} (sizes {}, strides {}) has elements that share memory (an expand(), or a stride-0 gradient such as "
+           "hg::grad of a sum gives); the op would apply once per alias; write into a clone() (only fill_ and zero_ "
+           "are allowed there)",
+           op, self.desc(), self.sizes(), self.strides());
   if (GradMode::is_enabled()) {
     refresh_view_history(self);
     if (impl.view_base) {

@@ -33,12 +33,18 @@ void refresh_view_history(const Tensor& view);
 ///   if (write.tracked()) record_op("mul_", {self, other}, self, backward);   // reads self's history before the write
 ///   write.commit();                               // bumps the version; for a view, records the write on its base
 ///
-/// Refused (hg::Error, before anything is written): a leaf that requires grad, or a view of one, outside
-/// NoGradGuard; a tracked write into a view whose elements overlap (an expand()) or whose base is not
-/// contiguous.
+/// Refused (hg::Error, before anything is written): a write other than fill_/zero_ into a tensor whose elements
+/// share memory; a leaf that requires grad, or a view of one, outside NoGradGuard; a tracked write into a view
+/// whose elements overlap or whose base is not contiguous.
 class InplaceWrite {
  public:
-  InplaceWrite(const Tensor& self, const char* op, std::initializer_list<const Tensor*> inputs = {});
+  /// Whether self may have elements that share memory (an expand(), a stride-0 gradient from hg::grad of a sum).
+  /// Only a write of one value everywhere (fill_, zero_) is well defined there; add_, mul_ or copy_ would apply
+  /// once per alias, so they are refused, as in PyTorch.
+  enum class SelfOverlap { Refused, Allowed };
+
+  InplaceWrite(const Tensor& self, const char* op, std::initializer_list<const Tensor*> inputs = {},
+               SelfOverlap self_overlap = SelfOverlap::Refused);
   ~InplaceWrite();
   InplaceWrite(const InplaceWrite&) = delete;
   InplaceWrite& operator=(const InplaceWrite&) = delete;

@@ -84,7 +84,7 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
 }
 
 const Tensor& Tensor::fill_(double value) const {
-  InplaceWrite write(*this, "fill_");
+  InplaceWrite write(*this, "fill_", {}, InplaceWrite::SelfOverlap::Allowed);  // one value: aliases agree
   Tensor dst = *this;
   backend_for(device()).fill(dst, value);
   if (write.tracked())  // the new value depends on nothing: cut the history

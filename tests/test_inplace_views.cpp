@@ -127,7 +127,7 @@ TEST_CASE("inplace views: refused writes name the op and what to do instead") {
   // An expanded view: several of its indices address one element of the base.
   Tensor x = vec({1, 2}).requires_grad_();
   Tensor b = hg::zeros({1, 2}, f64());
-  CHECK_THROWS_WITH_AS(b.expand({3, 2}).copy_(x.expand({3, 2})), doctest::Contains("several indices address one element"),
+  CHECK_THROWS_WITH_AS(b.expand({3, 2}).copy_(x.expand({3, 2})), doctest::Contains("has elements that share memory"),
                        hg::Error);
   CHECK_FALSE(b.requires_grad());  // refused before anything was written or recorded
   CHECK(hg::sum(b).item<double>() == 0.0);
@@ -215,8 +215,11 @@ TEST_CASE("inplace views: a write through an as_strided view whose elements are 
   // Offsets 0, 1, 1, 2: refused.
   Tensor x = hg::randn({4}, f64()).requires_grad_();
   Tensor b = x * 1.0;
-  CHECK_THROWS_WITH_AS(b.as_strided({2, 2}, {1, 1}, 0).mul_(2.0), doctest::Contains("several indices address one element"),
+  CHECK_THROWS_WITH_AS(b.as_strided({2, 2}, {1, 1}, 0).mul_(2.0), doctest::Contains("has elements that share memory"),
                        hg::Error);
+  // fill_ may write one value through aliases, but autograd cannot split a gradient among them.
+  CHECK_THROWS_WITH_AS(b.as_strided({2, 2}, {1, 1}, 0).fill_(2.0),
+                       doctest::Contains("a view in which several indices address one element"), hg::Error);
 }
 
 TEST_CASE("inplace views: a view taken under NoGradGuard whose base was written since is refused in grad mode") {
@@ -246,4 +249,29 @@ TEST_CASE("inplace views: a view node keeps nothing, so a cached w.t() serves ev
   (c * 2.0).sum().backward();
   (c * 3.0).sum().backward();  // the transpose node ran in the first backward already
   hgtest::check_close(w.grad(), hg::full({2, 3}, 5.0, f64()));
+}
+
+TEST_CASE("inplace views: add_, mul_ and copy_ into a tensor whose elements share memory are refused, fill_ is not") {
+  // hg::grad of a sum gives the seed expanded (stride 0), as PyTorch: scaling it in place would scale the one
+  // stored element once per alias (0.5⁴ here), silently.
+  Tensor w = vec({1, 2, 3, 4}).requires_grad_();
+  Tensor g = hg::grad({w.sum()}, {w})[0];
+  REQUIRE(g.stride(0) == 0);
+  CHECK_THROWS_WITH_AS(g.mul_(0.5), doctest::Contains("mul_: float64[4] cpu (sizes [4], strides [0]) has elements that share memory"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(g.add_(vec({1, 1, 1, 1})), doctest::Contains("add_:"), hg::Error);
+  CHECK_THROWS_WITH_AS(g.copy_(vec({1, 2, 3, 4})), doctest::Contains("copy_:"), hg::Error);
+  hgtest::check_close(g, hg::ones({4}, f64()));  // refused before anything was written
+  hgtest::check_close(g * 0.5, hg::full({4}, 0.5, f64()));  // out of place is fine
+  Tensor a = hg::zeros({1}, f64());
+  a.expand({4}).fill_(2.0);  // one value for every alias: well defined, allowed (as PyTorch)
+  CHECK(a.item<double>() == 2.0);
+  // A hook that scales the gradient in place meets the same refusal, where it would have scaled it 3³ times.
+  Tensor x = vec({1, 2, 3}).requires_grad_();
+  Tensor y = x * 2.0;
+  y.register_hook([](const Tensor& gr) {
+    gr.mul_(3.0);
+    return Tensor();
+  });
+  CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("has elements that share memory"), hg::Error);
 }

@@ -120,3 +120,25 @@ TEST_CASE("matmul: repeated large products leave glibc's heap where it was") {
   CHECK(after.hblkhd <= before.hblkhd + (size_t{256} << 10));  // mmap'ed blocks
 }
 #endif
+
+// A 1×1 matrix cut from a strided tensor has neither inner stride 1 (here 15 and 3); its strides are never
+// stepped along, so it is a valid GEMM operand (it was handed on with a leading dimension of 0, which
+// dnnl_sgemm and cuBLAS refuse). Each product is checked against its float64 value.
+HG_BACKEND_TEST(matmul_one_by_one_operands_with_no_unit_stride) {
+  hg::Tensors out;
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    const hg::TensorOptions o = hg::TensorOptions(dtype).device(device);
+    hg::Tensor z = hg::arange(60, o).reshape({4, 5, 3});
+    hg::Tensor y = z.select(2, 0).narrow(0, 1, 1).narrow(1, 2, 1);  // [[21]], strides (15, 3)
+    REQUIRE(y.strides() == hg::Shape{15, 3});
+    hg::Tensor x = hg::arange(3, o).reshape({3, 1});
+    hg::Tensor mm = hg::matmul(x, y), lin = hg::linear(x, y), lin_t = hg::linear(y.expand({1, 1}), x.t().narrow(1, 0, 1));
+    CHECK(mm.to(hg::kFloat64).to_vector<double>() == std::vector<double>{0, 21, 42});
+    CHECK(lin.to(hg::kFloat64).to_vector<double>() == std::vector<double>{0, 21, 42});
+    CHECK(lin_t.to(hg::kFloat64).to_vector<double>() == std::vector<double>{0});
+    hg::Tensor batched = z.permute({2, 0, 1}).narrow(1, 0, 1).narrow(2, 1, 1);  // [3, 1, 1], strides (1, 15, 3)
+    CHECK(hg::matmul(batched, batched).to(hg::kFloat64).to_vector<double>() == std::vector<double>{9, 16, 25});
+    out.insert(out.end(), {mm, lin, lin_t});
+  }
+  return out;
+}

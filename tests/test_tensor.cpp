@@ -161,3 +161,21 @@ TEST_CASE("empty tensors are contiguous and can be filled with random numbers") 
   CHECK(e.numel() == 0);
   CHECK(hg::rand({0, 5}).size(1) == 5);
 }
+
+// float → int64 of what int64 cannot hold is defined, and the same on every backend: NaN, ±inf and values
+// outside int64's range become INT64_MIN (x86's answer; a plain C++ cast is undefined, and a GPU's saturates).
+HG_BACKEND_TEST(tensor_float_to_int64_of_unrepresentable_values) {
+  const int64_t lowest = std::numeric_limits<int64_t>::min();
+  hg::Tensors out;
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    const double inf = std::numeric_limits<double>::infinity();
+    hg::Tensor x = hg::from_vector<double>({std::nan(""), inf, -inf, 1e19, -1e19, 2.7, -2.7, 0.0}, {8},
+                                           hg::TensorOptions(hg::kFloat64).device(device))
+                       .to(dtype);
+    hg::Tensor i = x.to(hg::kInt64);
+    CHECK(i.to_vector<int64_t>() ==
+          std::vector<int64_t>{lowest, lowest, lowest, lowest, lowest, 2, -2, 0});
+    out.push_back(i.to(hg::kFloat64));
+  }
+  return out;
+}

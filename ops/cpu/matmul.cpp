@@ -23,8 +23,12 @@ struct MatrixLayout {
   int64_t ld = 0;
 };
 MatrixLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
-  if (col_stride == 1 && (row_stride >= std::max<int64_t>(cols, 1) || rows == 1)) return {true, false, std::max(row_stride, cols)};
-  if (row_stride == 1 && (col_stride >= std::max<int64_t>(rows, 1) || cols == 1)) return {true, true, std::max(col_stride, rows)};
+  // A dim of size 1 is never stepped along, so its stride does not matter (a 1×1 slice of a strided tensor has
+  // neither stride 1, and was refused with ld = 0).
+  if ((col_stride == 1 || cols == 1) && (rows == 1 || row_stride >= std::max<int64_t>(cols, 1)))
+    return {true, false, rows == 1 ? std::max<int64_t>(cols, 1) : row_stride};
+  if ((row_stride == 1 || rows == 1) && (cols == 1 || col_stride >= std::max<int64_t>(rows, 1)))
+    return {true, true, cols == 1 ? std::max<int64_t>(rows, 1) : col_stride};
   return {};
 }
 // The same memory seen as the transpose of the matrix: [cols, rows].

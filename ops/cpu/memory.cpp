@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -274,10 +275,17 @@ void CpuBackend::copy(const Tensor& src, Tensor& out) {
     HG_DISPATCH_ALL(src.dtype(), "copy", [&] {
       using in_t = scalar_t;
       cpu_kernel<out_t, in_t>(out, {&src}, [](in_t v) {
-        if constexpr (std::is_same_v<out_t, uint8_t>)
+        if constexpr (std::is_same_v<out_t, uint8_t>) {
           return static_cast<uint8_t>(v != in_t(0));  // bool: nonzero → 1
-        else
+        } else if constexpr (std::is_same_v<out_t, int64_t> && std::is_floating_point_v<in_t>) {
+          // NaN, ±inf and values outside int64's range → INT64_MIN, defined here (a plain cast is undefined
+          // behaviour; x86 gives INT64_MIN, the CUDA backend does the same explicitly).
+          constexpr double kTwo63 = 9223372036854775808.0;
+          const double d = static_cast<double>(v);
+          return d >= -kTwo63 && d < kTwo63 ? static_cast<int64_t>(d) : std::numeric_limits<int64_t>::min();
+        } else {
           return static_cast<out_t>(v);
+        }
       });
     });
   });

@@ -65,13 +65,16 @@ constexpr int kColumns = 32, kRowLanes = 16;
 template <typename T>
 __global__ void __launch_bounds__(kColumns * kRowLanes) layer_norm_backward_params_kernel(
     const T* g, const T* x, const T* mean, const T* rstd, int64_t rows, int64_t N, T* grad_weight, T* grad_bias) {
-  __shared__ T partial_weight[kRowLanes][kColumns], partial_bias[kRowLanes][kColumns];
+  // Each lane adds rows / kRowLanes terms in sequence (65 k for a million tokens): in double, as the CPU's column
+  // sums, or a float32 sum of same-signed terms drifts by ~1e-3 relative.
+  using Acc = double;
+  __shared__ Acc partial_weight[kRowLanes][kColumns], partial_bias[kRowLanes][kColumns];
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kColumns + threadIdx.x;
-  T sum_w = 0, sum_b = 0;
+  Acc sum_w = 0, sum_b = 0;
   if (j < N) {
     for (int64_t r = threadIdx.y; r < rows; r += kRowLanes) {
-      const T gv = g[r * N + j];
-      sum_w += gv * ((x[r * N + j] - mean[r]) * rstd[r]);
+      const Acc gv = g[r * N + j];
+      sum_w += gv * static_cast<Acc>((x[r * N + j] - mean[r]) * rstd[r]);
       sum_b += gv;
     }
   }
@@ -83,8 +86,8 @@ __global__ void __launch_bounds__(kColumns * kRowLanes) layer_norm_backward_para
       sum_w += partial_weight[lane][threadIdx.x];
       sum_b += partial_bias[lane][threadIdx.x];
     }
-    if (grad_weight) grad_weight[j] = sum_w;
-    if (grad_bias) grad_bias[j] = sum_b;
+    if (grad_weight) grad_weight[j] = static_cast<T>(sum_w);
+    if (grad_bias) grad_bias[j] = static_cast<T>(sum_b);
   }
 }
 

@@ -14,12 +14,19 @@ namespace hg::cuda {
 
 namespace {
 
-// Value conversion of copy(): to bool means nonzero → 1, as the CPU backend.
+// Value conversion of copy(), the same as the CPU backend's (ops/cpu/memory.cpp): to bool means nonzero → 1;
+// a float that is NaN, infinite or outside int64's range becomes INT64_MIN (what x86's conversion gives; a plain
+// cast is undefined there, and the GPU's conversion saturates instead).
 template <typename Out, typename In> __device__ __forceinline__ Out convert(In v) {
-  if constexpr (std::is_same_v<Out, uint8_t>)
+  if constexpr (std::is_same_v<Out, uint8_t>) {
     return static_cast<uint8_t>(v != In(0));
-  else
+  } else if constexpr (std::is_same_v<Out, int64_t> && std::is_floating_point_v<In>) {
+    constexpr double kTwo63 = 9223372036854775808.0;
+    const double d = static_cast<double>(v);
+    return d >= -kTwo63 && d < kTwo63 ? static_cast<int64_t>(d) : INT64_MIN;
+  } else {
     return static_cast<Out>(v);
+  }
 }
 
 size_t nbytes_of(const Tensor& t) { return static_cast<size_t>(t.numel()) * t.element_size(); }

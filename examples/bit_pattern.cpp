@@ -35,7 +35,6 @@
 #include <memory>
 #include <numeric>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -116,14 +115,6 @@ Data make_data(const Options& opt) {
   return d;
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream stream(text);
-  for (std::string item; std::getline(stream, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 /// A network by name: a demo network or np_<separation>; LwPF adds a PFU forgetting unit to its separation.
 struct Net {
   std::string name;
@@ -193,7 +184,7 @@ int run(const Options& opt) {
   auto train_set = std::make_shared<hg::data::TensorDataset>(data.train_x.to(device), data.train_y.to(device));
 
   std::vector<Net> nets;
-  for (const std::string& name : split_list(opt.nets)) {
+  for (const std::string& name : hg::train::split_names(opt.nets, "--nets")) {
     if (opt.lwpf != "on") nets.push_back({name, false});
     if (opt.lwpf == "off") continue;
     // A forgetting unit acts on scores, which linear attention and random features never form.
@@ -222,21 +213,23 @@ int run(const Options& opt) {
     fmt::print("[{}] {}\n", k, nets[k].label());
     for (int s = 0; s < opt.seeds; ++s) {
       const uint64_t seed = opt.common.seed + static_cast<uint64_t>(s);
-      // This run's epochs already in the log (a resumed run).
+      // This run's epochs already in the log (a resumed run), and the rows they are in.
       Run r;
       double seconds = 0;
+      std::vector<size_t> logged;
+      const std::vector<double> logged_seconds = log.column("seconds");
       {
         const std::vector<double> net = log.column("net"), seeds = log.column("seed"),
-                                  loss = log.column("train_loss"), acc = log.column("eval_accuracy"),
-                                  secs = log.column("seconds");
+                                  loss = log.column("train_loss"), acc = log.column("eval_accuracy");
         for (size_t i = 0; i < net.size(); ++i)
           if (net[i] == static_cast<double>(k) && seeds[i] == static_cast<double>(seed)) {
+            logged.push_back(i);
             r.train_loss.push_back(loss[i]);
             r.eval_accuracy.push_back(acc[i]);
-            seconds = secs[i];
+            seconds = logged_seconds[i];
           }
       }
-      const int done = static_cast<int>(r.train_loss.size());
+      int done = static_cast<int>(r.train_loss.size());
       if (done >= opt.common.epochs) {
         fmt::print("  seed {}: finished before (--resume): eval {:6.2f}%\n", seed, 100 * r.eval_accuracy.back());
         runs[k].push_back(std::move(r));
@@ -254,16 +247,28 @@ int run(const Options& opt) {
                                                                          nets[k].lwpf ? "_lwpf" : "", seed);
       int start_epoch = 1;
       if (done > 0) {
-        HG_CHECK(fs::exists(checkpoint_path), "bit_pattern: --resume: {} has {} epochs of {} seed {}, but there is "
-                 "no checkpoint {}", csv_path.string(), done, nets[k].label(), seed, checkpoint_path.string());
-        hg::serialize::TrainingState state = hg::serialize::load(checkpoint_path, *model, &optimizer);
-        HG_CHECK(state.config == config && state.epoch == done,
+        hg::serialize::TrainingState state;
+        const bool saved = fs::exists(checkpoint_path);
+        if (saved) state = hg::serialize::load(checkpoint_path, *model, &optimizer);
+        const int saved_epoch = saved ? static_cast<int>(state.epoch) : 0;
+        HG_CHECK(!saved || (state.config == config && saved_epoch <= done),
                  "bit_pattern: --resume: {} (epoch {}) does not continue the log's {} epochs of this run with these "
                  "settings", checkpoint_path.string(), state.epoch, done);
-        state.rng.restore();
-        start_epoch = done + 1;
-        loader.set_epoch(state.epoch);  // the next epoch sees the order an uninterrupted run would
-        fmt::print("  seed {}: resuming from {} after epoch {}\n", seed, checkpoint_path.string(), done);
+        const size_t ahead = hg::train::rows_ahead_of_checkpoint(log, logged, static_cast<size_t>(saved_epoch),
+                                                                 checkpoint_path, "bit_pattern");
+        if (ahead > 0) {  // killed after logging an epoch but before its checkpoint: those epochs run again
+          log.drop_last(ahead);
+          r.train_loss.resize(static_cast<size_t>(saved_epoch));
+          r.eval_accuracy.resize(static_cast<size_t>(saved_epoch));
+          seconds = saved_epoch > 0 ? logged_seconds[logged[static_cast<size_t>(saved_epoch) - 1]] : 0.0;
+          done = saved_epoch;
+        }
+        if (done > 0) {
+          state.rng.restore();
+          start_epoch = done + 1;
+          loader.set_epoch(state.epoch);  // the next epoch sees the order an uninterrupted run would
+          fmt::print("  seed {}: resuming from {} after epoch {}\n", seed, checkpoint_path.string(), done);
+        }
       }
       for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {
         model->train();
@@ -414,7 +419,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (opt.setting == "nonparametric" && app.count("--batch-size") == 0) opt.common.batch_size = 128;
   try {
-    for (const std::string& name : split_list(opt.nets))  // refuse a typo before any training
+    for (const std::string& name : hg::train::split_names(opt.nets, "--nets"))  // refuse a typo before any training
       if (name.starts_with("np_")) nn::separation_kind_from_string(name.substr(3));
       else models::bit_net_kind_from_string(name);
     return run(opt);

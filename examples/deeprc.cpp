@@ -369,6 +369,9 @@ int run(const Options& opt) {
     hg::train::CsvLog log(csv_path, {"epoch", "train_loss", "val_loss", "val_auc", "support", "attention_grad",
                                      "val_top1", "seconds"},
                           /*append=*/resuming);
+    // Killed after logging an epoch but before its checkpoint: that row goes, and the epoch runs again.
+    if (resuming && log.rows() >= static_cast<size_t>(start_epoch))
+      log.drop_last(log.rows() - static_cast<size_t>(start_epoch - 1));
     fmt::print("fold {}/{}: {} training, {} validation, {} test repertoires\n", k + 1, opt.folds, train.size(),
                val.size(), test.size());
 

@@ -36,7 +36,6 @@
 #include <iterator>
 #include <memory>
 #include <numeric>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -76,14 +75,6 @@ struct Options {
 
 bool has_mnist(const fs::path& dir) {
   return fs::exists(dir / "t10k-images-idx3-ubyte.gz") || fs::exists(dir / "t10k-images-idx3-ubyte");
-}
-
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  std::stringstream stream(text);
-  for (std::string item; std::getline(stream, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 bool forms_scores(nn::SeparationKind kind) {
@@ -244,7 +235,7 @@ int run(const Options& opt) {
   std::vector<Config> configs;
   for (const std::string& form : opt.form == "both" ? std::vector<std::string>{"paired", "ilse"}
                                                     : std::vector<std::string>{opt.form})
-    for (const std::string& name : split_list(opt.models)) {
+    for (const std::string& name : hg::train::split_names(opt.models, "--models")) {
       if (opt.lwpf != "on") configs.push_back({form, name, false});
       if (opt.lwpf != "off" && (is_ilse_model(name) || forms_scores(nn::separation_kind_from_string(name))))
         configs.push_back({form, name, true});
@@ -271,22 +262,25 @@ int run(const Options& opt) {
     fmt::print("[{}] {}\n", k, c.label());
     for (int s = 0; s < opt.seeds; ++s) {
       const uint64_t seed = opt.common.seed + static_cast<uint64_t>(s);
-      // This run's epochs already in the log (a resumed run).
+      // This run's epochs already in the log (a resumed run), and the rows they are in.
       Run r;
       double seconds = 0;
+      std::vector<size_t> logged;
+      const std::vector<double> logged_seconds = log.column("seconds");
       {
         const std::vector<double> cfg = log.column("config"), seeds = log.column("seed"),
                                   loss = log.column("train_loss"), auc = log.column("test_auc"),
-                                  acc = log.column("test_accuracy"), secs = log.column("seconds");
+                                  acc = log.column("test_accuracy");
         for (size_t i = 0; i < cfg.size(); ++i)
           if (cfg[i] == static_cast<double>(k) && seeds[i] == static_cast<double>(seed)) {
+            logged.push_back(i);
             r.train_loss.push_back(loss[i]);
             r.test_auc.push_back(auc[i]);
             r.test_accuracy.push_back(acc[i]);
-            seconds = secs[i];
+            seconds = logged_seconds[i];
           }
       }
-      const int done = static_cast<int>(r.train_loss.size());
+      int done = static_cast<int>(r.train_loss.size());
       if (done >= opt.common.epochs) {
         fmt::print("  seed {}: finished before (--resume): test AUC {:.4f}\n", seed, r.test_auc.back());
         runs[k].push_back(std::move(r));
@@ -309,17 +303,30 @@ int run(const Options& opt) {
           opt.common.out_dir / fmt::format("mnist_bags_{}_{}{}_s{}.ckpt", c.form, c.model, c.lwpf ? "_lwpf" : "", seed);
       int start_epoch = 1;
       if (done > 0) {
-        HG_CHECK(fs::exists(checkpoint_path), "mnist_bags: --resume: {} has {} epochs of {} seed {}, but there is "
-                 "no checkpoint {}", csv_path.string(), done, c.label(), seed, checkpoint_path.string());
-        hg::serialize::TrainingState state = hg::serialize::load(checkpoint_path, *model.module, &optimizer);
-        HG_CHECK(state.config == config && state.epoch == done,
+        hg::serialize::TrainingState state;
+        const bool saved = fs::exists(checkpoint_path);
+        if (saved) state = hg::serialize::load(checkpoint_path, *model.module, &optimizer);
+        const int saved_epoch = saved ? static_cast<int>(state.epoch) : 0;
+        HG_CHECK(!saved || (state.config == config && saved_epoch <= done),
                  "mnist_bags: --resume: {} (epoch {}) does not continue the log's {} epochs of this run with these "
                  "settings", checkpoint_path.string(), state.epoch, done);
-        state.rng.restore();
-        if (state.scheduler) schedule.load_state(*state.scheduler);
-        start_epoch = done + 1;
-        loader.set_epoch(state.epoch);  // the next epoch sees the order an uninterrupted run would
-        fmt::print("  seed {}: resuming from {} after epoch {}\n", seed, checkpoint_path.string(), done);
+        const size_t ahead = hg::train::rows_ahead_of_checkpoint(log, logged, static_cast<size_t>(saved_epoch),
+                                                                 checkpoint_path, "mnist_bags");
+        if (ahead > 0) {  // killed after logging an epoch but before its checkpoint: those epochs run again
+          log.drop_last(ahead);
+          r.train_loss.resize(static_cast<size_t>(saved_epoch));
+          r.test_auc.resize(static_cast<size_t>(saved_epoch));
+          r.test_accuracy.resize(static_cast<size_t>(saved_epoch));
+          seconds = saved_epoch > 0 ? logged_seconds[logged[static_cast<size_t>(saved_epoch) - 1]] : 0.0;
+          done = saved_epoch;
+        }
+        if (done > 0) {
+          state.rng.restore();
+          if (state.scheduler) schedule.load_state(*state.scheduler);
+          start_epoch = done + 1;
+          loader.set_epoch(state.epoch);  // the next epoch sees the order an uninterrupted run would
+          fmt::print("  seed {}: resuming from {} after epoch {}\n", seed, checkpoint_path.string(), done);
+        }
       }
       for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {
         model.module->train();
@@ -492,13 +499,15 @@ int main(int argc, char** argv) {
       ->check(hg::train::in_range(0, 1e9));
   CLI11_PARSE(app, argc, argv);
   if (!has_mnist(opt.common.data_dir / "mnist")) {
-    fmt::print("mnist_bags: skipped: no MNIST t10k under {} (scripts/fetch-data.sh downloads it; or pass "
-               "--data-dir)\n",
-               (opt.common.data_dir / "mnist").string());
-    return 0;
+    // Skipped only where the data folder is the default one and no --min-auc asks for a result.
+    const bool skip = hg::train::may_skip_missing_data(app, app.count("--min-auc") > 0);
+    fmt::print(skip ? stdout : stderr,
+               "mnist_bags: {}no MNIST t10k under {} (scripts/fetch-data.sh downloads it; or pass --data-dir)\n",
+               skip ? "skipped: " : "", (opt.common.data_dir / "mnist").string());
+    return skip ? 0 : 1;
   }
   try {
-    for (const std::string& name : split_list(opt.models))  // typos first
+    for (const std::string& name : hg::train::split_names(opt.models, "--models"))  // typos first
       if (!is_ilse_model(name)) nn::separation_kind_from_string(name);
     return run(opt);
   } catch (const hg::Error& e) {

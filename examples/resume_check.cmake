@@ -6,6 +6,9 @@
 # A program that prints "skipped" and writes no log (its data is absent) passes without comparing.
 # ALSO (optional, space-separated): further CSV files the two runs must write alike (same rule, any number of lines),
 # e.g. the per-configuration results of a program that runs several configurations one after another.
+# LOG_AHEAD=ON: the interrupted run is, in addition, taken one epoch further and then given back the checkpoints it
+# had after epoch STOP_AFTER (the one of a run that had none is deleted): its log is one epoch ahead of its
+# checkpoint, as after a kill between an epoch's log row and its checkpoint; the resumed run must redo that epoch.
 separate_arguments(common UNIX_COMMAND "${ARGS}")
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${PROGRAM} ${common} --out-dir=${WORK_DIR}/straight RESULT_VARIABLE rc OUTPUT_VARIABLE out
@@ -20,6 +23,21 @@ endif()
 execute_process(COMMAND ${PROGRAM} ${common} --stop-after=${STOP_AFTER} --out-dir=${WORK_DIR}/resumed RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the interrupted run failed (exit ${rc})")
+endif()
+if(LOG_AHEAD)
+  file(GLOB checkpoints ${WORK_DIR}/resumed/*.ckpt)
+  file(MAKE_DIRECTORY ${WORK_DIR}/saved)
+  file(COPY ${checkpoints} DESTINATION ${WORK_DIR}/saved)
+  math(EXPR next "${STOP_AFTER} + 1")
+  execute_process(COMMAND ${PROGRAM} ${common} --resume --stop-after=${next} --out-dir=${WORK_DIR}/resumed
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "the run taken one epoch further failed (exit ${rc})")
+  endif()
+  file(GLOB checkpoints ${WORK_DIR}/resumed/*.ckpt)
+  file(REMOVE ${checkpoints})
+  file(GLOB checkpoints ${WORK_DIR}/saved/*.ckpt)
+  file(COPY ${checkpoints} DESTINATION ${WORK_DIR}/resumed)
 endif()
 execute_process(COMMAND ${PROGRAM} ${common} --resume --out-dir=${WORK_DIR}/resumed RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)

@@ -178,6 +178,9 @@ int train(const Options& opt) {
   hg::train::CsvLog log(csv_path,
                         {"epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy", "lr", "seconds"},
                         /*append=*/opt.resume);
+  // Killed after logging an epoch but before its checkpoint: that row goes, and the epoch runs again.
+  if (opt.resume && log.rows() >= static_cast<size_t>(start_epoch))
+    log.drop_last(log.rows() - static_cast<size_t>(start_epoch - 1));
   fmt::print("train_mlp: {}; MLP {}-{}-{}, Adam lr {} (cosine), batch {}, {} epochs, on {} ({} thread{})\n",
              data.description, data.features, opt.hidden, data.classes, opt.common.lr, opt.common.batch_size,
              opt.common.epochs, device, opt.common.threads, opt.common.threads > 1 ? "s" : "");

@@ -302,6 +302,9 @@ RunResult train_run(const Options& opt, const Data& data, const std::string& var
   hg::train::CsvLog log(csv_path,
                         {"epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy", "lr", "seconds"},
                         /*append=*/resuming);
+  // Killed after logging an epoch but before its checkpoint: that row goes, and the epoch runs again.
+  if (resuming && log.rows() >= static_cast<size_t>(start_epoch))
+    log.drop_last(log.rows() - static_cast<size_t>(start_epoch - 1));
   double seconds = log.rows() > 0 ? log.column("seconds").back() : 0.0;
   Evaluation test = evaluate(net, test_x, test_y, opt.common.batch_size);
   for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {

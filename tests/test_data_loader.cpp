@@ -223,11 +223,14 @@ TEST_CASE("data DataLoader: an exception while making batch k is rethrown at bat
     CHECK(thrown);
     CHECK(seen.size() == 12);  // batches 0, 1, 2 arrived before the failure
 
-    // Caught by hand: the iterator then stands after the failed batch, and ++ continues with batch 4.
+    // Caught by hand: the iterator then stands at the failed batch — not at end(), with nothing to read — and ++
+    // continues with batch 4, so the usual `while (it != end)` loop that catches the error loses no batch.
     auto it = loader.begin();
     ++it;
     ++it;
     CHECK_THROWS_WITH_AS(++it, "probe: example 13 is broken", std::runtime_error);
+    CHECK(it != loader.end());
+    CHECK_THROWS_WITH_AS(*it, doctest::Contains("making this batch threw; ++ goes on with the next one"), hg::Error);
     ++it;
     REQUIRE(it != loader.end());
     CHECK(it->to_vector<float>() == std::vector<float>{16, 17, 18, 19});
@@ -296,6 +299,10 @@ TEST_CASE("data DataLoader: option and argument errors") {
                        doctest::Contains("num_workers must be non-negative"), hg::Error);
   CHECK_THROWS_WITH_AS(make_data_loader(ds, DataLoaderOptions().num_workers(1).prefetch_factor(0)),
                        doctest::Contains("prefetch_factor must be at least 1, got 0"), hg::Error);
+  // The slots ahead are allocated up front: a product that overflows (it crashed with SIGFPE) or is huge is refused.
+  CHECK_THROWS_WITH_AS(make_data_loader(ds, DataLoaderOptions().num_workers(4).prefetch_factor(int64_t{1} << 62)),
+                       doctest::Contains("num_workers × prefetch_factor (4 × 4611686018427387904) must be at most 65536"),
+                       hg::Error);
   CHECK_THROWS_WITH_AS(make_data_loader(std::shared_ptr<TensorDataset>()), doctest::Contains("the dataset is null"),
                        hg::Error);
 }

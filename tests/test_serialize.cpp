@@ -426,6 +426,30 @@ struct Run {
 
 }  // namespace
 
+TEST_CASE("AtomicFile: a commit removes the temporary files that killed writers left behind") {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("hg_atomic_leftover_{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path target = dir / "run.ckpt";
+  // A pid that no process has (above the kernel's pid_max), one that is alive (this process's parent), and a
+  // file that only looks similar.
+  for (const char* name : {"run.ckpt.tmp.999999999", "run.ckpt.tmp.x1", "other.ckpt.tmp.999999999"})
+    std::ofstream(dir / name) << "partial";
+  const fs::path alive = dir / fmt::format("run.ckpt.tmp.{}", ::getppid());
+  std::ofstream(alive) << "being written";
+  {
+    hg::serialize::AtomicFile out(target);
+    out.write("new", 3);
+    out.commit();
+  }
+  CHECK(fs::exists(target));
+  CHECK_FALSE(fs::exists(dir / "run.ckpt.tmp.999999999"));  // its writer is gone
+  CHECK(fs::exists(alive));                                  // its writer may still be at work
+  CHECK(fs::exists(dir / "run.ckpt.tmp.x1"));                // not a pid
+  CHECK(fs::exists(dir / "other.ckpt.tmp.999999999"));      // another file's
+  fs::remove_all(dir);
+}
+
 TEST_CASE("AtomicFile: a crash mid-save leaves the previous checkpoint intact and loadable") {
   TempDir dir("crash");
   const fs::path path = dir / "ckpt.safetensors";

@@ -308,6 +308,72 @@ TEST_CASE("train: CSV log writes, flushes, reads back and appends on resume") {
                        hg::Error);
 }
 
+TEST_CASE("train: a log ahead of its checkpoint drops its last rows, on disk too") {
+  // A run killed after logging an epoch but before saving its checkpoint: on resume, the rows after the checkpoint
+  // go (rewritten atomically) and the epochs run again.
+  TempDir dir("csv_drop");
+  const fs::path path = dir.path / "log.csv";
+  {
+    train::CsvLog log(path, {"run", "epoch"});
+    for (double row : {1.0, 2.0}) log.write({0, row});
+    for (double row : {1.0, 2.0, 3.0}) log.write({1, row});
+  }
+  train::CsvLog log(path, {"run", "epoch"}, /*append=*/true);
+  // Run 1 (rows 2, 3, 4) has a checkpoint at epoch 1: its rows 3 and 4 are ahead, and they are the log's last.
+  CHECK(train::rows_ahead_of_checkpoint(log, {2, 3, 4}, 1, "r1.ckpt", "prog") == 2);
+  CHECK(train::rows_ahead_of_checkpoint(log, {2, 3, 4}, 3, "r1.ckpt", "prog") == 0);
+  // Run 0 (rows 0, 1) is finished; a missing checkpoint of it cannot be repaired by dropping rows.
+  CHECK_THROWS_WITH_AS(train::rows_ahead_of_checkpoint(log, {0, 1}, 0, "r0.ckpt", "prog"),
+                       doctest::Contains(("prog: --resume: " + path.string() +
+                                          " has 2 epochs of this run but its checkpoint r0.ckpt does not exist")
+                                             .c_str()),
+                       hg::Error);
+  log.drop_last(2);
+  CHECK(log.rows() == 3);
+  CHECK(read_text(path) == "run,epoch\n0,1\n0,2\n1,1\n");
+  log.write({1, 2});  // appending goes on after the kept rows
+  CHECK(read_text(path) == "run,epoch\n0,1\n0,2\n1,1\n1,2\n");
+  CHECK(log.column("epoch") == std::vector<double>{1, 2, 1, 2});
+  CHECK_THROWS_WITH_AS(log.drop_last(5), doctest::Contains("cannot drop the last 5 rows of 4"), hg::Error);
+  for (const auto& entry : fs::directory_iterator(dir.path))  // no temporary file left behind
+    CHECK(entry.path().filename() == "log.csv");
+}
+
+TEST_CASE("train: list flags, range messages, and when a missing dataset may be skipped") {
+  CHECK(train::split_names("softmax,,topk,", "--models") == std::vector<std::string>{"softmax", "topk"});
+  CHECK_THROWS_WITH_AS(train::split_names(",", "--models"), doctest::Contains("--models: expects at least one name, got ','"),
+                       hg::Error);
+  // Bounds print as given: a lower bound of 1e-7 is not "0.000000".
+  double rate = 0.5;
+  CLI::App app;
+  app.add_option("--rate", rate)->check(train::in_range(1e-7, 1));
+  try {
+    parse(app, {"--rate", "0"});
+    FAIL("--rate 0 was accepted");
+  } catch (const CLI::ParseError& e) {
+    CHECK(std::string(e.what()).find("must be a number in [1e-07, 1], got 0") != std::string::npos);
+  }
+  // Skipping is for the default data folder only, and only when no result was asked for.
+  const char* saved = std::getenv("HOPGRAD_DATA_DIR");
+  const std::string saved_value = saved ? saved : "";
+  ::unsetenv("HOPGRAD_DATA_DIR");
+  train::CommonFlags flags;
+  CLI::App defaulted, given;
+  train::add_common_flags(defaulted, flags);
+  train::add_common_flags(given, flags);
+  parse(defaulted, {});
+  parse(given, {"--data-dir", "/nowhere"});
+  CHECK(train::may_skip_missing_data(defaulted));
+  CHECK_FALSE(train::may_skip_missing_data(defaulted, /*result_asked_for=*/true));
+  CHECK_FALSE(train::may_skip_missing_data(given));
+  ::setenv("HOPGRAD_DATA_DIR", "/from/env", 1);
+  CHECK_FALSE(train::may_skip_missing_data(defaulted));
+  if (saved)
+    ::setenv("HOPGRAD_DATA_DIR", saved_value.c_str(), 1);
+  else
+    ::unsetenv("HOPGRAD_DATA_DIR");
+}
+
 TEST_CASE("train: SVG plot is well-formed, with one polyline per series, labels and a legend") {
   std::vector<double> epochs{1, 2, 3, 4, 5};
   std::vector<train::Panel> panels{

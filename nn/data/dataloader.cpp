@@ -13,6 +13,11 @@ void check_options(const DataLoaderOptions& options) {
            options.num_workers_);
   HG_CHECK(options.prefetch_factor_ >= 1, "DataLoader: prefetch_factor must be at least 1, got {}",
            options.prefetch_factor_);
+  // The workers fill num_workers × prefetch_factor batch slots ahead of the consumer (allocated up front).
+  constexpr int64_t kMaxSlots = 1 << 16;
+  HG_CHECK(options.num_workers_ <= kMaxSlots && options.prefetch_factor_ <= kMaxSlots / std::max<int64_t>(1, options.num_workers_),
+           "DataLoader: num_workers × prefetch_factor ({} × {}) must be at most {} batches held ahead", options.num_workers_,
+           options.prefetch_factor_, kMaxSlots);
 }
 
 int64_t num_batches(int64_t dataset_size, const DataLoaderOptions& options) {

@@ -220,21 +220,30 @@ template <typename Batch> class DataLoader {
     using difference_type = std::ptrdiff_t;
 
     Iterator() = default;
-    Batch& operator*() const { return *current_; }
-    Batch* operator->() const { return &*current_; }
+    Batch& operator*() const { return batch(); }
+    Batch* operator->() const { return &batch(); }
+    /// Moves to the next batch. When making it throws, the iterator stands at that batch (not at end()), with
+    /// nothing to read, and the next ++ goes on with the batch after it.
     Iterator& operator++() {
       current_.reset();  // release the batch before making the consumer wait for the next one
       current_ = run_->next();
+      done_ = !current_.has_value();
       return *this;
     }
     void operator++(int) { ++*this; }
-    friend bool operator==(const Iterator& it, Sentinel) { return !it.current_.has_value(); }
+    friend bool operator==(const Iterator& it, Sentinel) { return it.done_; }
 
    private:
     friend class DataLoader;
-    explicit Iterator(std::unique_ptr<detail::EpochRun<Batch>> run) : run_(std::move(run)) { ++*this; }
+    explicit Iterator(std::unique_ptr<detail::EpochRun<Batch>> run) : run_(std::move(run)), done_(false) { ++*this; }
+    Batch& batch() const {
+      HG_CHECK(current_.has_value(), "DataLoader: no batch to read here: {}",
+               done_ ? "the iterator is at end()" : "making this batch threw; ++ goes on with the next one");
+      return *current_;
+    }
     std::unique_ptr<detail::EpochRun<Batch>> run_;
     mutable std::optional<Batch> current_;
+    bool done_ = true;  ///< past the last batch (a default-constructed iterator is at the end)
   };
 
   /// Starts epoch `epoch()` (and advances the counter); throws what making batch 0 throws.

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <hopgrad/core/error.h>
@@ -26,6 +27,23 @@ std::mutex in_flight_mutex;
 std::set<fs::path> in_flight;
 
 std::string os_error() { return std::strerror(errno); }
+
+// Deletes the temporary files `<path>.tmp.<pid>` that writers of `path` killed before their commit left behind —
+// those whose process no longer exists (kill(pid, 0) fails with ESRCH). Best effort: errors are ignored.
+void remove_abandoned_temporaries(const fs::path& path) {
+  const fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const std::string prefix = path.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (fs::directory_iterator it(directory, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (pid == ::getpid() || pid <= 0) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+}
 
 }  // namespace
 
@@ -114,6 +132,7 @@ void AtomicFile::commit() {
   // Some file systems cannot fsync a directory (EINVAL); the rename is then as durable as they make it.
   HG_CHECK(rc == 0 || fsync_errno == EINVAL, "AtomicFile: fsync of directory '{}' after writing '{}' failed: {}",
            directory.string(), path_.string(), std::strerror(fsync_errno));
+  remove_abandoned_temporaries(path_);
 }
 
 namespace detail {

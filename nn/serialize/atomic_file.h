@@ -28,7 +28,8 @@ class AtomicFile {
   /// Appends `size` bytes (retrying short writes); throws naming the file on any I/O error (a full disk...).
   void write(const void* data, size_t size);
   /// fsync, close, rename over path(), fsync the directory: afterwards path() holds exactly the bytes
-  /// written, durably. Nothing may be written after it.
+  /// written, durably. Nothing may be written after it. Also deletes the temporary files of `path` that writers
+  /// killed before their commit left behind (those whose process is gone).
   void commit();
 
   const std::filesystem::path& path() const { return path_; }

@@ -11,6 +11,7 @@
 #include <fmt/ranges.h>
 
 #include <hopgrad/core/error.h>
+#include <hopgrad/nn/serialize/atomic_file.h>
 
 namespace hg::train {
 namespace fs = std::filesystem;
@@ -41,6 +42,15 @@ std::string format_number(double v) {
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   if (v == std::trunc(v) && std::abs(v) < 1e15) return fmt::format("{}", static_cast<int64_t>(v));
   return fmt::format("{}", v);  // shortest round-trip representation
+}
+
+std::string format_row(std::span<const double> row) {
+  std::string text;
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (i > 0) text += ',';
+    text += format_number(row[i]);
+  }
+  return text;
 }
 
 }  // namespace
@@ -93,15 +103,25 @@ void CsvLog::read_existing() {
 void CsvLog::write(std::span<const double> row) {
   HG_CHECK(row.size() == columns_.size(), "CsvLog {}: a row of {} values; expected {}, one per column ({})",
            path_.string(), row.size(), columns_.size(), fmt::join(columns_, ","));
-  std::string text;
-  for (size_t i = 0; i < row.size(); ++i) {
-    if (i > 0) text += ',';
-    text += format_number(row[i]);
-  }
+  const std::string text = format_row(row);
   file_ << text << '\n';
   file_.flush();
   HG_CHECK(file_.good(), "CsvLog: writing a row to {} failed", path_.string());
   rows_.emplace_back(row.begin(), row.end());
+}
+
+void CsvLog::drop_last(size_t n) {
+  HG_CHECK(n <= rows_.size(), "CsvLog {}: cannot drop the last {} rows of {}", path_.string(), n, rows_.size());
+  if (n == 0) return;
+  rows_.resize(rows_.size() - n);
+  file_.close();
+  std::string text = fmt::format("{}\n", fmt::join(columns_, ","));
+  for (const auto& row : rows_) text += format_row(row) + '\n';
+  serialize::AtomicFile out(path_);  // killed halfway, the file still holds every row it had
+  out.write(text.data(), text.size());
+  out.commit();
+  file_.open(path_, std::ios::app);
+  HG_CHECK(file_.is_open(), "CsvLog: cannot open {} for writing", path_.string());
 }
 
 std::vector<double> CsvLog::column(std::string_view name) const {
@@ -113,6 +133,19 @@ std::vector<double> CsvLog::column(std::string_view name) const {
   values.reserve(rows_.size());
   for (const auto& row : rows_) values.push_back(row[index]);
   return values;
+}
+
+size_t rows_ahead_of_checkpoint(const CsvLog& log, const std::vector<size_t>& run_rows, size_t checkpoint_epoch,
+                                const std::filesystem::path& checkpoint, const char* program) {
+  if (run_rows.size() <= checkpoint_epoch) return 0;
+  const size_t ahead = run_rows.size() - checkpoint_epoch;
+  for (size_t j = 0; j < ahead; ++j)
+    HG_CHECK(run_rows[checkpoint_epoch + j] == log.rows() - ahead + j,
+             "{}: --resume: {} has {} epochs of this run but its checkpoint {} {}, and the rows after it are not the "
+             "log's last (the checkpoint of a finished part of the run is missing?)",
+             program, log.path().string(), run_rows.size(), checkpoint.string(),
+             checkpoint_epoch > 0 ? fmt::format("is at epoch {}", checkpoint_epoch) : std::string("does not exist"));
+  return ahead;
 }
 
 }  // namespace hg::train

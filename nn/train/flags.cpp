@@ -36,7 +36,18 @@ const CLI::Validator kDevice(
 
 int default_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
 
-CLI::Validator in_range(double lo, double hi) { return CLI::Range(lo, hi).description(""); }
+// Bounds print as written ({:g}): CLI::Range's "%f" showed a lower bound of 1e-7 as 0.000000, so that "0 is not
+// in range 0.000000 to 1.000000" read as a contradiction.
+CLI::Validator in_range(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& value) -> std::string {
+        double v = 0;
+        return CLI::detail::lexical_cast(value, v) && v >= lo && v <= hi
+                   ? ""
+                   : fmt::format("must be a number in [{:g}, {:g}], got {}", lo, hi, value);
+      },
+      "");
+}
 
 CLI::Validator positive() {
   return CLI::Validator(
@@ -45,6 +56,22 @@ CLI::Validator positive() {
         return CLI::detail::lexical_cast(value, v) && v > 0 ? "" : "must be a number > 0, got " + value;
       },
       "");
+}
+
+std::vector<std::string> split_names(const std::string& text, std::string_view flag) {
+  std::vector<std::string> names;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    if (end > begin) names.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  HG_CHECK(!names.empty(), "{}: expects at least one name, got '{}'", flag, text);
+  return names;
+}
+
+bool may_skip_missing_data(const CLI::App& app, bool result_asked_for) {
+  return app.count("--data-dir") == 0 && std::getenv("HOPGRAD_DATA_DIR") == nullptr && !result_asked_for;
 }
 
 bool CommonFlags::show_progress() const { return progress && stdout_is_terminal(); }

@@ -35,12 +35,15 @@ nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& o) {
   HG_CHECK(o.head_dim() > 0 || o.d_model() % o.num_heads() == 0,
            "nonparametric pooling: d_model {} is not divisible by num_heads {} (or set head_dim)", o.d_model(),
            o.num_heads());
-  // The feature kinds (linear, random features) never form the weight matrix dropout would act on; the
-  // reference's FavorPooling has no attention dropout either.
+  // Attention dropout only for the dense kinds (the reference's HopfieldPooling(dropout)): the feature kinds
+  // (linear, random features) never form the weight matrix it would act on, and the reference's FavorPooling has
+  // none; the sparse-structured kinds (top-K, random mask, window) are its NPHPooling, whose core has no dropout
+  // either (spec C.2, C.4) — their `prob` is the top-K fraction or the mask probability, not a dropout as well.
   const nn::SeparationKind kind = o.separation().kind();
   const bool forms_weights =
       kind != nn::SeparationKind::Linear && kind != nn::SeparationKind::RandomFeatures &&
-      kind != nn::SeparationKind::ReluFeatures;
+      kind != nn::SeparationKind::ReluFeatures && kind != nn::SeparationKind::TopK &&
+      kind != nn::SeparationKind::RandomMask && kind != nn::SeparationKind::Window;
   // C.3: queries = W_q R, keys = W_k Y, values = W_v keys (connected), out = W_out; no LayerNorm anywhere.
   nn::HopfieldOptions h = nn::HopfieldOptions(o.d_model())
                               .hidden_size(head_dim)

@@ -510,7 +510,7 @@ TEST_CASE("Separation attends through the sub-quadratic paths") {
     Tensor root = hg::sqrt(beta);
     Tensor want =
         hg::nn::kernel_attention(hg::nn::positive_random_features(q * root, sep->projection, true),
-                                 hg::nn::positive_random_features(k * root, sep->projection, false), v, padded);
+                                 hg::nn::positive_random_features(k * root, sep->projection, false, padded), v, padded);
     hgtest::check_close(sep->attend(q, k, v, beta, padded), want, tol, tol, "attend");
     // With many features the association approaches softmax attention (β applied).
     hg::nn::Separation wide(
@@ -591,4 +591,21 @@ TEST_CASE("sub-quadratic association rejects bad input") {
                        doctest::Contains("need m >= 0 features of dimension d >= 1, got m = 4, d = 0"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::nn::window_mask(-1, 3, 1, hg::kCPU), doctest::Contains("window_mask: L, S and window"),
                        hg::Error);
+}
+
+TEST_CASE("FAVOR+: a padded key does not set the keys' stabiliser (it underflowed keys of large norm to 0)") {
+  // Three keys of norm 20 and one zero key that is padding: exp(ω·k − ‖k‖²/2) is ~e^-150 for the real keys and 1 for
+  // the zero key, so a stabiliser taken over all four flushed the real keys' features to 0 and the output with them.
+  hg::nn::Separation sep(
+      hg::nn::SeparationOptions(hg::nn::SeparationKind::RandomFeatures).feature_dim(4).num_features(64).seed(1));
+  const hg::TensorOptions f32(hg::kFloat32);
+  Tensor q = hg::from_vector<float>({5, 0, 0, 0}, {1, 4}, f32);
+  Tensor k = hg::from_vector<float>({20, 0, 0, 0, 0, 20, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0}, {4, 4}, f32);
+  Tensor v = hg::from_vector<float>({1, 2, 3, 100}, {4, 1}, f32);
+  Tensor padding = hg::from_vector<bool>({false, false, false, true}, {1, 4}, hg::TensorOptions(hg::kBool));
+  Tensor beta = hg::full({}, 1.0, f32);
+  const Tensor padded = sep->attend(q, k, v, beta, padding);
+  const Tensor without = sep->attend(q, k.narrow(0, 0, 3), v.narrow(0, 0, 3), beta);
+  CHECK(without.item<float>() > 1.0f);
+  hgtest::check_close(padded, without, 1e-5, 1e-6, "padded vs without the padded key");
 }

@@ -277,3 +277,24 @@ TEST_CASE("nonparametric models: printing and errors") {
   CHECK_THROWS_WITH_AS(net->init_lookup(hg::zeros({64, 8})), doctest::Contains("init_lookup needs a lookup network"),
                        hg::Error);
 }
+
+TEST_CASE("nonparametric pooling: attention dropout for the dense kinds only (top-K and window are the reference's NPHPooling)") {
+  // spec C.4: softmax → HopfieldPooling(dropout = prob); topk / rand → NPHPooling(rand_prob = prob), whose core has
+  // no dropout. In training, a top-K or window pooling with dropout 0.5 asked for is therefore deterministic; a
+  // softmax pooling is not.
+  Tensor x = normal64({2, 5, 6}, 71).to(hg::kFloat32);
+  auto run_twice = [&](nn::SeparationOptions separation) {
+    models::MNISTModel model(models::MNISTModelOptions().input_size(6).pooling(
+        models::PoolingOptions(8).num_heads(2).scale(0.5).num_pattern(2).dropout(0.5).separation(separation)));
+    model->train();
+    return std::pair{model(x), model(x)};
+  };
+  for (nn::SeparationOptions s : {nn::SeparationOptions(nn::SeparationKind::TopK).top_fraction(0.5),
+                                  nn::SeparationOptions(nn::SeparationKind::Window).window(1)}) {
+    CAPTURE(std::string(nn::to_string(s.kind())));
+    auto [a, b] = run_twice(s);
+    CHECK(hg::allclose(a, b, 0, 0));
+  }
+  auto [a, b] = run_twice(nn::SeparationOptions(nn::SeparationKind::Softmax));
+  CHECK_FALSE(hg::allclose(a, b, 0, 0));
+}

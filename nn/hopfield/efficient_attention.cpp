@@ -242,13 +242,25 @@ Tensor orthogonal_random_features(int64_t m, int64_t d, Generator& gen, Device d
 }
 
 // φ(x)_r = exp(ω_r·x − ‖x‖²/2 − c) / √m
-Tensor positive_random_features(const Tensor& x, const Tensor& projection, bool is_query) {
+Tensor positive_random_features(const Tensor& x, const Tensor& projection, bool is_query,
+                                const Tensor& key_padding_mask) {
   check_projection("positive_random_features", x, projection);
   const int64_t m = projection.size(0);
   Tensor exponent = matmul(x, projection.t()) - 0.5 * sum(square(x), {-1}, true);  // [..., n, m]
   if (exponent.numel() == 0) return exponent;
-  // c: per query row, or one per slice of keys (the same for every key a query attends to).
-  Tensor c = is_query ? amax(exponent, {-1}, true) : amax(exponent, {-2, -1}, true);
+  // c: per query row, or one per slice of keys (the same for every key a query attends to), over the keys that
+  // take part.
+  Tensor c;
+  if (is_query) {
+    c = amax(exponent, {-1}, true);
+  } else if (key_padding_mask.defined()) {
+    const Tensor excluded = key_padding_mask.dim() >= 2 ? key_padding_mask.transpose(-2, -1)  // [..., n, 1]
+                                                        : key_padding_mask.unsqueeze(-1);
+    c = amax(masked_fill(exponent, excluded, -INFINITY), {-2, -1}, true);
+    c = where(eq(c, -INFINITY), 0.0, c);  // every key excluded: any c will do
+  } else {
+    c = amax(exponent, {-2, -1}, true);
+  }
   return exp(exponent - c) * (1.0 / std::sqrt(static_cast<double>(m)));
 }
 

@@ -63,7 +63,11 @@ Tensor orthogonal_random_features(int64_t m, int64_t d, Generator& gen, Device d
 /// feature is exactly 1/√m and nothing overflows. (The Performer code subtracts the max of ω_r·x alone and adds
 /// 1e-4 to every feature; that epsilon biases the estimate and is not kept.) c is part of φ, so its gradient is
 /// exact; in the association it contributes nothing. x [..., n, d] → [..., n, m], same dtype as `projection`.
-Tensor positive_random_features(const Tensor& x, const Tensor& projection, bool is_query);
+/// For keys, `key_padding_mask` (true = excluded, broadcastable to [..., 1, n]) leaves the excluded keys out of c:
+/// a zero-padded key, whose exponent is 0, would otherwise set c for keys of large norm and underflow their
+/// features to 0 (and the association with them).
+Tensor positive_random_features(const Tensor& x, const Tensor& projection, bool is_query,
+                                const Tensor& key_padding_mask = Tensor());
 
 /// ReLU random features of the nonparametric reference (its 'favor' mode): φ(x) = relu(d^{-1/4} x ωᵀ) + 1e-3,
 /// `projection` [m, d]; x [..., n, d] → [..., n, m]. A kernel of its own, not an estimate of exp(x·y).

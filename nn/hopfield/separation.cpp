@@ -214,7 +214,7 @@ Tensor SeparationImpl::attend(const Tensor& q, const Tensor& k, const Tensor& v,
       // E[φ(x)·φ(y)] = exp(x·y): with x = β^½ q, y = β^½ k this approximates exp(β q·k).
       Tensor root_beta = sqrt(beta);
       pq = positive_random_features(q * root_beta, projection, /*is_query=*/true);
-      pk = positive_random_features(k * root_beta, projection, /*is_query=*/false);
+      pk = positive_random_features(k * root_beta, projection, /*is_query=*/false, mask);
     } else {
       pq = relu_random_features(q, projection);
       pk = relu_random_features(k, projection);

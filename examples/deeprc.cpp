@@ -343,11 +343,13 @@ int run(const Options& opt) {
     hg::models::DeepRC model(model_options);
     model->to(device);
     hg::optim::Adam optimizer(model->parameters(), hg::optim::AdamOptions(opt.common.lr).eps(opt.adam_eps));
+    // Each minibatch padded to its longest sequence and normalised there, as DeepRC (collate_repertoires).
     auto loader = hg::data::make_data_loader(hg::data::make_subset(data.bags, train),
                                              hg::data::DataLoaderOptions()
                                                  .batch_size(opt.common.batch_size)
                                                  .shuffle(true)
-                                                 .seed(opt.common.seed + static_cast<uint64_t>(k)));
+                                                 .seed(opt.common.seed + static_cast<uint64_t>(k)),
+                                             data.bags->collate());
     const std::string stem = fmt::format("deeprc_fold{}", k);
     const fs::path csv_path = opt.common.out_dir / (stem + ".csv"), svg_path = opt.common.out_dir / (stem + ".svg"),
                    checkpoint_path = opt.common.out_dir / (stem + ".ckpt"),

@@ -629,20 +629,38 @@ TEST_CASE("data RepertoireDataset: DeepRC repertoires (simulated or read) as bag
   auto data = std::make_shared<const DeepRCDataset>(sim.dataset);
   const hg::Tensor y = data->binary_targets("status", "True");
   auto repertoires = std::make_shared<RepertoireDataset>(data, y);
-  CHECK(repertoires->encoding().max_length_ == 14);  // the dataset's longest sequence
-  auto loader = make_data_loader(repertoires, DataLoaderOptions().batch_size(4).num_workers(1));
+  // A bag alone is its repertoire encoded at its own longest sequence (DeepRC's batch of one, its evaluation).
+  for (int64_t i = 0; i < repertoires->size(); ++i) {
+    const Bag bag = repertoires->get(i);
+    CHECK(bag.instances.size(1) == data->repertoires[static_cast<size_t>(i)].max_length());
+    CHECK(hg::max_abs_diff(bag.instances, encode_repertoire(data->repertoires[static_cast<size_t>(i)])) == 0.0);
+  }
+  // A minibatch is padded to its longest sequence and each bag normalised over that padded length: exactly the bag
+  // encoded at L_max (spec E.2), up to float rounding — not at the dataset's longest.
+  auto loader = make_data_loader(repertoires, DataLoaderOptions().batch_size(4).num_workers(1), repertoires->collate());
   std::vector<float> labels;
+  int64_t first = 0;
   for (BagBatch& batch : loader) {
     const int64_t b = batch.instances.size(0);
-    CHECK(batch.instances.sizes() == hg::Shape{b, 20, 14, hg::data::kDeepRCFeatures});
+    int64_t longest = 0;
+    for (int64_t i = first; i < first + b; ++i)
+      longest = std::max(longest, data->repertoires[static_cast<size_t>(i)].max_length());
+    CHECK(batch.instances.sizes() == hg::Shape{b, 20, longest, hg::data::kDeepRCFeatures});
     CHECK(batch.padding_mask.to(hg::kFloat32).sum().item<float>() == 0.0f);
+    for (int64_t i = 0; i < b; ++i)
+      hgtest::check_close(batch.instances.select(0, i),
+                          encode_repertoire(data->repertoires[static_cast<size_t>(first + i)],
+                                            RepertoireEncodingOptions().max_length(longest)),
+                          1e-5, 1e-6, "bag at the minibatch's longest");
     for (float v : batch.labels.to_vector<float>()) labels.push_back(v);
+    first += b;
   }
   CHECK(labels == y.to_vector<float>());
-  // Encoded as encode_repertoire does it.
-  const Bag first = repertoires->get(0);
-  CHECK(hg::max_abs_diff(first.instances,
-                         encode_repertoire(data->repertoires[0], RepertoireEncodingOptions().max_length(14))) == 0.0);
+  // A fixed max_length encodes every bag to it.
+  RepertoireDataset fixed(data, y, RepertoireEncodingOptions().max_length(16));
+  CHECK(fixed.get(0).instances.size(1) == 16);
+  CHECK_THROWS_WITH_AS(collate_repertoires(std::vector<Bag>{Bag{hg::zeros({2, 3}), hg::zeros({}), hg::Tensor()}}),
+                       doctest::Contains("collate_repertoires: bag 0 has instances float32[2, 3] cpu"), hg::Error);
   CHECK_THROWS_WITH_AS(RepertoireDataset(data, y.narrow(0, 0, 5)),
                        doctest::Contains("expected one target per repertoire ([6, ...]), got float32[5] cpu"), hg::Error);
   CHECK_THROWS_WITH_AS(RepertoireDataset(data, y, RepertoireEncodingOptions().max_length(12)),
@@ -657,13 +675,16 @@ TEST_CASE("data RepertoireDataset: DeepRC repertoires (simulated or read) as bag
   // The DeepRC example: 100 repertoires of 10..49 sequences; bags of different sizes pad and mask.
   auto example = std::make_shared<const DeepRCDataset>(load_deeprc(*root / "deeprc_example"));
   auto real = std::make_shared<RepertoireDataset>(example, example->binary_targets("binary_target_1", "+"));
-  auto real_loader = make_data_loader(real, DataLoaderOptions().batch_size(8).shuffle(true).seed(1).num_workers(2));
+  auto real_loader =
+      make_data_loader(real, DataLoaderOptions().batch_size(8).shuffle(true).seed(1).num_workers(2), real->collate());
   int64_t sequences = 0;
   float positives = 0.0f;
   for (BagBatch& batch : real_loader) {
     const auto sizes = batch.sizes.to_vector<int64_t>();
     const int64_t max_n = *std::max_element(sizes.begin(), sizes.end());
-    CHECK(batch.instances.sizes() == hg::Shape{static_cast<int64_t>(sizes.size()), max_n, 19, kDeepRCFeatures});
+    CHECK(batch.instances.size(0) == static_cast<int64_t>(sizes.size()));
+    CHECK(batch.instances.size(1) == max_n);
+    CHECK(batch.instances.size(2) <= 19);  // the minibatch's longest sequence (19 in the whole dataset)
     const int64_t padded = static_cast<int64_t>(sizes.size()) * max_n - std::accumulate(sizes.begin(), sizes.end(), int64_t{0});
     CHECK(batch.padding_mask.to(hg::kFloat32).sum().item<float>() == static_cast<float>(padded));
     sequences += std::accumulate(sizes.begin(), sizes.end(), int64_t{0});

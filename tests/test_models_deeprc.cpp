@@ -133,7 +133,7 @@ TEST_CASE("deeprc: padding invariance (padded sequences change nothing, whatever
     hgtest::check_close(batch.logits.narrow(0, 0, 1), alone.logits, 1e-12, 1e-12, "logits in a batch");
   }
   // Positions past a sequence's end are not masked: as in DeepRC, the max over positions includes windows over
-  // padding, so every bag must be encoded to one length (RepertoireDataset does: one length per dataset).
+  // padding, so a minibatch's bags are encoded to its longest sequence (collate_repertoires).
 }
 
 TEST_CASE("deeprc: sequence reduction keeps each bag's top ⌊fraction · n⌋ sequences by attention logit") {
@@ -254,7 +254,7 @@ TEST_CASE("deeprc: a short training run on implanted-motif repertoires lowers th
   hg::data::RepertoireDataset repertoires(data, data->binary_targets("status", "True"));
   std::vector<hg::data::Bag> bags;
   for (int64_t i = 0; i < repertoires.size(); ++i) bags.push_back(repertoires.get(i));
-  hg::data::BagBatch batch = hg::data::collate_bags(bags);
+  hg::data::BagBatch batch = hg::data::collate_repertoires(bags);
   DeepRC model(DeepRCOptions().kernels(8).attention_units(8).sequence_reduction(0.25));
   hg::optim::Adam adam(model->parameters(), hg::optim::AdamOptions(1e-2).eps(1e-4));
   auto loss_of = [&] {

@@ -28,10 +28,32 @@ RepertoireDataset::RepertoireDataset(std::shared_ptr<const DeepRCDataset> data, 
            targets_.defined() ? targets_.desc() : std::string("an undefined tensor"));
   int64_t longest = 0;
   for (const Repertoire& r : data_->repertoires) longest = std::max(longest, r.max_length());
-  if (encoding_.max_length_ == 0) encoding_.max_length_ = longest;
-  HG_CHECK(encoding_.max_length_ >= longest,
+  HG_CHECK(encoding_.max_length_ == 0 || encoding_.max_length_ >= longest,
            "RepertoireDataset: max_length {} is shorter than the dataset's longest sequence ({})", encoding_.max_length_,
            longest);
+}
+
+std::function<BagBatch(const std::vector<Bag>&)> RepertoireDataset::collate() const {
+  return [normalize = encoding_.normalize_](const std::vector<Bag>& bags) { return collate_repertoires(bags, normalize); };
+}
+
+BagBatch collate_repertoires(const std::vector<Bag>& bags, bool normalize) {
+  int64_t longest = 0;
+  for (size_t b = 0; b < bags.size(); ++b) {
+    const Tensor& x = bags[b].instances;
+    HG_CHECK(x.defined() && x.dim() == 3 && x.size(2) == kDeepRCFeatures,
+             "collate_repertoires: bag {} has instances {}; expected encoded sequences [n_seq, L, {}]", b,
+             x.defined() ? x.desc() : std::string("undefined"), kDeepRCFeatures);
+    longest = std::max(longest, x.size(1));
+  }
+  std::vector<Bag> padded = bags;
+  for (Bag& bag : padded) {
+    const int64_t length = bag.instances.size(1);
+    if (length == longest) continue;
+    bag.instances = pad(bag.instances, {0, 0, 0, longest - length}).contiguous();
+    if (normalize) divide_by_std(bag.instances);
+  }
+  return collate_bags(padded);
 }
 
 Bag RepertoireDataset::get(int64_t index) const {

@@ -236,20 +236,27 @@ Tensor encode_repertoire(const Repertoire& repertoire, const RepertoireEncodingO
       f[22] = 1.0f - p;
     }
   }
-  if (options.normalize_ && x.numel() > 1) {
-    // Unbiased std over every element, padding included (torch.Tensor.std()), accumulated in double.
-    const int64_t numel = x.numel();
-    double sum = 0.0, sum_sq = 0.0;
-    for (int64_t i = 0; i < numel; ++i) sum += out[i];
-    const double mean = sum / static_cast<double>(numel);
-    for (int64_t i = 0; i < numel; ++i) sum_sq += (out[i] - mean) * (out[i] - mean);
-    const double std = std::sqrt(sum_sq / static_cast<double>(numel - 1));
-    if (std > 0.0) {
-      const auto inv = static_cast<float>(1.0 / std);
-      for (int64_t i = 0; i < numel; ++i) out[i] *= inv;
-    }
-  }
+  if (options.normalize_) divide_by_std(x);
   return x;
+}
+
+void divide_by_std(Tensor& x) {
+  HG_CHECK(x.dtype() == kFloat32 && x.device().is_cpu() && x.is_contiguous(),
+           "divide_by_std: expects a contiguous float32 CPU tensor, got {}", x.desc());
+  const int64_t numel = x.numel();
+  if (numel <= 1) return;
+  float* out = x.data_ptr<float>();
+  // Unbiased std over every element, padding included (torch.Tensor.std()), accumulated in double.
+  double sum = 0.0, sum_sq = 0.0;
+  for (int64_t i = 0; i < numel; ++i) sum += out[i];
+  const double mean = sum / static_cast<double>(numel);
+  for (int64_t i = 0; i < numel; ++i) sum_sq += (out[i] - mean) * (out[i] - mean);
+  const double std = std::sqrt(sum_sq / static_cast<double>(numel - 1));
+  if (std > 0.0) {
+    const auto inv = static_cast<float>(1.0 / std);
+    for (int64_t i = 0; i < numel; ++i) out[i] *= inv;
+  }
+  x.bump_version();
 }
 
 }  // namespace hg::data

@@ -94,7 +94,7 @@ enum class SequenceCountScaling { None, Log };
 
 struct RepertoireEncodingOptions {
   SequenceCountScaling counts_ = SequenceCountScaling::None;
-  int64_t max_length_ = 0;  ///< padded length; 0 = the repertoire's longest (pass the minibatch's longest)
+  int64_t max_length_ = 0;  ///< padded length; 0 = the repertoire's longest (collate_repertoires pads a minibatch)
   bool normalize_ = true;   ///< divide the whole tensor by its standard deviation (unbiased, padding included)
   RepertoireEncodingOptions& counts(SequenceCountScaling v) { counts_ = v; return *this; }
   RepertoireEncodingOptions& max_length(int64_t v) { max_length_ = v; return *this; }
@@ -105,5 +105,9 @@ struct RepertoireEncodingOptions {
 /// channels 0..19 one-hot of the amino acid; with lin = linspace(1, 0, ℓ) and p_i = |0.5 − lin_i|·2,
 /// channel 20 = p_i for i < ⌈ℓ/2⌉, channel 21 = p_i for i ≥ ⌈ℓ/2⌉, channel 22 = 1 − p_i; zeros beyond ℓ.
 Tensor encode_repertoire(const Repertoire& repertoire, const RepertoireEncodingOptions& options = {});
+
+/// Divides x (float32, on the CPU) in place by its unbiased standard deviation over every element (when not 0),
+/// accumulated in double: the normalisation of encode_repertoire.
+void divide_by_std(Tensor& x);
 
 }  // namespace hg::data

@@ -247,17 +247,10 @@ int run(const Options& opt) {
                                                                          nets[k].lwpf ? "_lwpf" : "", seed);
       int start_epoch = 1;
       if (done > 0) {
-        hg::serialize::TrainingState state;
-        const bool saved = fs::exists(checkpoint_path);
-        if (saved) state = hg::serialize::load(checkpoint_path, *model, &optimizer);
-        const int saved_epoch = saved ? static_cast<int>(state.epoch) : 0;
-        HG_CHECK(!saved || (state.config == config && saved_epoch <= done),
-                 "bit_pattern: --resume: {} (epoch {}) does not continue the log's {} epochs of this run with these "
-                 "settings", checkpoint_path.string(), state.epoch, done);
-        const size_t ahead = hg::train::rows_ahead_of_checkpoint(log, logged, static_cast<size_t>(saved_epoch),
-                                                                 checkpoint_path, "bit_pattern");
-        if (ahead > 0) {  // killed after logging an epoch but before its checkpoint: those epochs run again
-          log.drop_last(ahead);
+        hg::serialize::TrainingState state = hg::train::resume_logged_run(
+            "bit_pattern", log, logged, checkpoint_path, config, *model, &optimizer);
+        const int saved_epoch = static_cast<int>(state.epoch);
+        if (saved_epoch < done) {  // killed after logging an epoch but before its checkpoint: those epochs run again
           r.train_loss.resize(static_cast<size_t>(saved_epoch));
           r.eval_accuracy.resize(static_cast<size_t>(saved_epoch));
           seconds = saved_epoch > 0 ? logged_seconds[logged[static_cast<size_t>(saved_epoch) - 1]] : 0.0;

@@ -303,17 +303,10 @@ int run(const Options& opt) {
           opt.common.out_dir / fmt::format("mnist_bags_{}_{}{}_s{}.ckpt", c.form, c.model, c.lwpf ? "_lwpf" : "", seed);
       int start_epoch = 1;
       if (done > 0) {
-        hg::serialize::TrainingState state;
-        const bool saved = fs::exists(checkpoint_path);
-        if (saved) state = hg::serialize::load(checkpoint_path, *model.module, &optimizer);
-        const int saved_epoch = saved ? static_cast<int>(state.epoch) : 0;
-        HG_CHECK(!saved || (state.config == config && saved_epoch <= done),
-                 "mnist_bags: --resume: {} (epoch {}) does not continue the log's {} epochs of this run with these "
-                 "settings", checkpoint_path.string(), state.epoch, done);
-        const size_t ahead = hg::train::rows_ahead_of_checkpoint(log, logged, static_cast<size_t>(saved_epoch),
-                                                                 checkpoint_path, "mnist_bags");
-        if (ahead > 0) {  // killed after logging an epoch but before its checkpoint: those epochs run again
-          log.drop_last(ahead);
+        hg::serialize::TrainingState state = hg::train::resume_logged_run(
+            "mnist_bags", log, logged, checkpoint_path, config, *model.module, &optimizer);
+        const int saved_epoch = static_cast<int>(state.epoch);
+        if (saved_epoch < done) {  // killed after logging an epoch but before its checkpoint: those epochs run again
           r.train_loss.resize(static_cast<size_t>(saved_epoch));
           r.test_auc.resize(static_cast<size_t>(saved_epoch));
           r.test_accuracy.resize(static_cast<size_t>(saved_epoch));

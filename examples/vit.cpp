@@ -10,7 +10,8 @@
 //   --model=deep_vih  the three-block ThreeLayerViH, same variants
 //
 // Data: CIFAR-10 binary batches when --data-dir has them (train on the first --train-images of data_batch_1..5,
-// test on the first --test-images of test_batch); else MNIST t10k (the first --train-images for training, the
+// test on the first --test-images of test_batch; both normalised with the training set's channel means and stds,
+// where the U-Hop reference normalises its test set with slightly different constants, spec D.4); else MNIST t10k (the first --train-images for training, the
 // rest held out: the train split of MNIST is not in the shared data folder); else generated class-template images.
 // The program says which it used.
 //
@@ -480,7 +481,8 @@ int main(int argc, char** argv) {
   app.add_option("--heads", opt.heads, "attention heads (0: the preset's; vih 1, deep_vih 4)")
       ->type_name("N")
       ->check(hg::train::in_range(0, 1024));
-  app.add_option("--attn-drop", opt.attn_drop, "dropout on the attention weights, in [0, 1]")
+  app.add_option("--attn-drop", opt.attn_drop,
+                 "dropout on the attention weights, in [0, 1] (vih, deep_vih: 0.1 unless given, U-Hop's default)")
       ->type_name("X")
       ->check(hg::train::in_range(0, 1));
   app.add_option("--drop", opt.drop, "vit: dropout after the embedding, each residual branch and before the head")
@@ -509,6 +511,8 @@ int main(int argc, char** argv) {
       ->type_name("X")
       ->check(hg::train::in_range(0, 1));
   CLI11_PARSE(app, argc, argv);
+  if (app.count("--attn-drop") == 0 && (opt.model == "vih" || opt.model == "deep_vih"))
+    opt.attn_drop = models::ViHOptions(32, 4, 10).attention_dropout();  // U-Hop's layers' default
   try {
     return run(opt);
   } catch (const hg::Error& e) {

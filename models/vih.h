@@ -57,8 +57,9 @@ struct ViHOptions {
   HG_ARG(HopfieldMemory, memory) = HopfieldMemory::UMHN;
   /// The association's separation (the reference always uses softmax).
   HG_ARG(nn::SeparationOptions, separation);
-  /// Dropout on the association weights.
-  HG_ARG(double, attention_dropout) = 0.0;
+  /// Dropout on the association weights (training mode): 0.1, the default of U-Hop's Hopfield and
+  /// LearnableHopfield layers, which its ViH models never change (spec C.3).
+  HG_ARG(double, attention_dropout) = 0.1;
   /// DeepViH only: number of blocks, MLP width ratio and MLP dropout.
   HG_ARG(int64_t, depth) = 3;
   HG_ARG(double, mlp_ratio) = 4.0;

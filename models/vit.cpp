@@ -58,6 +58,7 @@ ViTBlockImpl::ViTBlockImpl(const ViTOptions& o) : Module("ViTBlock") {
   attn = register_module("attn", nn::MultiheadAttention(nn::MultiheadAttentionOptions(dim, o.num_heads())
                                                             .batch_first(true)
                                                             .bias(o.qkv_bias())
+                                                            .out_proj_bias(true)  // timm's proj keeps its bias
                                                             .dropout(o.attn_drop_rate())
                                                             .separation(o.separation())));
   norm2 = register_module("norm2", layer_norm(dim));

@@ -101,6 +101,15 @@ TEST_CASE("ViT: presets, parameter names and output shapes") {
   CHECK(hg::max(hg::abs(vit->pos_embed)).item<float>() <= 2.0f);
   CHECK(std::abs(hg::std(vit->pos_embed.flatten()).item<float>() - 0.02f) < 0.004f);
   CHECK(hg::max(hg::abs(vit->blocks[0]->fc1->bias)).item<float>() == 0.0f);
+
+  // qkv_bias(false), as timm's: the qkv projection loses its bias, the output projection keeps its own.
+  models::ViT no_qkv_bias(models::ViTOptions::mini(8, 4, 3).in_channels(1).depth(1).qkv_bias(false));
+  std::vector<std::string> attention_keys;
+  for (const auto& [name, p] : no_qkv_bias->named_parameters())
+    if (name.rfind("blocks.0.attn.", 0) == 0) attention_keys.push_back(name);
+  CHECK(attention_keys == std::vector<std::string>{"blocks.0.attn.in_proj_weight", "blocks.0.attn.out_proj.weight",
+                                                   "blocks.0.attn.out_proj.bias"});
+  CHECK(hg::max(hg::abs(no_qkv_bias->blocks[0]->attn->out_proj->bias)).item<float>() == 0.0f);
 }
 
 TEST_CASE("ViT: every separation function runs and gives [N, classes]") {
@@ -255,6 +264,7 @@ TEST_CASE("ViH and DeepViH gradcheck (float64): images non-contiguous, and every
     CAPTURE(memory == models::HopfieldMemory::UMHN);
     models::ViH vih(tiny_vih(memory));
     vih->to(hg::kFloat64);
+    vih->eval();  // no attention dropout
     randomize_parameters(*vih, 31);
     hgtest::gradcheck([&](const hg::Tensors& t) { return vih(t[0].transpose(2, 3)); },
                       {hgtest::uniform({2, 2, 4, 4}, -1, 1, 6)});
@@ -263,7 +273,7 @@ TEST_CASE("ViH and DeepViH gradcheck (float64): images non-contiguous, and every
 
     models::DeepViH deep(tiny_vih(memory));
     deep->to(hg::kFloat64);
-    deep->eval();  // no MLP dropout
+    deep->eval();  // no MLP or attention dropout
     randomize_parameters(*deep, 32);
     hgtest::gradcheck([&](const hg::Tensors& t) { return deep(t[0].transpose(2, 3)); },
                       {hgtest::uniform({2, 2, 4, 4}, -1, 1, 8)});
@@ -303,10 +313,12 @@ TEST_CASE("ViH and DeepViH: fixed-seed short training runs drive the loss down")
   for (auto memory : {models::HopfieldMemory::MHN, models::HopfieldMemory::UMHN}) {
     CAPTURE(memory == models::HopfieldMemory::UMHN);
     hg::manual_seed(6);
-    models::ViH vih(models::ViHOptions(8, 4, 4).embed_dim(16).memory(memory));
+    // Without dropout (U-Hop's attention dropout is the default now): the loss path alone.
+    models::ViH vih(models::ViHOptions(8, 4, 4).embed_dim(16).memory(memory).attention_dropout(0.0));
     auto losses = train_steps(*vih, [&](const Tensor& t) { return vih(t); }, x, y, 30, 3e-3);
     CHECK(losses.back() < 0.5 * losses.front());
-    models::DeepViH deep(models::ViHOptions::deep(8, 4, 4).embed_dim(16).memory(memory).mlp_dropout(0.0));
+    models::DeepViH deep(
+        models::ViHOptions::deep(8, 4, 4).embed_dim(16).memory(memory).mlp_dropout(0.0).attention_dropout(0.0));
     losses = train_steps(*deep, [&](const Tensor& t) { return deep(t); }, x, y, 50, 5e-3);
     CHECK(losses.back() < 0.5 * losses.front());
   }

@@ -29,7 +29,8 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(const MultiheadAttentionOptions& 
     v_proj_weight = register_parameter("v_proj_weight", empty({embed_dim, vdim}, kFloat32));
   }
   if (options.bias()) in_proj_bias = register_parameter("in_proj_bias", empty({3 * embed_dim}, kFloat32));
-  out_proj = register_module("out_proj", Linear(LinearOptions(embed_dim, embed_dim).bias(options.bias())));
+  out_proj = register_module(
+      "out_proj", Linear(LinearOptions(embed_dim, embed_dim).bias(options.out_proj_bias().value_or(options.bias()))));
   if (options.add_bias_kv()) {
     bias_k = register_parameter("bias_k", empty({1, 1, embed_dim}, kFloat32));
     bias_v = register_parameter("bias_v", empty({1, 1, embed_dim}, kFloat32));
@@ -67,10 +68,8 @@ void MultiheadAttentionImpl::reset_parameters() {
     init::xavier_uniform_(v_proj_weight);
   }
   out_proj->reset_parameters();
-  if (options.bias()) {
-    init::zeros_(in_proj_bias);
-    init::zeros_(out_proj->bias);
-  }
+  if (options.bias()) init::zeros_(in_proj_bias);
+  if (out_proj->bias.defined()) init::zeros_(out_proj->bias);
   if (options.add_bias_kv()) {
     init::xavier_normal_(bias_k);
     init::xavier_normal_(bias_v);

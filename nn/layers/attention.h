@@ -29,6 +29,9 @@ struct MultiheadAttentionOptions {
   HG_ARG(double, dropout) = 0.0;
   /// Biases of the input and output projections.
   HG_ARG(bool, bias) = true;
+  /// The output projection's bias alone, when set: timm's Attention drops only the qkv bias with
+  /// qkv_bias=False and keeps its proj bias (bias(false).out_proj_bias(true)). Unset: as bias(), as PyTorch.
+  HG_ARG(std::optional<bool>, out_proj_bias);
   /// Learned key and value vectors appended to the key/value sequences (bias_k, bias_v [1, 1, E]).
   HG_ARG(bool, add_bias_kv) = false;
   /// A zero key and value appended to each head's sequences (after the projections).

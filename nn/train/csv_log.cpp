@@ -136,7 +136,7 @@ std::vector<double> CsvLog::column(std::string_view name) const {
 }
 
 size_t rows_ahead_of_checkpoint(const CsvLog& log, const std::vector<size_t>& run_rows, size_t checkpoint_epoch,
-                                const std::filesystem::path& checkpoint, const char* program) {
+                                const std::filesystem::path& checkpoint, std::string_view program) {
   if (run_rows.size() <= checkpoint_epoch) return 0;
   const size_t ahead = run_rows.size() - checkpoint_epoch;
   for (size_t j = 0; j < ahead; ++j)

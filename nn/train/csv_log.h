@@ -58,6 +58,6 @@ class CsvLog {
 /// Throws (naming `program` and `checkpoint`) when those rows are not the log's last ones: only the run in progress
 /// can be ahead of its checkpoint.
 size_t rows_ahead_of_checkpoint(const CsvLog& log, const std::vector<size_t>& run_rows, size_t checkpoint_epoch,
-                                const std::filesystem::path& checkpoint, const char* program);
+                                const std::filesystem::path& checkpoint, std::string_view program);
 
 }  // namespace hg::train

@@ -5,6 +5,7 @@
 
 #include <hopgrad/core/error.h>
 #include <hopgrad/nn/serialize/atomic_file.h>
+#include <hopgrad/nn/train/csv_log.h>
 
 namespace hg::train {
 
@@ -48,6 +49,21 @@ void write_results_csv(std::string_view program, const fs::path& path,
   } catch (const Error& e) {
     HG_CHECK(false, "{}: could not write {}: {}", program, path.string(), e.what());
   }
+}
+
+serialize::TrainingState resume_logged_run(std::string_view program, CsvLog& log, const std::vector<size_t>& logged,
+                                           const std::filesystem::path& checkpoint, const std::string& config,
+                                           nn::Module& module, optim::Optimizer* optimizer) {
+  serialize::TrainingState state;
+  const bool saved = std::filesystem::exists(checkpoint);
+  if (saved) state = serialize::load(checkpoint, module, optimizer);
+  HG_CHECK(!saved || (state.config == config && state.epoch >= 0 && static_cast<size_t>(state.epoch) <= logged.size()),
+           "{}: --resume: {} (epoch {}) does not continue the log's {} epochs of this run with these settings",
+           program, checkpoint.string(), state.epoch, logged.size());
+  const size_t saved_epoch = saved ? static_cast<size_t>(state.epoch) : 0;
+  if (!saved) state.epoch = 0;
+  log.drop_last(rows_ahead_of_checkpoint(log, logged, saved_epoch, checkpoint, program));
+  return state;
 }
 
 }  // namespace hg::train

@@ -64,6 +64,9 @@ TEST_CASE("metrics: confusion matrix, rows true and columns predicted") {
   CHECK(padded.sum().item<int64_t>() == 6);
   CHECK_THROWS_WITH_AS(metrics::confusion_matrix(predicted, target, 2),
                        doctest::Contains("label 2 is out of range for num_classes = 2"), hg::Error);
+  // A num_classes whose square overflows int64 wrote past a too-small matrix.
+  CHECK_THROWS_WITH_AS(metrics::confusion_matrix(predicted, target, int64_t{1} << 32),
+                       doctest::Contains("4294967296 classes would need a 4294967296 × 4294967296 matrix"), hg::Error);
 }
 
 TEST_CASE("metrics: balanced accuracy is the mean recall over the classes in the target") {

@@ -267,6 +267,11 @@ TEST_CASE("safetensors: malformed files name the file, the offset or tensor, and
                          R"("w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight),
                  "duplicate key 'w' in the header");
   check_rejected(st_file(R"({"__metadata__":{"k":"1","k":"2"}})"), "duplicate key 'k' in the header");
+  // 100 000 nested brackets: refused while parsing (the error message's dump of the value overflowed the stack).
+  check_rejected(st_file("{\"__metadata__\":" + std::string(100000, '[') + std::string(100000, ']') + "}"),
+                 "the header nests deeper than 64 levels");
+  // A NUL ended the parser's input: what followed it was ignored.
+  check_rejected(st_file(std::string("{}\0{\"x\":1}", 10)), "byte offset 10: a NUL byte in the header");
   check_rejected(st_file(R"({"__metadata__":{"step":12}})"), "\"__metadata__\" entry 'step' is 12, expected a string");
   check_rejected(st_file(R"({"__metadata__":"pt"})"), "\"__metadata__\" is \"pt\", expected an object of strings");
   check_rejected(st_file(R"({"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})", Bytes{1, 0, 2}),

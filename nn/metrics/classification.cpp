@@ -36,9 +36,14 @@ int64_t class_count(std::span<const int64_t> predicted, std::span<const int64_t>
   return num_classes;
 }
 
-// cm[t·C + p] as a flat host vector.
+// cm[t·C + p] as a flat host vector. C is bounded so that C² cannot overflow (a huge num_classes made the
+// product wrap, and the counts were written past a too-small vector).
 std::vector<int64_t> count_matrix(std::span<const int64_t> predicted, std::span<const int64_t> target,
                                   int64_t classes) {
+  constexpr int64_t kMaxClasses = 1 << 16;
+  HG_CHECK(classes <= kMaxClasses,
+           "confusion matrix: {} classes would need a {} × {} matrix; at most {} classes are supported", classes,
+           classes, classes, kMaxClasses);
   std::vector<int64_t> cm(static_cast<size_t>(classes * classes), 0);
   for (size_t i = 0; i < target.size(); ++i) ++cm[static_cast<size_t>(target[i] * classes + predicted[i])];
   return cm;

@@ -180,10 +180,20 @@ uint64_t unsigned_number(const json& value, const std::string& what, const Input
   return value.get<uint64_t>();
 }
 
-// Parses the header text; duplicate keys (which JSON parsers silently merge) are refused at any depth.
+// Parses the header text; duplicate keys (which JSON parsers silently merge) are refused at any depth, and so is
+// nesting deeper than kMaxDepth (a valid header nests 3 deep; a hostile one of millions of brackets would build
+// a huge document and overflow the stack of anything that walks it, such as the dump() of an error message), and a
+// NUL byte (the parser would take it for the end of the input and ignore what follows).
+constexpr int kMaxDepth = 64;
 json parse_json(const std::string& header, const Input& in) {
+  const size_t nul = header.find('\0');
+  HG_CHECK(nul == std::string::npos, "{}: byte offset {}: a NUL byte in the header, which is not valid JSON", in.source,
+           8 + nul);
   std::vector<std::set<std::string>> keys;  // the keys seen so far in each object being parsed
-  auto refuse_duplicates = [&](int, json::parse_event_t event, json& parsed) {
+  auto refuse_duplicates = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start || event == json::parse_event_t::array_start)
+      HG_CHECK(depth < kMaxDepth, "{}: the header nests deeper than {} levels; a safetensors header needs 3",
+               in.source, kMaxDepth);
     if (event == json::parse_event_t::object_start) keys.emplace_back();
     if (event == json::parse_event_t::object_end) keys.pop_back();
     if (event == json::parse_event_t::key)

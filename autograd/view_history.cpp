@@ -42,13 +42,18 @@ bool has_internal_overlap(const Tensor& t) {
   return std::adjacent_find(offsets.begin(), offsets.end()) != offsets.end();
 }
 
-// The view's history as that of its base's elements: as_strided(base). The base must be contiguous for that
-// (the view's strides then index the base's elements directly).
-void take_history_from_base(const Tensor& view, const Tensor& base, const char* op) {
+// A view's strides index its base's elements directly only when the base is contiguous: what as_strided(base)
+// and the gradient split of copy_slices rely on.
+void require_contiguous_base(const Tensor& view, const Tensor& base, const char* op) {
   HG_CHECK(base.is_contiguous(),
            "{}: autograd follows writes through views of contiguous tensors only; {} is a view of {}, whose strides {} "
            "are not contiguous (call contiguous() on it before taking the view)",
            op, view.desc(), base.desc(), base.strides());
+}
+
+// The view's history as that of its base's elements: as_strided(base).
+void take_history_from_base(const Tensor& view, const Tensor& base, const char* op) {
+  require_contiguous_base(view, base, op);
   Tensor replay = base.as_strided(view.sizes(), view.strides(), view.offset());
   AutogradMeta& meta = autograd_meta(view);
   meta.grad_fn = replay.grad_fn();
@@ -134,11 +139,7 @@ InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_
                "element (an expand(), or an as_strided() folded onto itself); autograd cannot follow it; write into "
                "a clone()",
                op, self.desc(), self.sizes(), self.strides());
-      const Tensor base = base_of(self);
-      HG_CHECK(base.is_contiguous(),
-               "{}: autograd follows writes through views of contiguous tensors only; {} is a view of {}, whose "
-               "strides {} are not contiguous (call contiguous() on it before taking the view)",
-               op, self.desc(), base.desc(), base.strides());
+      require_contiguous_base(self, base_of(self), op);
     }
   } else if (impl.view_base) {
     view_was_current_ = impl.view_version == self.version();

@@ -14,10 +14,8 @@
 
 namespace hg::nn {
 
-namespace {
-
 // "hg::nn::LinearImpl" → "Linear"; "(anonymous namespace)::NetImpl" → "Net".
-std::string readable_type_name(const std::type_info& type) {
+std::string detail::readable_type_name(const std::type_info& type) {
   int status = 0;
   char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
   std::string name = status == 0 && demangled ? demangled : type.name();
@@ -27,6 +25,8 @@ std::string readable_type_name(const std::type_info& type) {
   if (name.size() > 4 && name.ends_with("Impl")) name.resize(name.size() - 4);
   return name;
 }
+
+namespace {
 
 // Points `param`'s TensorImpl at `data`'s storage and layout (what libtorch's set_data does), so that every
 // handle to the parameter — a layer's `weight` member, an optimizer's parameter list — sees the moved tensor
@@ -49,7 +49,8 @@ void move_tree(Module& root, const std::function<Tensor(const Tensor&)>& convert
     for (const auto* group : {&module->direct_parameters(), &module->direct_buffers()}) {
       for (const auto& [name, tensor] : *group) {
         if (!tensor.defined() || !done.insert(tensor.unsafe_impl()).second) continue;
-        Tensor grad = tensor.requires_grad() ? tensor.grad() : Tensor();
+        // A frozen parameter's gradient moves too (as torch's _apply): left behind it would no longer match.
+        Tensor grad = tensor.grad();
         set_data(tensor, convert(tensor.detach()));
         if (grad.defined()) tensor.set_grad(convert(grad));
       }
@@ -58,9 +59,16 @@ void move_tree(Module& root, const std::function<Tensor(const Tensor&)>& convert
 }
 
 void print_tree(std::ostream& stream, const Module& module, int indent) {
-  module.pretty_print(stream);
+  std::ostringstream own;
+  module.pretty_print(own);
   const auto& children = module.named_children();
-  if (children.empty()) return;
+  if (children.empty()) {
+    // A module with nothing to show is "Name()", as PyTorch prints it; layers print their arguments.
+    const std::string text = own.str();
+    stream << text << (text.ends_with(")") ? "" : "()");
+    return;
+  }
+  stream << own.str();
   stream << "(\n";
   for (const auto& [name, child] : children) {
     stream << std::string(indent + 2, ' ') << "(" << name << "): ";
@@ -76,7 +84,7 @@ Module::Module(std::string name) : name_(std::move(name)) {}
 
 const std::string& Module::name() const {
   // The dynamic type is known only after construction, so the default name is computed on first use.
-  if (name_.empty()) name_ = readable_type_name(typeid(*this));
+  if (name_.empty()) name_ = detail::readable_type_name(typeid(*this));
   return name_;
 }
 

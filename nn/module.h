@@ -35,6 +35,11 @@ template <typename T> using Named = std::vector<std::pair<std::string, T>>;
 class Module;
 template <typename Contained> class ModuleHolder;
 
+namespace detail {
+/// "hg::nn::LinearImpl" → "Linear": a module type's name as messages and printing show it.
+std::string readable_type_name(const std::type_info& type);
+}  // namespace detail
+
 /// True for HG_MODULE holders (`Linear`, `Sequential`, ...), which wrap a shared_ptr to their Impl.
 template <typename T>
 concept ModuleHolderType = std::is_base_of_v<ModuleHolder<typename T::ContainedType>, T>;
@@ -156,7 +161,7 @@ template <typename Contained> class ModuleHolder {
   const std::shared_ptr<Contained>& ptr() const { return impl_; }
   Contained* get() const {
     HG_CHECK(impl_ != nullptr, "ModuleHolder: accessing an empty {} holder (constructed with nullptr)",
-             typeid(Contained).name());
+             detail::readable_type_name(typeid(Contained)));
     return impl_.get();
   }
   bool is_empty() const { return impl_ == nullptr; }

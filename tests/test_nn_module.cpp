@@ -189,6 +189,16 @@ TEST_CASE("module: to(kFloat64) keeps leaves, names, handles and gradients; inte
 
   model->to(hg::kCPU);  // already there: nothing changes
   CHECK(model->scale.dtype() == hg::kFloat64);
+
+  // A frozen parameter's gradient moves with it (as torch's _apply); left float32 it broke the next step.
+  nn::Linear frozen(2, 2);
+  frozen(hg::ones({1, 2})).sum().backward();
+  frozen->bias.requires_grad_(false);
+  frozen->to(hg::kFloat64);
+  REQUIRE(frozen->bias.grad().defined());
+  CHECK(frozen->bias.grad().dtype() == hg::kFloat64);
+  hg::optim::Adam adam(frozen->parameters(), hg::optim::AdamOptions(0.1));
+  adam.step();
   CHECK_THROWS_WITH_AS(model->to(hg::kInt64), doctest::Contains("Model::to: only floating-point dtypes"), hg::Error);
 }
 
@@ -256,6 +266,11 @@ TEST_CASE("module: printing the module tree") {
   CHECK(fmt::format("{}", nn::Flatten()) == "Flatten(start_dim=1, end_dim=-1)");
   CHECK(fmt::format("{}", nn::GELU()) == "GELU(approximate=none)");
   CHECK(fmt::format("{}", nn::ELU()) == "ELU(alpha=1)");
+  // With nothing to show, "Name()", as PyTorch prints it.
+  CHECK(fmt::format("{}", nn::Sequential()) == "Sequential()");
+  // An empty holder names its module type readably.
+  nn::Linear empty{nullptr};
+  CHECK_THROWS_WITH_AS(empty->weight, doctest::Contains("accessing an empty Linear holder"), hg::Error);
 }
 
 TEST_CASE("containers: Sequential, ModuleList, ModuleDict, Functional") {

@@ -15,7 +15,9 @@
 namespace hg::nn {
 
 /// E(ξ) = −lse(β, Xᵀξ) + ½ ξᵀξ + β⁻¹ log N + ½ M², with lse(β, z) = β⁻¹ log Σ_i exp(β z_i) and
-/// M = max_i ‖x_i‖; 0 ≤ E ≤ 2M² (Ramsauer et al., eq. 2). state [..., L, d], stored [..., N, d] → [..., L].
+/// M = max_i ‖x_i‖; E ≥ 0, and E ≤ 2M² where ‖ξ‖ ≤ M, e.g. for ξ in the patterns' convex hull, where every
+/// update lands (Ramsauer et al., eq. 2 and Lemma A1; in general E ≤ ½(‖ξ‖ + M)²).
+/// state [..., L, d], stored [..., N, d] → [..., L].
 /// Differentiable in both. β > 0.
 Tensor energy(const Tensor& state, const Tensor& stored, double beta);
 

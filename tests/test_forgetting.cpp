@@ -167,7 +167,7 @@ TEST_CASE("forgetting: with bias = threshold, the gradient of forgotten entries 
   }
 }
 
-TEST_CASE("forgetting: deterministic in evaluation; in training t = a + ε with ε = N(0, 1)·σ², one per call") {
+TEST_CASE("forgetting: deterministic in evaluation; in training t = a + ε with ε = N(0, 1)·σ², one per call (row)") {
   Tensor x = hgtest::uniform({4, 6}, -1, 1, 41);
   nn::Forgetting e1 = nn::forget(x, pfu().sigma(1.0), false), e2 = nn::forget(x, pfu().sigma(1.0), false);
   hgtest::check_close(e1.value, e2.value, 0, 0);
@@ -209,6 +209,18 @@ TEST_CASE("forgetting: deterministic in evaluation; in training t = a + ε with 
   for (int i = 0; i < 200; ++i) spread = std::max(spread, std::abs(nn::forget(y, pfu().sigma(0.1), true, &gen2).value.to_vector<double>()[0]));
   CHECK(spread > 0.0);
   CHECK(spread < 6 * 0.01);  // σ² = 0.01
+
+  // With a per-row median each row draws its own ε, as the reference's unit called once per row (DeepRC: per bag).
+  // Two identical rows, a score far below the medians in each: its D is that row's threshold t_r.
+  Tensor rows = f64({-100.0, 0.0, 1.0, -100.0, 0.0, 1.0}, {2, 3});
+  hg::Generator gen3(11);
+  const std::vector<double> v =
+      nn::forget(rows, pfu().threshold(nn::ForgettingThreshold::RowMedian).sigma(1.0), true, &gen3)
+          .value.to_vector<double>();
+  CHECK(v[0] != v[3]);
+  // A global median draws one ε for the call: the same t in both rows.
+  const std::vector<double> g = nn::forget(rows, pfu().sigma(1.0), true, &gen3).value.to_vector<double>();
+  CHECK(g[0] == g[3]);
 }
 
 TEST_CASE("forgetting: masked (−∞) scores are absent memories: kept at −∞, out of the median, NaN-free") {

@@ -4,7 +4,7 @@
 // Both units are one rule with a threshold t and a bias b:
 //   D(x) = x where x > t, b elsewhere;   D′(x) = 1[x > t] (strict, detached)
 // ReLU is t = 0, b = 0, no noise. PFU takes t = a(x) + ε (a a constant or a lower median, ε = N(0, 1)·σ² in
-// training) and b = t (the reference's bias='mu', so D(x) = max(x, t)) or a constant.
+// training, one per row with a per-row median) and b = t (the reference's bias='mu', so D(x) = max(x, t)) or a constant.
 //
 // Masked scores (−∞) are absent memories by default: they stay −∞ and are left out of the median. The
 // reference treats them as ordinary scores; ForgettingOptions::compat reproduces that (see forgetting.h).
@@ -72,8 +72,10 @@ Forgetting forget(const Tensor& x, const ForgettingOptions& o, bool training, Ge
 
   Tensor t = base_threshold(x, o);
   if (pfu && training && o.sigma() != 0.0) {
-    // ε = N(0, 1)·σ², one scalar per call, no gradient (σ squared, as the reference's square_sigma).
-    t = t + randn({}, TensorOptions(x.dtype()).device(x.device()), gen) * (o.sigma() * o.sigma());
+    // ε = N(0, 1)·σ², no gradient (σ squared, as the reference's square_sigma): one per call, as the reference's
+    // unit draws it — and with a per-row threshold one per row, each row standing for one call (DeepRC applies
+    // the unit bag by bag, and each bag drew its own ε).
+    t = t + randn(t.sizes(), TensorOptions(x.dtype()).device(x.device()), gen) * (o.sigma() * o.sigma());
   }
 
   // x ≤ t rather than ¬(x > t): a NaN score is neither forgotten nor kept, so it propagates instead of being

@@ -20,6 +20,7 @@ Tensor base_of(const Tensor& view) { return Tensor(view.unsafe_impl()->view_base
 // past everything the smaller ones reach (every view op but as_strided gives that); otherwise the offsets are
 // listed and compared.
 bool has_internal_overlap(const Tensor& t) {
+  if (t.is_contiguous()) return false;  // the common case, without listing anything
   std::vector<std::pair<int64_t, int64_t>> dims;  // (stride, size) of the dims that have more than one index
   for (int64_t d = 0; d < t.dim(); ++d)
     if (t.size(d) > 1) dims.emplace_back(t.stride(d), t.size(d));
@@ -105,7 +106,7 @@ void refresh_view_history(const Tensor& view) {
 
 InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_list<const Tensor*> inputs,
                            SelfOverlap self_overlap)
-    : self_(self), op_(op) {
+    : self_(self) {
   TensorImpl& impl = *self.unsafe_impl();
   HG_CHECK(self_overlap == SelfOverlap::Allowed || !has_internal_overlap(self),
            "{}: {} (sizes {}, strides {}) has elements that share memory (an expand(), or a stride-0 gradient such as "
@@ -125,7 +126,6 @@ InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_
         if (!self.requires_grad()) take_history_from_base(self, base, op);
       }
     }
-    if (impl.view_base) view_was_current_ = impl.view_version == self.version();
     const AutogradMeta* meta = autograd_meta_or_null(self);
     HG_CHECK(!(meta && meta->requires_grad && !meta->grad_fn),
              "{}: a leaf tensor that requires grad ({}) is being modified in place; wrap the update in "
@@ -134,16 +134,16 @@ InplaceWrite::InplaceWrite(const Tensor& self, const char* op, std::initializer_
     tracked_ = self.requires_grad();
     for (const Tensor* t : inputs) tracked_ = tracked_ || (t->defined() && t->requires_grad());
     if (tracked_ && impl.view_base) {
-      HG_CHECK(!has_internal_overlap(self),
+      // Only fill_ gets here with overlapping elements (the others were refused above).
+      HG_CHECK(self_overlap == SelfOverlap::Refused || !has_internal_overlap(self),
                "{}: in-place write into {} (sizes {}, strides {}), a view in which several indices address one "
                "element (an expand(), or an as_strided() folded onto itself); autograd cannot follow it; write into "
                "a clone()",
                op, self.desc(), self.sizes(), self.strides());
       require_contiguous_base(self, base_of(self), op);
     }
-  } else if (impl.view_base) {
-    view_was_current_ = impl.view_version == self.version();
   }
+  view_was_current_ = impl.view_base && impl.view_version == self.version();
   impl.view_writing = true;
 }
 

@@ -56,7 +56,6 @@ class InplaceWrite {
 
  private:
   Tensor self_;
-  const char* op_;
   bool tracked_ = false;
   bool committed_ = false;
   bool view_was_current_ = false;  ///< self is a view whose history was current before the write

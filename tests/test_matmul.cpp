@@ -12,6 +12,8 @@
 #include <malloc.h>
 #endif
 
+#include <hopgrad/ops/cpu/onednn.h>
+
 #include "testing.h"
 
 namespace {
@@ -141,4 +143,44 @@ HG_BACKEND_TEST(matmul_one_by_one_operands_with_no_unit_stride) {
     out.insert(out.end(), {mm, lin, lin_t});
   }
   return out;
+}
+
+// The CPU backend's primitive caches hold at most kDefaultPrimitiveCacheCapacity primitives each, dropping the least
+// recently used: a model fed varying shapes (MIL bags, DeepRC minibatches) kept one per shape seen, for ever.
+TEST_CASE("PrimitiveCache: keeps the most recently used entries up to its capacity") {
+  hg::cpu::PrimitiveCache<int> cache(2);
+  int created = 0;
+  auto make = [&](int v) { return [&created, v] { ++created; return v; }; };
+  CHECK(*cache.get("a", make(1)) == 1);
+  CHECK(*cache.get("b", make(2)) == 2);
+  CHECK(*cache.get("a", make(-1)) == 1);  // a hit: not created again, and now the most recently used
+  CHECK(created == 2);
+  std::shared_ptr<const int> held = cache.get("b", make(-2));
+  CHECK(*cache.get("c", make(3)) == 3);  // drops "a", the least recently used
+  CHECK(cache.size() == 2);
+  CHECK(*cache.get("b", make(-2)) == 2);
+  CHECK(created == 3);
+  CHECK(*cache.get("a", make(10)) == 10);  // rebuilt; drops "c"
+  CHECK(*cache.get("c", make(30)) == 30);  // rebuilt; drops "b"
+  CHECK(created == 5);
+  CHECK(*held == 2);  // an entry a caller still holds outlives its eviction
+  CHECK(*cache.get("b", make(20)) == 20);
+}
+
+TEST_CASE("linear and matmul: more shapes than the primitive cache holds, then the first ones again") {
+  const int64_t shapes = static_cast<int64_t>(hg::cpu::kDefaultPrimitiveCacheCapacity) + 40;
+  hg::Tensor w = hgtest::uniform({24, 16}, -1, 1, 80).to(hg::kFloat32);
+  hg::Tensor bias = hgtest::uniform({24}, -1, 1, 81).to(hg::kFloat32);
+  hg::Tensor x_all = hgtest::uniform({shapes, 16}, -1, 1, 82).to(hg::kFloat32);
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int64_t rows = 1; rows <= shapes; rows += pass == 0 ? 1 : 37) {  // the second pass: dropped primitives
+      CAPTURE(rows);
+      hg::Tensor x = x_all.narrow(0, 0, rows);
+      hg::Tensor expected = hg::matmul(x.to(hg::kFloat64), w.to(hg::kFloat64).t()) + bias.to(hg::kFloat64);
+      hgtest::check_close(hg::linear(x, w, bias).to(hg::kFloat64), expected, 1e-5, 1e-5);
+      if (pass == 1)
+        hgtest::check_close(hg::matmul(x.unsqueeze(0).expand({2, rows, 16}), w.t()).select(0, 1).to(hg::kFloat64),
+                            expected - bias.to(hg::kFloat64), 1e-5, 1e-5);
+    }
+  }
 }

@@ -297,8 +297,8 @@ OnednnConvPlan make_backward_weights_plan(const ConvGeometry& g, const Shape& x_
 }
 
 // The plan for `kind`, this geometry and input layout, built on first use.
-const OnednnConvPlan& cached_plan(const char* kind, const ConvGeometry& g, const Shape& x_strides, bool with_bias,
-                                  const std::function<OnednnConvPlan()>& make) {
+std::shared_ptr<const OnednnConvPlan> cached_plan(const char* kind, const ConvGeometry& g, const Shape& x_strides,
+                                                 bool with_bias, const std::function<OnednnConvPlan()>& make) {
   static PrimitiveCache<OnednnConvPlan> cache;
   const ConvParams& p = g.p;
   std::string key = fmt::format("{}:{}x{}x{}x{}:{}x{}x{}:s{}x{}:p{}x{}:d{}x{}:g{}:b{}:x{}", kind, g.N, g.Cin, g.H, g.W,
@@ -363,7 +363,7 @@ void CpuBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* bi
   std::vector<void*> buffers{x.data_ptr(), w.data_ptr()};
   if (with_bias) buffers.push_back(bias.data_ptr());
   buffers.push_back(out.data_ptr());
-  run_plan(cached_plan("conv_fwd", g, x.strides(), with_bias,
+  run_plan(*cached_plan("conv_fwd", g, x.strides(), with_bias,
                        [&] { return make_forward_plan(g, x.strides(), with_bias); }),
            buffers);
 }
@@ -378,7 +378,7 @@ void CpuBackend::conv2d_backward_input(const Tensor& grad_out_in, const Tensor& 
   if (grad_x.dtype() == kFloat64)
     return conv2d_backward_input_loops<double>(grad_out.data_ptr<double>(), w.data_ptr<double>(),
                                                grad_x.data_ptr<double>(), g);
-  run_plan(cached_plan("conv_bwd_data", g, {}, false, [&] { return make_backward_data_plan(g); }),
+  run_plan(*cached_plan("conv_bwd_data", g, {}, false, [&] { return make_backward_data_plan(g); }),
            {grad_out.data_ptr(), w.data_ptr(), grad_x.data_ptr()});
 }
 
@@ -395,7 +395,7 @@ void CpuBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_o
                                                 grad_w.data_ptr<double>(), g);
   }
   Tensor x = dense_input(x_in);
-  run_plan(cached_plan("conv_bwd_weights", g, x.strides(), false,
+  run_plan(*cached_plan("conv_bwd_weights", g, x.strides(), false,
                        [&] { return make_backward_weights_plan(g, x.strides()); }),
            {x.data_ptr(), grad_out.data_ptr(), grad_w.data_ptr()});
 }

@@ -69,7 +69,7 @@ void layer_norm_f32(const Tensor& x, const Tensor* weight, const Tensor* bias, i
   if (bias) flags |= normalization_flags::use_shift;
   std::string key = fmt::format("layer_norm:{}:{}:{}:{}", rows, N, static_cast<unsigned>(flags), eps);
   static PrimitiveCache<layer_normalization_forward> cache;
-  layer_normalization_forward& prim = cache.get(key, [&] {
+  const std::shared_ptr<const layer_normalization_forward> prim = cache.get(key, [&] {
     layer_normalization_forward result;
     HG_DNNL_CHECK(result = layer_normalization_forward(layer_normalization_forward::primitive_desc(
                       layer_normalization_forward::desc(prop_kind::forward_training, data_md, stat_md,
@@ -85,7 +85,7 @@ void layer_norm_f32(const Tensor& x, const Tensor* weight, const Tensor* bias, i
                                        {DNNL_ARG_VARIANCE, memory(stat_md, eng, rstd.data_ptr())}};
   if (weight) args.emplace(DNNL_ARG_SCALE, memory(param_md, eng, weight->data_ptr()));
   if (bias) args.emplace(DNNL_ARG_SHIFT, memory(param_md, eng, bias->data_ptr()));
-  HG_DNNL_CHECK(prim.execute(onednn_stream(), args));
+  HG_DNNL_CHECK(prim->execute(onednn_stream(), args));
   onednn_stream().wait();
   float* r = rstd.data_ptr<float>();
   const float e = static_cast<float>(eps);

@@ -81,7 +81,7 @@ struct MatmulPrimitive {
 // The primitive under `key`, created from `desc` on first use; `weights` is the layout the caller's weights are
 // in (desc() may ask for format_tag::any). oneDNN fixes a primitive's thread count when it creates it, so every
 // key ends with the count.
-MatmulPrimitive& cached_matmul(const std::string& key, const dnnl::memory::desc& weights,
+std::shared_ptr<const MatmulPrimitive> cached_matmul(const std::string& key, const dnnl::memory::desc& weights,
                                const std::function<dnnl::matmul::desc()>& desc) {
   static PrimitiveCache<MatmulPrimitive> cache;
   return cache.get(key, [&] {
@@ -154,11 +154,11 @@ void gemm_primitive(const float* a, MatrixLayout la, const float* b, MatrixLayou
   memory::desc c_md({M, N}, memory::data_type::f32, memory::format_tag::ab);
   const std::string key = fmt::format("gemm:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, a_strides[0], a_strides[1],
                                       b_strides[0], b_strides[1], omp_get_max_threads());
-  const MatmulPrimitive& prim = cached_matmul(key, b_md, [&] {
+  const std::shared_ptr<const MatmulPrimitive> prim = cached_matmul(key, b_md, [&] {
     const memory::desc any_layout({K, N}, memory::data_type::f32, memory::format_tag::any);
     return matmul::desc(a_md, lb.transposed ? b_md : any_layout, c_md);
   });
-  run_matmul(prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), const_cast<float*>(a))},
+  run_matmul(*prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), const_cast<float*>(a))},
                     {DNNL_ARG_WEIGHTS, memory(b_md, onednn_engine(), const_cast<float*>(b))},
                     {DNNL_ARG_DST, memory(c_md, onednn_engine(), c)}});
 }
@@ -192,7 +192,7 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
   SmallProductThreads small(M, N, K);
   const std::string key = fmt::format("linear:{}:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, x_strides[0], x_strides[1],
                                       w_strides[0], w_strides[1], bias != nullptr, omp_get_max_threads());
-  const MatmulPrimitive& prim = cached_matmul(key, w_md, [&] {
+  const std::shared_ptr<const MatmulPrimitive> prim = cached_matmul(key, w_md, [&] {
     const memory::desc weights_md = M >= kBlockedWeightsMinRows
                                         ? memory::desc({K, N}, memory::data_type::f32, memory::format_tag::any)
                                         : w_md;
@@ -202,7 +202,7 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
                                        {DNNL_ARG_WEIGHTS, memory(w_md, onednn_engine(), w.data_ptr())},
                                        {DNNL_ARG_DST, memory(out_md, onednn_engine(), out.data_ptr())}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(bias_md, onednn_engine(), bias->data_ptr()));
-  run_matmul(prim, std::move(args));
+  run_matmul(*prim, std::move(args));
 }
 
 // out [M, N] = x [M, K] · w [N, K]ᵀ + bias for narrow outputs, N < kNarrowMaxColumns (a classifier's 10 or 2
@@ -243,8 +243,8 @@ void matmul_f32_batched(const Tensor& a, const Tensor& b, Tensor& out) {
   const std::string key =
       fmt::format("mm:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:t{}", B, M, N, K, a_md.dims()[0], a.stride(0), a.stride(1),
                   a.stride(2), b_md.dims()[0], b.stride(0), b.stride(1), b.stride(2), omp_get_max_threads());
-  const MatmulPrimitive& prim = cached_matmul(key, b_md, [&] { return matmul::desc(a_md, b_md, c_md); });
-  run_matmul(prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), a.data_ptr())},
+  const std::shared_ptr<const MatmulPrimitive> prim = cached_matmul(key, b_md, [&] { return matmul::desc(a_md, b_md, c_md); });
+  run_matmul(*prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), a.data_ptr())},
                     {DNNL_ARG_WEIGHTS, memory(b_md, onednn_engine(), b.data_ptr())},
                     {DNNL_ARG_DST, memory(c_md, onednn_engine(), out.data_ptr())}});
 }

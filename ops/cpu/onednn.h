@@ -3,6 +3,8 @@
 // primitive cache keyed by a string built from the shapes (creating a primitive costs far more than running a
 // small one).
 #include <functional>
+#include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -28,6 +30,11 @@ dnnl::primitive_attr user_scratchpad_attr();
 void execute_with_host_scratchpad(const dnnl::primitive& primitive, const dnnl::memory::desc& scratchpad,
                                   std::unordered_map<int, dnnl::memory> args);
 
+/// How many primitives each PrimitiveCache keeps. A training step of the reference workloads needs a dozen at
+/// most (vit_tiny: 8 matmul, 2 layer-norm and 2 convolution primitives), so theirs are never rebuilt; varying
+/// shapes cost at most this many entries (~60 KB each) per cache.
+inline constexpr size_t kDefaultPrimitiveCacheCapacity = 256;
+
 /// Runs a oneDNN C++ call, turning dnnl::error into hg::Error with the call site.
 #define HG_DNNL_CHECK(expr)                                                                           \
   do {                                                                                                \
@@ -40,20 +47,44 @@ void execute_with_host_scratchpad(const dnnl::primitive& primitive, const dnnl::
     }                                                                                                 \
   } while (0)
 
-/// Thread-safe cache of created primitives (and their descriptors) by key.
+/// Thread-safe cache of created primitives (and their descriptors) by key, holding at most `capacity` of them:
+/// beyond it the least recently used one is dropped. Keys hold shapes, and a model fed data of varying sizes
+/// (MIL bags, DeepRC's minibatches of repertoires) meets a new shape at nearly every step; unbounded, the cache
+/// kept every primitive ever created (a linear layer over 4000 row counts: +230 MB of descriptors and JIT code).
+/// A dropped primitive is rebuilt on its next use (0.1–0.3 ms); one still being run by a
+/// caller lives until that caller's shared_ptr goes.
 template <typename Value>
 class PrimitiveCache {
  public:
-  Value& get(const std::string& key, const std::function<Value()>& create) {
+  explicit PrimitiveCache(size_t capacity = kDefaultPrimitiveCacheCapacity) : capacity_(capacity) {}
+
+  std::shared_ptr<const Value> get(const std::string& key, const std::function<Value()>& create) {
     std::lock_guard lock(mutex_);
-    auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, create()).first;
-    return it->second;
+    if (auto it = index_.find(key); it != index_.end()) {
+      entries_.splice(entries_.begin(), entries_, it->second);  // now the most recently used
+      return it->second->second;
+    }
+    auto value = std::make_shared<const Value>(create());
+    entries_.emplace_front(key, value);
+    index_.emplace(key, entries_.begin());
+    if (entries_.size() > capacity_) {
+      index_.erase(entries_.back().first);
+      entries_.pop_back();
+    }
+    return value;
+  }
+
+  size_t size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
   }
 
  private:
-  std::mutex mutex_;
-  std::unordered_map<std::string, Value> cache_;
+  using Entry = std::pair<std::string, std::shared_ptr<const Value>>;
+  size_t capacity_;
+  mutable std::mutex mutex_;
+  std::list<Entry> entries_;  // most recently used first
+  std::unordered_map<std::string, typename std::list<Entry>::iterator> index_;
 };
 
 }  // namespace hg::cpu

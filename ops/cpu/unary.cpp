@@ -240,7 +240,7 @@ void onednn_sqrt(const Tensor& x, Tensor& out) {
   int64_t n = x.numel();
   memory::desc md({n}, memory::data_type::f32, memory::format_tag::a);
   static PrimitiveCache<eltwise_forward> cache;
-  eltwise_forward& prim = cache.get(fmt::format("eltwise_sqrt:{}", n), [&] {
+  const std::shared_ptr<const eltwise_forward> prim = cache.get(fmt::format("eltwise_sqrt:{}", n), [&] {
     eltwise_forward result;
     HG_DNNL_CHECK(result = eltwise_forward(eltwise_forward::primitive_desc(
                       eltwise_forward::desc(prop_kind::forward_inference, algorithm::eltwise_sqrt, md, 0.f, 0.f),
@@ -248,7 +248,7 @@ void onednn_sqrt(const Tensor& x, Tensor& out) {
     return result;
   });
   memory src(md, onednn_engine(), x.data_ptr()), dst(md, onednn_engine(), out.data_ptr());
-  HG_DNNL_CHECK(prim.execute(onednn_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}));
+  HG_DNNL_CHECK(prim->execute(onednn_stream(), {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}}));
   onednn_stream().wait();
 }
 

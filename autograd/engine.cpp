@@ -145,6 +145,12 @@ void execute(const Tensors& roots, const Tensors& grad_outputs, bool retain_grap
     } else {
       HG_CHECK(g.sizes() == r.sizes() && g.device() == r.device(),
                "backward: gradient {} does not match output {} ({})", g.desc(), i, r.desc());
+      if (g.dtype() != r.dtype()) {  // as PyTorch: a floating gradient is cast to the output's dtype
+        HG_CHECK(is_floating(g.dtype()),
+                 "backward: gradient {} for output {} ({}) must be floating point like the output", g.desc(), i,
+                 r.desc());
+        g = g.to(r.dtype());
+      }
     }
     Edge e = gradient_edge(r);
     root_nodes.push_back(e.node.get());
@@ -162,7 +168,11 @@ void execute(const Tensors& roots, const Tensors& grad_outputs, bool retain_grap
     for (size_t k = 0; k < capture_edges->size(); ++k) {
       const Edge& e = (*capture_edges)[k];
       if (e.node.get() != n || e.input_nr >= buffer.size() || !buffer[e.input_nr].defined()) continue;
-      (*captured)[k] = (*captured)[k].defined() ? add((*captured)[k], buffer[e.input_nr]) : buffer[e.input_nr];
+      // A leaf's hooks apply to the gradient hg::grad returns for it, as a non-leaf's (node pre-hooks) do, and
+      // as backward() applies them before accumulating (PyTorch 2.x does the same).
+      const auto* accumulator = dynamic_cast<const AccumulateGrad*>(n);
+      Tensor g = accumulator ? accumulator->run_leaf_hooks(buffer[e.input_nr]) : buffer[e.input_nr];
+      (*captured)[k] = (*captured)[k].defined() ? add((*captured)[k], g) : g;
     }
   };
 

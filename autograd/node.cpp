@@ -45,13 +45,41 @@ void Node::add_retain_grad_hook(uint32_t output_nr, std::function<Tensor(const T
   retain_grad_hooks_.emplace_back(output_nr, std::move(hook));
 }
 
+namespace {
+
+// A hook may replace a gradient, but not with one of another shape, dtype or device: the rest of the backward
+// would sum a wider one down as if broadcast, or cast it, and give a wrong gradient without a word (PyTorch:
+// "hook has changed the size of value").
+void check_hook_result(const Tensor& replaced, const Tensor& g, const char* where) {
+  HG_CHECK(replaced.sizes() == g.sizes() && replaced.dtype() == g.dtype() && replaced.device() == g.device(),
+           "a gradient hook on {} returned {}, but the gradient it was given is {}: a hook may change the "
+           "values only, not the shape, dtype or device",
+           where, replaced.desc(), g.desc());
+}
+
+// Runs hooks[0, n) for n = the count at the start: a hook may register another hook on the same tensor, which
+// reallocates the vector (each one is copied before it runs) and first runs on the next backward, as in PyTorch.
+template <typename Hooks, typename Run>
+void run_each(const Hooks& hooks, Run run) {
+  const size_t n = hooks.size();
+  for (size_t i = 0; i < n; ++i) {
+    auto hook = hooks[i];
+    run(hook);
+  }
+}
+
+}  // namespace
+
 void Node::run_pre_hooks(Tensors& grad_outputs) const {
   for (const auto* hooks : {&pre_hooks_, &retain_grad_hooks_}) {
-    for (const auto& [nr, hook] : *hooks) {
-      if (nr >= grad_outputs.size() || !grad_outputs[nr].defined()) continue;
+    run_each(*hooks, [&](const std::pair<uint32_t, std::function<Tensor(const Tensor&)>>& entry) {
+      const auto& [nr, hook] = entry;
+      if (nr >= grad_outputs.size() || !grad_outputs[nr].defined()) return;
       Tensor replaced = hook(grad_outputs[nr]);
-      if (replaced.defined()) grad_outputs[nr] = std::move(replaced);
-    }
+      if (!replaced.defined()) return;
+      check_hook_result(replaced, grad_outputs[nr], fmt::format("output {} of '{}'", nr, name_).c_str());
+      grad_outputs[nr] = std::move(replaced);
+    });
   }
 }
 
@@ -131,15 +159,25 @@ Tensor AccumulateGrad::leaf() const {
   return impl ? Tensor(std::move(impl)) : Tensor();
 }
 
+Tensor AccumulateGrad::run_leaf_hooks(Tensor g) const {
+  Tensor leaf_tensor = leaf();
+  if (!leaf_tensor.defined() || !g.defined()) return g;
+  run_each(autograd_meta(leaf_tensor).hooks, [&](const std::function<Tensor(const Tensor&)>& hook) {
+    Tensor replaced = hook(g);
+    if (!replaced.defined()) return;
+    check_hook_result(replaced, g, fmt::format("the leaf {}", leaf_tensor.desc()).c_str());
+    g = std::move(replaced);
+  });
+  return g;
+}
+
 Tensors AccumulateGrad::apply(Tensors&& grad_outputs) {
   Tensor leaf_tensor = leaf();
   if (!leaf_tensor.defined() || grad_outputs.empty() || !grad_outputs[0].defined()) return {};
-  Tensor g = std::move(grad_outputs[0]);
   auto& meta = autograd_meta(leaf_tensor);
-  for (const auto& hook : meta.hooks) {
-    Tensor replaced = hook(g);
-    if (replaced.defined()) g = std::move(replaced);
-  }
+  // requires_grad_(false) after the graph was built: the leaf no longer wants a gradient (as PyTorch).
+  if (!meta.requires_grad) return {};
+  Tensor g = run_leaf_hooks(std::move(grad_outputs[0]));
   HG_CHECK(g.sizes() == leaf_tensor.sizes() && g.dtype() == leaf_tensor.dtype(),
            "gradient accumulation: the gradient {} does not match the leaf {} it is accumulated into", g.desc(),
            leaf_tensor.desc());

@@ -118,6 +118,8 @@ class AccumulateGrad : public Node {
   Tensors apply(Tensors&& grad_outputs) override;
   /// The leaf, or undefined when it no longer exists.
   Tensor leaf() const;
+  /// `g` after the leaf's hooks (Tensor::register_hook on the leaf), in the order they were registered.
+  Tensor run_leaf_hooks(Tensor g) const;
 
  private:
   std::weak_ptr<TensorImpl> leaf_;

@@ -1,5 +1,6 @@
 #include <hopgrad/core/tensor.h>
 
+#include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/meta.h>
 #include <hopgrad/autograd/node.h>
 #include <hopgrad/autograd/view_history.h>
@@ -155,7 +156,12 @@ void attach_retain_grad_hook(const Tensor& t) {
     auto impl = weak.lock();
     if (impl && impl->autograd && impl->autograd->grad_fn.get() == node) {
       auto& m = *impl->autograd;
-      m.grad = m.grad.defined() ? m.grad + g.detach() : g.detach().clone();
+      // Under create_graph (grad mode on in the backward) the kept gradient stays differentiable, as
+      // AccumulateGrad keeps a leaf's.
+      if (GradMode::is_enabled())
+        m.grad = m.grad.defined() ? m.grad + g : g.clone();
+      else
+        m.grad = m.grad.defined() ? m.grad + g.detach() : g.detach().clone();
     }
     return Tensor();
   });

@@ -123,17 +123,20 @@ class Tensor {
   const Tensor& grad() const;
   /// Replaces (or with an undefined tensor, clears) the stored gradient.
   void set_grad(const Tensor& g) const;
-  /// Runs reverse-mode autodiff from this tensor. `gradient` may be omitted only for one-element tensors;
-  /// create_graph records the backward itself and implies retain_graph.
+  /// Runs reverse-mode autodiff from this tensor. `gradient` may be omitted only for one-element tensors; a
+  /// floating-point one of another dtype is cast to this tensor's. create_graph records the backward itself and
+  /// implies retain_graph.
   void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
   /// A tensor sharing storage (and version counter) but cut from the graph.
   Tensor detach() const;
   bool is_leaf() const;
   const std::shared_ptr<Node>& grad_fn() const;
   uint32_t output_nr() const;
-  /// Calls `hook(grad)` when this tensor's gradient is computed; a defined return value replaces it.
+  /// Calls `hook(grad)` when this tensor's gradient is computed, by backward() or hg::autograd::grad (for a leaf
+  /// too); a defined return value replaces it and must have its shape, dtype and device. A hook registered by a
+  /// running hook first runs on the next backward.
   void register_hook(std::function<Tensor(const Tensor&)> hook) const;
-  /// For a non-leaf: keep its gradient in grad() after backward.
+  /// For a non-leaf: keep its gradient in grad() after backward (differentiable under create_graph).
   void retain_grad() const;
   /// In-place write counter shared with every view of the same storage.
   uint64_t version() const { return impl().storage->version.load(std::memory_order_relaxed); }

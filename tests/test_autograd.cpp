@@ -88,6 +88,80 @@ TEST_CASE("autograd: hooks see and may replace gradients") {
   hgtest::check_close(h.grad(), hg::full({2}, 2.0, hg::kFloat64));
 }
 
+TEST_CASE("autograd: a hook that registers another hook: the others still run, the new one from the next backward") {
+  Tensor x = hg::from_vector<double>({1, 2}, {2}, hg::kFloat64).requires_grad_();
+  Tensor h = x * 2.0;
+  int added = 0;
+  h.register_hook([&](const Tensor&) {
+    if (added++ == 0)  // reallocates the node's hook list while it is being walked
+      for (int i = 0; i < 8; ++i) h.register_hook([i](const Tensor& g) { return i == 0 ? g * 100.0 : g; });
+    return Tensor();
+  });
+  h.register_hook([](const Tensor& g) { return g * 3.0; });
+  h.sum().backward(Tensor(), true);
+  hgtest::check_close(x.grad(), hg::full({2}, 6.0, hg::kFloat64));
+  x.set_grad(Tensor());
+  h.sum().backward();
+  hgtest::check_close(x.grad(), hg::full({2}, 600.0, hg::kFloat64));
+}
+
+TEST_CASE("autograd: a hook may not change a gradient's shape or dtype") {
+  Tensor x = hg::from_vector<double>({1, 2, 3}, {3}, hg::kFloat64).requires_grad_();
+  Tensor h = x * 2.0;
+  h.register_hook([](const Tensor& g) { return g.unsqueeze(0).expand({2, 3}); });
+  CHECK_THROWS_WITH_AS(h.sum().backward(), doctest::Contains("not the shape, dtype or device"), hg::Error);
+  Tensor y = x * 2.0;
+  y.register_hook([](const Tensor& g) { return g.to(hg::kFloat32); });
+  CHECK_THROWS_WITH_AS(y.sum().backward(), doctest::Contains("output 0 of 'mul'"), hg::Error);
+  Tensor leaf = hg::ones({3}, hg::kFloat64).requires_grad_();
+  leaf.register_hook([](const Tensor& g) { return g.sum(); });
+  CHECK_THROWS_WITH_AS((leaf * 2.0).sum().backward(), doctest::Contains("the leaf"), hg::Error);
+}
+
+TEST_CASE("autograd: a floating gradient passed to backward() is cast to the output's dtype") {
+  Tensor x = hg::from_vector<double>({1, 2}, {2}, hg::kFloat64).requires_grad_();
+  (x * 1.0000001).backward(hg::ones({2}, hg::kFloat32));  // float32 would round the product's gradient
+  CHECK(x.grad().dtype() == hg::kFloat64);
+  CHECK(x.grad().to_vector<double>()[0] == doctest::Approx(1.0000001).epsilon(1e-15));
+  x.set_grad(Tensor());
+  x.backward(hg::ones({2}, hg::kFloat32));  // a leaf root
+  CHECK(x.grad().dtype() == hg::kFloat64);
+  CHECK_THROWS_WITH_AS((x * 2.0).backward(hg::ones({2}, hg::kInt64)), doctest::Contains("must be floating point"),
+                       hg::Error);
+}
+
+TEST_CASE("autograd: hg::grad applies a leaf's hooks as backward() does") {
+  Tensor x = hg::from_vector<double>({1, 2}, {2}, hg::kFloat64).requires_grad_();
+  x.register_hook([](const Tensor& g) { return g * 10.0; });
+  Tensor h = x * 2.0;
+  h.register_hook([](const Tensor& g) { return g * 10.0; });
+  auto g = hg::grad({h.sum()}, {h, x}, {}, true);
+  hgtest::check_close(g[0], hg::full({2}, 10.0, hg::kFloat64));
+  hgtest::check_close(g[1], hg::full({2}, 200.0, hg::kFloat64));
+  CHECK_FALSE(x.grad().defined());
+  h.sum().backward();
+  hgtest::check_close(x.grad(), hg::full({2}, 200.0, hg::kFloat64));
+}
+
+TEST_CASE("autograd: a leaf set to requires_grad_(false) after the graph was built gets no gradient") {
+  Tensor x = hg::ones({3}, hg::kFloat64).requires_grad_();
+  Tensor y = (x * 2.0).sum();
+  x.requires_grad_(false);
+  y.backward();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("autograd: retain_grad under create_graph keeps a differentiable gradient") {
+  Tensor x = hg::from_vector<double>({1, 2}, {2}, hg::kFloat64).requires_grad_();
+  Tensor h = x * x;
+  h.retain_grad();
+  (h * h).sum().backward(Tensor(), false, true);
+  hgtest::check_close(h.grad(), hg::from_vector<double>({2, 8}, {2}, hg::kFloat64));  // 2h
+  REQUIRE(h.grad().requires_grad());
+  auto g = hg::grad({h.grad().sum()}, {x});  // d(2x²)/dx = 4x
+  hgtest::check_close(g[0], hg::from_vector<double>({4, 8}, {2}, hg::kFloat64));
+}
+
 TEST_CASE("autograd: grad() returns gradients without touching .grad(), and differentiates twice") {
   Tensor x = hg::from_vector<double>({1, 2, 3}, {3}, hg::kFloat64).requires_grad_();
   Tensor y = (x * x * x).sum();

@@ -13,18 +13,43 @@ namespace {
 constexpr int64_t kSummariseAbove = 1000;  // elements; as torch's print threshold
 constexpr int64_t kEdgeItems = 3;
 
-std::string format_value(double v, DType dt, bool use_sci) {
-  if (dt == kBool) return v != 0.0 ? "True" : "False";
-  if (dt == kInt64) return fmt::format("{}", static_cast<int64_t>(v));
+std::string format_float(double v, bool use_sci) {
   if (std::isnan(v)) return "nan";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   return use_sci ? fmt::format("{:.4e}", v) : fmt::format("{:.4f}", v);
 }
 
-void format_dim(std::string& out, const std::vector<double>& values, const Shape& sizes, size_t dim, int64_t offset,
-                DType dt, bool use_sci, bool summarise, size_t width, size_t indent) {
+// Every element as text, in row-major order. int64 is read as int64: through double, values beyond 2^53 were
+// rounded (and INT64_MAX printed as INT64_MIN).
+std::vector<std::string> format_values(const Tensor& t) {
+  std::vector<std::string> out;
+  Tensor host = t.detach().to(kCPU);
+  if (t.dtype() == kBool) {
+    for (bool b : host.to_vector<bool>()) out.push_back(b ? "True" : "False");
+    return out;
+  }
+  if (t.dtype() == kInt64) {
+    for (int64_t v : host.to_vector<int64_t>()) out.push_back(fmt::format("{}", v));
+    return out;
+  }
+  const std::vector<double> values = host.to(kFloat64).to_vector<double>();
+  // Scientific notation as torch chooses it: when the finite non-zero magnitudes reach 1e8, go below 1e-4, or
+  // span more than three decades ([1e-10, 1] printed as [0.0000, 1.0000] otherwise).
+  double max_abs = 0.0, min_abs = HUGE_VAL;
+  for (double v : values)
+    if (std::isfinite(v) && v != 0.0) {
+      max_abs = std::max(max_abs, std::abs(v));
+      min_abs = std::min(min_abs, std::abs(v));
+    }
+  const bool use_sci = max_abs > 0 && (max_abs >= 1e8 || min_abs < 1e-4 || max_abs / min_abs > 1000);
+  for (double v : values) out.push_back(format_float(v, use_sci));
+  return out;
+}
+
+void format_dim(std::string& out, const std::vector<std::string>& values, const Shape& sizes, size_t dim,
+                int64_t offset, bool summarise, size_t width, size_t indent) {
   if (sizes.empty()) {
-    out += format_value(values[static_cast<size_t>(offset)], dt, use_sci);
+    out += values[static_cast<size_t>(offset)];
     return;
   }
   int64_t n = sizes[dim];
@@ -37,12 +62,10 @@ void format_dim(std::string& out, const std::vector<double>& values, const Shape
       i = n - kEdgeItems - 1;
       continue;
     }
-    if (dim + 1 == sizes.size()) {
-      std::string v = format_value(values[static_cast<size_t>(offset + i)], dt, use_sci);
-      out += fmt::format("{:>{}}", v, width);
-    } else {
-      format_dim(out, values, sizes, dim + 1, offset + i * stride, dt, use_sci, summarise, width, indent + 1);
-    }
+    if (dim + 1 == sizes.size())
+      out += fmt::format("{:>{}}", values[static_cast<size_t>(offset + i)], width);
+    else
+      format_dim(out, values, sizes, dim + 1, offset + i * stride, summarise, width, indent + 1);
     if (i + 1 < n) out += dim + 1 == sizes.size() ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
   }
   out += ']';
@@ -52,20 +75,11 @@ void format_dim(std::string& out, const std::vector<double>& values, const Shape
 
 std::string to_string(const Tensor& t) {
   if (!t.defined()) return "tensor(undefined)";
-  std::vector<double> values = t.detach().to(kCPU).to(kFloat64).to_vector<double>();
-  if (t.dtype() == kBool) values = [&] {
-    std::vector<double> v;
-    for (bool b : t.detach().to_vector<bool>()) v.push_back(b ? 1.0 : 0.0);
-    return v;
-  }();
-  double max_abs = 0.0;
-  for (double v : values)
-    if (std::isfinite(v)) max_abs = std::max(max_abs, std::abs(v));
-  bool use_sci = is_floating(t.dtype()) && (max_abs >= 1e8 || (max_abs > 0 && max_abs < 1e-4));
+  const std::vector<std::string> values = format_values(t);
   size_t width = 0;
-  for (double v : values) width = std::max(width, format_value(v, t.dtype(), use_sci).size());
+  for (const std::string& v : values) width = std::max(width, v.size());
   std::string body;
-  format_dim(body, values, t.sizes(), 0, 0, t.dtype(), use_sci, t.numel() > kSummariseAbove, width, 7);
+  format_dim(body, values, t.sizes(), 0, 0, t.numel() > kSummariseAbove, width, 7);
   std::string out = fmt::format("tensor({}, shape={}, dtype={}, device={}", body, t.sizes(), t.dtype(), t.device());
   // The recorded state as it is (Tensor::requires_grad() would first bring a stale view's history up to date,
   // which may throw: printing never does).

@@ -27,8 +27,16 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
   return dim < 0 ? dim + std::max<int64_t>(ndim, 1) : dim;
 }
 
-int64_t Tensor::size(int64_t d) const { return sizes()[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides()[wrap_dim(d, dim(), "stride")]; }
+// wrap_dim takes dims 0 and -1 of a 0-dim tensor (reductions over "its only dim", as torch), but a 0-dim tensor
+// has no size or stride to report (torch: "dimension specified as 0 but tensor has no dimensions").
+int64_t Tensor::size(int64_t d) const {
+  HG_CHECK(dim() > 0, "size: dimension {} asked of a 0-dim tensor, which has none", d);
+  return sizes()[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  HG_CHECK(dim() > 0, "stride: dimension {} asked of a 0-dim tensor, which has none", d);
+  return strides()[wrap_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   if (numel() == 0) return true;  // as torch: an empty tensor has no elements to lay out

@@ -168,7 +168,7 @@ class Tensor {
   const Tensor& sub_(const Tensor& other) const { return add_(other, -1.0); }
   const Tensor& mul_(const Tensor& other) const;
   const Tensor& mul_(double value) const;
-  const Tensor& div_(double value) const { return mul_(1.0 / value); }
+  const Tensor& div_(double value) const;
 
  private:
   const TensorImpl& impl() const {

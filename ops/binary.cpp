@@ -41,6 +41,34 @@ bool broadcastable(const Shape& a, const Shape& b) {
 
 namespace {
 
+int category(DType t) { return t == kBool ? 0 : is_floating(t) ? 2 : 1; }
+
+// Whether s is an integer that int64 holds: [-2^63, 2^63).
+bool fits_int64(double s) { return std::floor(s) == s && s >= -0x1p63 && s < 0x1p63; }
+
+}  // namespace
+
+DType result_type(const Tensor& a, const Tensor& b) {
+  HG_CHECK(a.defined() && b.defined(), "result_type: got an undefined tensor");
+  const bool a0 = a.dim() == 0, b0 = b.dim() == 0;
+  if (a0 == b0) return promote_types(a.dtype(), b.dtype());
+  const DType dims = a0 ? b.dtype() : a.dtype(), zero = a0 ? a.dtype() : b.dtype();
+  return category(zero) > category(dims) ? zero : dims;
+}
+
+DType result_type(const Tensor& a, double s) {
+  HG_CHECK(a.defined(), "result_type: got an undefined tensor");
+  if (is_floating(a.dtype())) return a.dtype();
+  return fits_int64(s) ? kInt64 : kFloat32;
+}
+
+bool can_cast(DType from, DType to) {
+  if (is_floating(from) && !is_floating(to)) return false;
+  return !(to == kBool && from != kBool);
+}
+
+namespace {
+
 void check_devices(const char* op, const Tensor& a, const Tensor& b) {
   HG_CHECK(a.defined() && b.defined(), "{}: got an undefined tensor", op);
   HG_CHECK(a.device() == b.device(), "{}: tensors are on different devices ({} and {}); move one with .to()", op,
@@ -59,17 +87,13 @@ Tensor run_binary(BinaryOp op, const char* name, const Tensor& a, const Tensor& 
   return out;
 }
 
-DType arith_dtype(const Tensor& a, const Tensor& b) {
-  DType t = promote_types(a.dtype(), b.dtype());
+DType arith_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  check_devices(op, a, b);
+  DType t = result_type(a, b);
   return t == kBool ? kInt64 : t;
 }
 
-// dtype of tensor ⊕ scalar: a fractional scalar turns an integer tensor into float32; bool becomes int64.
-DType scalar_dtype(const Tensor& a, double s) {
-  if (is_floating(a.dtype())) return a.dtype();
-  if (std::floor(s) != s || !std::isfinite(s)) return kFloat32;
-  return kInt64;
-}
+DType scalar_dtype(const Tensor& a, double s) { return result_type(a, s); }
 
 Tensor run_scalar(BinaryOp op, const char* name, const Tensor& a, double s, bool scalar_first, DType compute,
                   DType out_dtype) {
@@ -85,7 +109,7 @@ Tensor run_scalar(BinaryOp op, const char* name, const Tensor& a, double s, bool
 // y = a + alpha·b ;  ∂y/∂a = 1, ∂y/∂b = alpha
 Tensor add(const Tensor& a, const Tensor& b, double alpha) {
   if (alpha != 1.0) return add(a, mul(b, alpha));
-  Tensor out = run_binary(BinaryOp::Add, "add", a, b, arith_dtype(a, b), arith_dtype(a, b));
+  Tensor out = run_binary(BinaryOp::Add, "add", a, b, arith_dtype("add", a, b), arith_dtype("add", a, b));
   if (any_requires_grad(a, b))
     record_op("add", {a, b}, out, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0], g[0]}; });
   return out;
@@ -94,7 +118,7 @@ Tensor add(const Tensor& a, const Tensor& b, double alpha) {
 // y = a - alpha·b
 Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
   if (alpha != 1.0) return sub(a, mul(b, alpha));
-  Tensor out = run_binary(BinaryOp::Sub, "sub", a, b, arith_dtype(a, b), arith_dtype(a, b));
+  Tensor out = run_binary(BinaryOp::Sub, "sub", a, b, arith_dtype("sub", a, b), arith_dtype("sub", a, b));
   if (any_requires_grad(a, b))
     record_op("sub", {a, b}, out, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0], -g[0]}; });
   return out;
@@ -102,7 +126,7 @@ Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
 
 // y = a·b ;  ∂y/∂a = b, ∂y/∂b = a
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = run_binary(BinaryOp::Mul, "mul", a, b, arith_dtype(a, b), arith_dtype(a, b));
+  Tensor out = run_binary(BinaryOp::Mul, "mul", a, b, arith_dtype("mul", a, b), arith_dtype("mul", a, b));
   if (any_requires_grad(a, b)) {
     record_op("mul", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensors& g, const BackwardContext& c) {
       Tensors r(2);
@@ -116,7 +140,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 
 // y = a / b ;  ∂y/∂a = 1/b, ∂y/∂b = -a/b²
 Tensor div(const Tensor& a, const Tensor& b) {
-  DType t = arith_dtype(a, b);
+  DType t = arith_dtype("div", a, b);
   if (!is_floating(t)) t = kFloat32;  // true division, as torch.div
   Tensor out = run_binary(BinaryOp::Div, "div", a, b, t, t);
   if (any_requires_grad(a, b)) {
@@ -133,7 +157,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 // y = a^b ;  ∂y/∂a = b·a^(b-1), ∂y/∂b = a^b·ln a (taken as 0 where a = 0 and b ≥ 0, as PyTorch)
 Tensor pow(const Tensor& a, const Tensor& b) {
-  Tensor out = run_binary(BinaryOp::Pow, "pow", a, b, arith_dtype(a, b), arith_dtype(a, b));
+  Tensor out = run_binary(BinaryOp::Pow, "pow", a, b, arith_dtype("pow", a, b), arith_dtype("pow", a, b));
   if (any_requires_grad(a, b)) {
     record_op("pow", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensors& g, const BackwardContext& c) {
       Tensor x = sa.unpack(c), e = sb.unpack(c);
@@ -152,7 +176,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 namespace {
 // maximum/minimum: the gradient goes to the selected input; ties split it evenly (as PyTorch).
 Tensor extremum(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
-  Tensor out = run_binary(op, name, a, b, arith_dtype(a, b), arith_dtype(a, b));
+  Tensor out = run_binary(op, name, a, b, arith_dtype(name, a, b), arith_dtype(name, a, b));
   if (any_requires_grad(a, b)) {
     bool is_max = op == BinaryOp::Maximum;
     record_op(name, {a, b}, out,
@@ -223,6 +247,8 @@ Tensor rdiv(const Tensor& a, double s) {
 // y = a^e ;  ∂y/∂a = e·a^(e-1)
 Tensor pow(const Tensor& a, double e) {
   DType t = scalar_dtype(a, e);
+  HG_CHECK(is_floating(t) || e >= 0, "pow: integers to negative integer powers are not allowed ({} to the power {})",
+           a.desc(), e);
   Tensor out = run_scalar(BinaryOp::Pow, "pow", a, e, false, t, t);
   if (any_requires_grad(a)) {
     record_op("pow", {a}, out, [sa = SavedTensor(a), e](const Tensors& g, const BackwardContext& c) {
@@ -249,11 +275,15 @@ Tensor pow(double base, const Tensor& a) {
 
 #define HG_COMPARE(fn, OP)                                                                          \
   Tensor fn(const Tensor& a, const Tensor& b) {                                                     \
-    return run_binary(BinaryOp::OP, #fn, a, b, promote_types(a.dtype(), b.dtype()), kBool);         \
+    check_devices(#fn, a, b);                                                                       \
+    return run_binary(BinaryOp::OP, #fn, a, b, result_type(a, b), kBool);                          \
   }                                                                                                 \
+  /* An integer or bool tensor is compared in its own dtype with a scalar that dtype holds, else in */ \
+  /* float64 (x < inf, x < 1e19 and x < 0.5 are exact there for |x| < 2^53). */                      \
   Tensor fn(const Tensor& a, double s) {                                                            \
-    DType t = is_floating(a.dtype()) ? a.dtype() : (std::floor(s) == s ? a.dtype() : kFloat64);     \
-    if (t == kBool && s != 0.0 && s != 1.0) t = kInt64;                                             \
+    HG_CHECK(a.defined(), "{}: got an undefined tensor", #fn);                                      \
+    DType t = a.dtype();                                                                            \
+    if (!is_floating(t)) t = !fits_int64(s) ? kFloat64 : (t == kBool && s != 0.0 && s != 1.0) ? kInt64 : t; \
     return run_scalar(BinaryOp::OP, #fn, a, s, false, t, kBool);                                    \
   }
 HG_COMPARE(eq, Eq)
@@ -273,7 +303,8 @@ Tensor logical_or(const Tensor& a, const Tensor& b) {
 
 // heaviside(x, v): step function; its derivative is zero wherever it exists.
 Tensor heaviside(const Tensor& x, const Tensor& values) {
-  Tensor out = run_binary(BinaryOp::Heaviside, "heaviside", x, values, arith_dtype(x, values), arith_dtype(x, values));
+  const DType t = arith_dtype("heaviside", x, values);
+  Tensor out = run_binary(BinaryOp::Heaviside, "heaviside", x, values, t, t);
   if (any_requires_grad(x, values))
     record_op("heaviside", {x, values}, out, [](const Tensors& g, const BackwardContext&) {
       return Tensors{zeros_like(g[0]), zeros_like(g[0])};
@@ -287,7 +318,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_devices("where", a, b);
   HG_CHECK(cond.dtype() == kBool, "where: condition must be bool, got {}", cond.desc());
   Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
-  DType t = promote_types(a.dtype(), b.dtype());
+  DType t = result_type(a, b);
   Tensor out = empty(shape, t, a.device());
   backend_for(a.device()).where(cond.detach().expand(shape), a.detach().to(t).expand(shape),
                                 b.detach().to(t).expand(shape), out);
@@ -313,7 +344,10 @@ Tensor where(const Tensor& cond, double a, const Tensor& b) {
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {
+  check_devices("masked_fill", x, mask);
   HG_CHECK(mask.dtype() == kBool, "masked_fill: mask must be bool, got {}", mask.desc());
+  HG_CHECK(broadcasts_to(mask.sizes(), x.sizes()),
+           "masked_fill: mask of shape {} does not broadcast to the input's shape {}", mask.sizes(), x.sizes());
   Tensor out = where(mask, full({}, value, TensorOptions(x.dtype()).device(x.device())), x);
   HG_CHECK(out.sizes() == x.sizes(), "masked_fill: mask of shape {} does not broadcast to the input's shape {}",
            mask.sizes(), x.sizes());

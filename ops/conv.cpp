@@ -136,6 +136,8 @@ void check_conv(const char* op, int spatial, const Tensor& x, const Tensor& w, c
     HG_CHECK(bias.dim() == 1 && bias.size(0) == cout, "{}: expected bias [{}] (one per output channel), got {}", op,
              cout, bias.sizes());
   }
+  for (int i = 0; i < spatial; ++i)  // a 0-wide kernel would make the output longer than the input
+    HG_CHECK(w.size(-spatial + i) >= 1, "{}: kernel sizes must be positive, got weight {}", op, w.sizes());
   Shape padded, dilated_kernel;
   for (int i = 0; i < spatial; ++i) {
     padded.push_back(x.size(-spatial + i) + 2 * padding[i]);

@@ -3,6 +3,7 @@
 
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
+#include <hopgrad/ops/kernel_checks.h>
 #include <hopgrad/ops/ops.h>
 
 namespace hg {
@@ -84,6 +85,7 @@ const Tensor& Tensor::copy_(const Tensor& src) const {
 }
 
 const Tensor& Tensor::fill_(double value) const {
+  detail::check_fill_value("fill_", dtype(), value);
   InplaceWrite write(*this, "fill_", {}, InplaceWrite::SelfOverlap::Allowed);  // one value: aliases agree
   Tensor dst = *this;
   backend_for(device()).fill(dst, value);

@@ -1,5 +1,8 @@
 // Factories: new tensors from sizes, values, ranges and random numbers.
+#include <cmath>
+
 #include <hopgrad/ops/backend.h>
+#include <hopgrad/ops/kernel_checks.h>
 #include <hopgrad/ops/ops.h>
 
 namespace hg {
@@ -15,6 +18,7 @@ Generator& pick(Generator* gen, Device d) { return gen ? *gen : default_generato
 Tensor empty(IntArrayRef sizes, TensorOptions o) { return finish(empty(sizes, o.dtype_, o.device_), o); }
 
 Tensor full(IntArrayRef sizes, double value, TensorOptions o) {
+  detail::check_fill_value("full", o.dtype_, value);
   Tensor t = empty(sizes, o.dtype_, o.device_);
   backend_for(o.device_).fill(t, value);
   return finish(t, o);
@@ -24,10 +28,15 @@ Tensor ones(IntArrayRef sizes, TensorOptions o) { return full(sizes, 1.0, o); }
 
 Tensor arange(double end, TensorOptions o) { return arange(0.0, end, 1.0, o); }
 Tensor arange(double start, double end, double step, TensorOptions o) {
+  HG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
+           "arange: unsupported range {} -> {} with step {} (start, end and step must be finite)", start, end, step);
   HG_CHECK(step != 0.0, "arange: step must be nonzero");
   HG_CHECK((end - start) / step >= 0 || start == end,
            "arange: step {} moves away from end (start {}, end {})", step, start, end);
-  auto n = static_cast<int64_t>(std::ceil((end - start) / step));
+  const double count = std::ceil((end - start) / step);
+  HG_CHECK(count < 0x1p62, "arange: range {} -> {} with step {} has {} elements, too many for a tensor", start, end,
+           step, count);
+  auto n = static_cast<int64_t>(count);
   Tensor t = empty({std::max<int64_t>(n, 0)}, o.dtype_, o.device_);
   if (n > 0) backend_for(o.device_).arange(t, start, step);
   return finish(t, o);

@@ -8,6 +8,14 @@
 namespace hg {
 
 namespace {
+// An in-place op writes its result in self's dtype: refused where the out-of-place op's result would not cast
+// back (as PyTorch: an int64 tensor's mul_(0.5) or add_(float tensor) truncated, or did nothing, silently).
+void check_result_dtype(const Tensor& self, DType result, const char* op) {
+  HG_CHECK(can_cast(result, self.dtype()),
+           "{}: the result has dtype {}, which cannot be written into {} in place; use the out-of-place op", op,
+           result, self.desc());
+}
+
 // other converted to self's dtype/device and broadcast to self's shape.
 Tensor operand_for(const Tensor& self, const Tensor& other, const char* op) {
   HG_CHECK(self.defined() && other.defined(), "{}: got an undefined tensor", op);
@@ -24,6 +32,9 @@ Tensor operand_for(const Tensor& self, const Tensor& other, const char* op) {
 
 // self ← self + alpha·other
 const Tensor& add_(const Tensor& self, const Tensor& other, double alpha) {
+  HG_CHECK(self.defined() && other.defined(), "add_: got an undefined tensor");
+  const DType result = result_type(self, other);
+  check_result_dtype(self, alpha == 1.0 ? result : promote_types(result, result_type(self, alpha)), "add_");
   InplaceWrite write(self, "add_", {&other});
   Tensor o = operand_for(self, other, "add_");
   Backend& be = backend_for(self.device());
@@ -43,6 +54,8 @@ const Tensor& add_(const Tensor& self, const Tensor& other, double alpha) {
 }
 
 const Tensor& add_(const Tensor& self, double value) {
+  HG_CHECK(self.defined(), "add_: got an undefined tensor");
+  check_result_dtype(self, result_type(self, value), "add_");
   InplaceWrite write(self, "add_");
   Tensor dst = self;
   backend_for(self.device()).binary_scalar(BinaryOp::Add, self, value, false, dst);
@@ -54,6 +67,8 @@ const Tensor& add_(const Tensor& self, double value) {
 
 // self ← self·other ;  ∂/∂self_old = other, ∂/∂other = self_old
 const Tensor& mul_(const Tensor& self, const Tensor& other) {
+  HG_CHECK(self.defined() && other.defined(), "mul_: got an undefined tensor");
+  check_result_dtype(self, result_type(self, other), "mul_");
   InplaceWrite write(self, "mul_", {&other});
   const bool track = write.tracked();
   // ∂/∂other needs self's value before the write: a clone that keeps self's history, so that a create_graph
@@ -77,6 +92,8 @@ const Tensor& mul_(const Tensor& self, const Tensor& other) {
 }
 
 const Tensor& mul_(const Tensor& self, double value) {
+  HG_CHECK(self.defined(), "mul_: got an undefined tensor");
+  check_result_dtype(self, result_type(self, value), "mul_");
   InplaceWrite write(self, "mul_");
   Tensor dst = self;
   backend_for(self.device()).binary_scalar(BinaryOp::Mul, self, value, false, dst);
@@ -88,11 +105,30 @@ const Tensor& mul_(const Tensor& self, double value) {
   return self;
 }
 
+// self ← self / value: a division, not a product with 1/value, which rounds differently (x.div_(10) matches
+// div(x, 10) bit for bit).
+const Tensor& div_(const Tensor& self, double value) {
+  HG_CHECK(self.defined(), "div_: got an undefined tensor");
+  check_result_dtype(self, is_floating(self.dtype()) ? self.dtype() : kFloat32, "div_");
+  InplaceWrite write(self, "div_");
+  Tensor dst = self;
+  backend_for(self.device()).binary_scalar(BinaryOp::Div, self, value, false, dst);
+  if (write.tracked())
+    record_op("div_", {self}, self, [value](const Tensors& g, const BackwardContext&) {
+      return Tensors{div(g[0], value)};
+    });
+  write.commit();
+  return self;
+}
+
 namespace {
 // self ← self + alpha·(a op b), for optimizer updates; refuses to run where autograd would need to follow it.
 const Tensor& add_product_(const Tensor& self, const Tensor& a, const Tensor& b, double alpha, BinaryOp op, const char* name) {
   HG_CHECK(!any_requires_grad({&self, &a, &b}),
            "{}: not differentiable; call it under hg::NoGradGuard (as optimizers do)", name);
+  DType product = result_type(a, b);
+  if (op == BinaryOp::Div && !is_floating(product)) product = kFloat32;  // true division
+  check_result_dtype(self, promote_types(result_type(self, a), product), name);
   InplaceWrite write(self, name, {&a, &b});
   Tensor ao = operand_for(self, a, name), bo = operand_for(self, b, name);
   Backend& be = backend_for(self.device());
@@ -117,5 +153,6 @@ const Tensor& Tensor::add_(const Tensor& other, double alpha) const { return hg:
 const Tensor& Tensor::add_(double value) const { return hg::add_(*this, value); }
 const Tensor& Tensor::mul_(const Tensor& other) const { return hg::mul_(*this, other); }
 const Tensor& Tensor::mul_(double value) const { return hg::mul_(*this, value); }
+const Tensor& Tensor::div_(double value) const { return hg::div_(*this, value); }
 
 }  // namespace hg

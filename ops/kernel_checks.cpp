@@ -4,6 +4,11 @@
 
 namespace hg::detail {
 
+void check_fill_value(const char* op, DType dtype, double value) {
+  HG_CHECK(dtype != kInt64 || (value >= -0x1p63 && value < 0x1p63),
+           "{}: value {} cannot be converted to int64 without overflow", op, value);
+}
+
 namespace {
 
 // "attention kernel" on the CPU, "attention kernel (cuda)" elsewhere: the message says which backend refused.

@@ -15,6 +15,10 @@ namespace hg::detail {
 void check_attention_kernel(const char* kernel, const Tensor& q, const Tensor& k, const Tensor& v,
                             const Tensor* mask, std::initializer_list<const Tensor*> rows, const Tensor& lse);
 
+/// fill (full, fill_): as torch, an int64 tensor takes a fractional value truncated, but not NaN, ±inf or a
+/// value beyond its range, which the conversion would turn into INT64_MIN.
+void check_fill_value(const char* op, DType dtype, double value);
+
 /// linear: x [M, K], weight [N, K], bias null or [N], a contiguous out [M, N], all of one dtype.
 void check_linear_kernel(const Tensor& x, const Tensor& weight, const Tensor* bias, const Tensor& out);
 

@@ -142,6 +142,8 @@ const Tensor& add_(const Tensor& self, const Tensor& other, double alpha = 1.0);
 const Tensor& add_(const Tensor& self, double value);
 const Tensor& mul_(const Tensor& self, const Tensor& other);
 const Tensor& mul_(const Tensor& self, double value);
+/// self ← self / value (true division: self must be floating).
+const Tensor& div_(const Tensor& self, double value);
 const Tensor& fill_(const Tensor& self, double value);
 const Tensor& zero_(const Tensor& self);
 /// self = self + alpha * (a * b); self = self + alpha * (a / b) — optimizer helpers (no autograd).
@@ -417,6 +419,16 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 bool broadcasts_to(const Shape& from, const Shape& to);
 /// Whether shapes a and b broadcast together (broadcast_shapes would succeed; never throws).
 bool broadcastable(const Shape& a, const Shape& b);
+/// dtype of a binary op's result between a and b, as torch.result_type: a 0-dim tensor beside a tensor with
+/// dims takes part only when its category (bool < integer < floating) is higher (float32 [n] · float64 0-dim
+/// stays float32; int64 [n] · float64 0-dim is float64). Arithmetic then makes bool results int64.
+DType result_type(const Tensor& a, const Tensor& b);
+/// dtype of tensor ⊕ scalar: the tensor's when floating; int64 for an integral scalar within int64's range;
+/// float32 for a fractional, non-finite or out-of-range one (1e19 would not fit an int64).
+DType result_type(const Tensor& a, double scalar);
+/// Whether a value of dtype `from` may be written into a tensor of dtype `to` by an in-place op, as
+/// torch.can_cast: not floating into integer or bool, not integer into bool.
+bool can_cast(DType from, DType to);
 
 // ---- comparisons of whole tensors (ops/compare.cpp) --------------------------------------------
 /// |a - b| <= atol + rtol·|b| everywhere (same shapes after broadcasting); NaNs compare unequal.

@@ -124,6 +124,7 @@ Tensor Tensor::reshape(IntArrayRef shape_ref) const {
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
   d0 = wrap_dim(d0, dim(), "transpose");
   d1 = wrap_dim(d1, dim(), "transpose");
+  if (dim() == 0) return view({});  // as torch: a 0-dim tensor transposed (dims 0 or -1) is a view of itself
   Shape sz = sizes(), st = strides();
   std::swap(sz[d0], sz[d1]);
   std::swap(st[d0], st[d1]);
@@ -158,6 +159,7 @@ Tensor Tensor::permute(IntArrayRef dims) const {
 }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  HG_CHECK(dim() > 0, "slice: cannot slice a 0-dim tensor (dimension {} asked)", d);
   d = wrap_dim(d, dim(), "slice");
   HG_CHECK(step > 0, "slice: step must be positive, got {}", step);
   int64_t n = sizes()[d];
@@ -177,6 +179,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+  HG_CHECK(dim() > 0, "narrow: cannot narrow a 0-dim tensor (dimension {} asked)", d);
   d = wrap_dim(d, dim(), "narrow");
   int64_t n = sizes()[d];
   if (start < 0) start += n;
@@ -283,6 +286,7 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
 }
 
 Tensor Tensor::unflatten(int64_t d, IntArrayRef parts) const {
+  HG_CHECK(dim() > 0, "unflatten: cannot unflatten a 0-dim tensor (dimension {} asked)", d);
   d = wrap_dim(d, dim(), "unflatten");
   Shape inner = infer_shape(parts, sizes()[d], "unflatten", sizes());
   Shape sz;

@@ -539,6 +539,13 @@ TEST_CASE("conv_pool: conv2d and conv1d reject bad input with clear errors") {
                        contains("the padded input [2, 2] is smaller than the dilated kernel [3, 3]"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::conv2d(hg::zeros({1, 3, 4, 4}), w, Tensor(), {1}, {0}, {2}),
                        contains("smaller than the dilated kernel [5, 5]"), hg::Error);
+  // A 0-wide kernel made the output longer than the input (filled with the bias).
+  CHECK_THROWS_WITH_AS(hg::conv2d(hg::zeros({1, 3, 4, 4}), hg::zeros({4, 3, 0, 2})),
+                       contains("conv2d: kernel sizes must be positive, got weight [4, 3, 0, 2]"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::conv1d(hg::zeros({2, 3, 8}), hg::zeros({4, 3, 0}), hg::zeros({4})),
+                       contains("conv1d: kernel sizes must be positive"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::nn::MaxPool1d(hg::nn::MaxPool1dOptions(3).stride(0))->forward(hg::zeros({1, 1, 9})),
+                       contains("MaxPool1d: stride must be positive, got 0"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::conv2d(x, w.to(hg::kFloat64)), contains("one floating dtype"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::conv2d(x.to(hg::kInt64), w.to(hg::kInt64)), contains("one floating dtype"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::conv2d(x, w, hg::zeros({2})), contains("expected bias [4] (one per output channel), got [2]"),

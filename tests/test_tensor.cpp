@@ -1,4 +1,8 @@
 // Tensor core: factories, views (no copies), conversions, printing, generators.
+#include <cmath>
+#include <limits>
+#include <string>
+
 #include "testing.h"
 
 using hg::Tensor;
@@ -178,4 +182,107 @@ HG_BACKEND_TEST(tensor_float_to_int64_of_unrepresentable_values) {
     out.push_back(i.to(hg::kFloat64));
   }
   return out;
+}
+
+TEST_CASE("tensor: a 0-dim tensor has no size, stride, slice, narrow or unflatten; transposed, it is a view") {
+  Tensor a = hg::arange(5.0).select(0, 2);  // 0-dim, holding 2, at offset 2 of a 5-element storage
+  CHECK_THROWS_WITH_AS(a.size(0), doctest::Contains("0-dim tensor, which has none"), hg::Error);
+  CHECK_THROWS_WITH_AS(a.stride(-1), doctest::Contains("0-dim tensor, which has none"), hg::Error);
+  CHECK_THROWS_WITH_AS(a.narrow(0, 1, 1), doctest::Contains("narrow: cannot narrow a 0-dim tensor"), hg::Error);
+  CHECK_THROWS_WITH_AS(a.slice(0, 3, 5), doctest::Contains("slice: cannot slice a 0-dim tensor"), hg::Error);
+  CHECK_THROWS_WITH_AS(a.unflatten(0, {1}), doctest::Contains("unflatten"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::scalar_tensor(2.0).size(0), doctest::Contains("0-dim"), hg::Error);
+  Tensor t = a.transpose(0, -1);
+  CHECK(t.dim() == 0);
+  CHECK(t.item<float>() == 2.0f);
+  Tensor x = hg::scalar_tensor(3.0, hg::kFloat64).requires_grad_();
+  x.t().backward();
+  CHECK(x.grad().item<double>() == 1.0);
+}
+
+TEST_CASE("tensor: integer tensors against scalars that int64 cannot hold compare and compute in floating point") {
+  const double inf = std::numeric_limits<double>::infinity();
+  Tensor i = hg::from_vector<int64_t>({1, 2, 3}, {3});
+  Tensor b = hg::from_vector<bool>({true, false}, {2});
+  CHECK(hg::lt(i, inf).to_vector<bool>() == std::vector<bool>{true, true, true});  // inf was cast to INT64_MIN
+  CHECK(hg::le(i, 1e19).to_vector<bool>() == std::vector<bool>{true, true, true});
+  CHECK(hg::gt(i, -1e19).to_vector<bool>() == std::vector<bool>{true, true, true});
+  CHECK(hg::eq(i, 1e19).to_vector<bool>() == std::vector<bool>{false, false, false});
+  CHECK(hg::lt(b, inf).to_vector<bool>() == std::vector<bool>{true, true});
+  CHECK(hg::lt(i, 2.5).to_vector<bool>() == std::vector<bool>{true, true, false});
+  Tensor m = hg::mul(i, 1e30);
+  CHECK(m.dtype() == hg::kFloat32);
+  CHECK(m.to_vector<float>()[2] == doctest::Approx(3e30));
+  CHECK(hg::add(i, 1e19).dtype() == hg::kFloat32);
+  CHECK(hg::add(i, 4.0).dtype() == hg::kInt64);
+  CHECK_THROWS_WITH_AS(hg::pow(i, -1.0), doctest::Contains("negative integer powers"), hg::Error);
+  CHECK(hg::pow(i, 2.0).to_vector<int64_t>() == std::vector<int64_t>{1, 4, 9});
+}
+
+TEST_CASE("tensor: result_type: a 0-dim tensor takes part only with a higher category, as torch.result_type") {
+  Tensor f32 = hg::ones({3}), f64 = hg::ones({3}, hg::kFloat64), i64 = hg::ones({3}, hg::kInt64);
+  Tensor s64 = hg::scalar_tensor(2.0, hg::kFloat64), s32 = hg::scalar_tensor(2.0), si = hg::scalar_tensor(2, hg::kInt64);
+  CHECK(hg::mul(f32, s64).dtype() == hg::kFloat32);
+  CHECK(hg::add(s64, f32).dtype() == hg::kFloat32);
+  CHECK(hg::mul(i64, s64).dtype() == hg::kFloat64);
+  CHECK(hg::mul(i64, s32).dtype() == hg::kFloat32);
+  CHECK(hg::mul(f32, si).dtype() == hg::kFloat32);
+  CHECK(hg::add(hg::ones({2}, hg::kBool), si).dtype() == hg::kInt64);
+  CHECK(hg::mul(s32, s64).dtype() == hg::kFloat64);  // both 0-dim: ordinary promotion
+  CHECK(hg::mul(f32, f64).dtype() == hg::kFloat64);
+  CHECK(hg::where(hg::ones({3}, hg::kBool), f32, s64).dtype() == hg::kFloat32);
+  CHECK(hg::lt(f32, s64).dtype() == hg::kBool);
+  CHECK(hg::result_type(i64, 0.5) == hg::kFloat32);
+  CHECK(hg::result_type(i64, 1e19) == hg::kFloat32);
+  CHECK(hg::result_type(i64, -3.0) == hg::kInt64);
+}
+
+TEST_CASE("tensor: in-place ops refuse results their destination's dtype cannot hold; div_ divides") {
+  Tensor i = hg::from_vector<int64_t>({4, 6, 9}, {3});
+  CHECK_THROWS_WITH_AS(i.div_(2.0), doctest::Contains("div_: the result has dtype float32"), hg::Error);
+  CHECK_THROWS_WITH_AS(i.mul_(0.5), doctest::Contains("mul_"), hg::Error);
+  CHECK_THROWS_WITH_AS(i.add_(0.7), doctest::Contains("add_"), hg::Error);
+  CHECK_THROWS_WITH_AS(i.add_(hg::ones({3})), doctest::Contains("cannot be written into"), hg::Error);
+  CHECK_THROWS_WITH_AS(i.add_(i, 0.5), doctest::Contains("add_"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::ones({2}, hg::kBool).mul_(hg::ones({2}, hg::kInt64)), doctest::Contains("mul_"), hg::Error);
+  CHECK(i.to_vector<int64_t>() == std::vector<int64_t>{4, 6, 9});  // nothing written
+  i.mul_(2.0).add_(hg::ones({3}, hg::kInt64)).sub_(hg::ones({3}, hg::kBool));
+  CHECK(i.to_vector<int64_t>() == std::vector<int64_t>{8, 12, 18});
+  // x / 10 and x · 0.1 round differently for some x: div_ matches div bit for bit.
+  Tensor x = hg::arange(1.0, 1000.0);
+  Tensor y = x.clone();
+  y.div_(10.0);
+  CHECK(hg::allclose(y, hg::div(x, 10.0), 0, 0));
+  Tensor w = hg::ones({2}, hg::kFloat64).requires_grad_();
+  Tensor v = w * 3.0;
+  v.div_(4.0);
+  v.sum().backward();
+  hgtest::check_close(w.grad(), hg::full({2}, 0.75, hg::kFloat64));
+}
+
+TEST_CASE("tensor: full and fill_ refuse a value int64 cannot hold; arange refuses infinite and enormous ranges") {
+  const double inf = std::numeric_limits<double>::infinity();
+  CHECK_THROWS_WITH_AS(hg::full({2}, std::nan(""), hg::kInt64), doctest::Contains("full: value nan"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::zeros({2}, hg::kInt64).fill_(1e19), doctest::Contains("without overflow"), hg::Error);
+  CHECK(hg::full({1}, 2.7, hg::kInt64).item<int64_t>() == 2);  // truncated, as torch
+  CHECK(hg::full({1}, -0x1p63, hg::kInt64).item<int64_t>() == std::numeric_limits<int64_t>::min());
+  CHECK_THROWS_WITH_AS(hg::arange(0.0, inf, 1.0), doctest::Contains("must be finite"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::arange(0.0, 1e20, 1e-10), doctest::Contains("too many"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::arange(std::nan(""), 1.0, 1.0), doctest::Contains("arange"), hg::Error);
+}
+
+TEST_CASE("tensor: printing keeps every digit of int64; scientific notation when magnitudes span decades") {
+  Tensor i = hg::from_vector<int64_t>({std::numeric_limits<int64_t>::max(), (int64_t{1} << 53) + 1}, {2});
+  const std::string s = hg::to_string(i);
+  CHECK(s.find("9223372036854775807") != std::string::npos);
+  CHECK(s.find("9007199254740993") != std::string::npos);
+  CHECK(hg::to_string(hg::from_vector<double>({1e-10, 1.0}, {2})).find("1.0000e-10") != std::string::npos);
+  CHECK(hg::to_string(hg::from_vector<double>({0.5, 100.0}, {2})).find("100.0000") != std::string::npos);
+  CHECK(hg::to_string(hg::from_vector<double>({0.0, 1.0}, {2})).find("0.0000") != std::string::npos);
+}
+
+TEST_CASE("tensor: errors of binary ops name the op") {
+  CHECK_THROWS_WITH_AS(hg::add(Tensor(), hg::ones({2})), doctest::Contains("add: got an undefined tensor"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::masked_fill(hg::ones({2, 3}), hg::ones({4}, hg::kBool), 0.0),
+                       doctest::Contains("masked_fill: mask of shape [4]"), hg::Error);
 }

@@ -24,6 +24,9 @@ template <size_t D> std::string pool_extras(const MaxPoolOptions<D>& options) {
 }  // namespace
 
 Tensor MaxPool1dImpl::forward(const Tensor& x) {
+  // The functional reads stride 0 as "the kernel size"; the options already hold that default, so a 0 here was
+  // set by the user (as MaxPool2d and torch.nn.MaxPool1d, refused).
+  HG_CHECK(options.stride()[0] >= 1, "MaxPool1d: stride must be positive, got {}", options.stride()[0]);
   return max_pool1d(x, options.kernel_size()[0], options.stride()[0], options.padding()[0], options.dilation()[0],
                     options.ceil_mode());
 }

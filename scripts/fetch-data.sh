@@ -2,8 +2,9 @@
 # Downloads the public datasets hopgrad's readers and examples use, from their home pages, and verifies them.
 # Nothing in hopgrad runs this; nothing downloads at run time. Needs curl, tar, sha256sum, md5sum.
 #
-#   scripts/fetch-data.sh [DEST]        # DEST defaults to ../shared/data next to the repository
-#   export HOPGRAD_DATA_DIR=DEST         # where the tests and examples look for the data
+#   scripts/fetch-data.sh [DEST [DATASET...]]   # DEST defaults to ../shared/data next to the repository;
+#                                               # DATASET: mnist, cifar10, mil, deeprc (default: all four)
+#   export HOPGRAD_DATA_DIR=DEST                 # where the tests and examples look for the data
 #
 # Layout written (the one in shared/data/README.md):
 #   DEST/mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz   LeCun, Cortes, Burges
@@ -19,6 +20,16 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 dest="${1:-$here/../../shared/data}"
+[ $# -eq 0 ] || shift
+datasets=("$@")
+[ ${#datasets[@]} -gt 0 ] || datasets=(mnist cifar10 mil deeprc)
+for d in "${datasets[@]}"; do
+  case "$d" in
+    mnist | cifar10 | mil | deeprc) ;;
+    *) echo "error: unknown dataset '$d', expected mnist, cifar10, mil or deeprc" >&2; exit 2 ;;
+  esac
+done
+wanted() { [[ " ${datasets[*]} " == *" $1 "* ]]; }
 mkdir -p "$dest"
 dest="$(cd "$dest" && pwd)"
 tmp="$(mktemp -d)"
@@ -44,6 +55,8 @@ verify() {  # verify ALGO LIST FILE...: checks each FILE (relative to $dest, as 
   local algo="$1" list="$2" file line
   shift 2
   for file in "$@"; do
+    # A file that is not there is an error, never "unverified": a download step that skipped it must not pass.
+    [ -s "$dest/$file" ] || { echo "error: missing $dest/$file" >&2; exit 1; }
     line="$(grep -F "  ./$file" "$list" || true)"
     if [ -z "$line" ]; then
       echo "unverified $file (no published checksum)"
@@ -55,15 +68,17 @@ verify() {  # verify ALGO LIST FILE...: checks each FILE (relative to $dest, as 
 }
 
 # ---- MNIST ---------------------------------------------------------------------------------------
-for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
-  fetch "http://yann.lecun.com/exdb/mnist/$f" "https://ossci-datasets.s3.amazonaws.com/mnist/$f" "$dest/mnist/$f"
-done
-verify sha256 "$here/data.sha256" mnist/train-labels-idx1-ubyte.gz mnist/t10k-images-idx3-ubyte.gz \
-  mnist/t10k-labels-idx1-ubyte.gz
-verify md5 "$here/data.md5" mnist/train-images-idx3-ubyte.gz
+if wanted mnist; then
+  for f in train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz; do
+    fetch "http://yann.lecun.com/exdb/mnist/$f" "https://ossci-datasets.s3.amazonaws.com/mnist/$f" "$dest/mnist/$f"
+  done
+  verify sha256 "$here/data.sha256" mnist/train-labels-idx1-ubyte.gz mnist/t10k-images-idx3-ubyte.gz \
+    mnist/t10k-labels-idx1-ubyte.gz
+  verify md5 "$here/data.md5" mnist/train-images-idx3-ubyte.gz
+fi
 
 # ---- CIFAR-10 (binary version) --------------------------------------------------------------------
-if [ ! -s "$dest/cifar-10-batches-bin/test_batch.bin" ]; then
+if wanted cifar10 && [ ! -s "$dest/cifar-10-batches-bin/test_batch.bin" ]; then
   fetch "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz" "$dest/cifar-10-binary.tar.gz"
   verify md5 "$here/data.md5" cifar-10-binary.tar.gz
   tar -xzf "$dest/cifar-10-binary.tar.gz" -C "$dest"
@@ -71,32 +86,42 @@ if [ ! -s "$dest/cifar-10-batches-bin/test_batch.bin" ]; then
 fi
 
 # ---- MIL benchmarks (Andrews et al. 2002) ---------------------------------------------------------
-mil=(elephant_100x100_matlab.mat fox_100x100_matlab.mat tiger_100x100_matlab.mat musk1norm_matlab.mat
-     musk2norm_matlab.mat)
-if [ ! -s "$dest/mil/elephant_100x100_matlab.mat" ]; then
-  fetch "http://www.cs.columbia.edu/~andrews/mil/data/MIL-Data-2002-Musk-Corel-Trec9-MATLAB.tgz" "$tmp/mil.tgz"
-  tar -xzf "$tmp/mil.tgz" -C "$tmp"
-  mkdir -p "$dest/mil"
+if wanted mil; then
+  mil=(elephant_100x100_matlab.mat fox_100x100_matlab.mat tiger_100x100_matlab.mat musk1norm_matlab.mat
+       musk2norm_matlab.mat)
+  # One archive holds all five; it is fetched when any of them is missing (shared/data lacks only musk2), and only
+  # the missing ones are copied out of it.
+  missing=()
   for f in "${mil[@]}"; do
-    src="$(find "$tmp" -name "$f" -print -quit)"
-    [ -n "$src" ] || { echo "error: $f is not in the MIL archive" >&2; exit 1; }
-    cp "$src" "$dest/mil/$f"
+    [ -s "$dest/mil/$f" ] || missing+=("$f")
   done
+  if [ ${#missing[@]} -gt 0 ]; then
+    fetch "http://www.cs.columbia.edu/~andrews/mil/data/MIL-Data-2002-Musk-Corel-Trec9-MATLAB.tgz" "$tmp/mil.tgz"
+    tar -xzf "$tmp/mil.tgz" -C "$tmp"
+    mkdir -p "$dest/mil"
+    for f in "${missing[@]}"; do
+      src="$(find "$tmp" -name "$f" -print -quit)"
+      [ -n "$src" ] || { echo "error: $f is not in the MIL archive" >&2; exit 1; }
+      cp "$src" "$dest/mil/$f"
+    done
+  fi
+  verify sha256 "$here/data.sha256" "${mil[@]/#/mil/}"
 fi
-verify sha256 "$here/data.sha256" "${mil[@]/#/mil/}"
 
 # ---- DeepRC example dataset (ml-jku/DeepRC, the commit shared/data was taken from) -------------------
-deeprc="https://raw.githubusercontent.com/ml-jku/DeepRC/108d08d8cf2d2d69eb3f6caef1aa04d624dec871/deeprc/datasets/example_dataset"
-fetch "$deeprc/metadata.tsv" "$dest/deeprc_example/metadata.tsv"
-verify sha256 "$here/data.sha256" deeprc_example/metadata.tsv
-# The repertoire files are the metadata's ID column (no trailing newline on the last line).
-ids=()
-while IFS=$'\t' read -r id _ || [ -n "$id" ]; do
-  [ "$id" = "ID" ] || ids+=("$id")
-done < "$dest/deeprc_example/metadata.tsv"
-for id in "${ids[@]}"; do
-  fetch "$deeprc/repertoires/$id" "$dest/deeprc_example/repertoires/$id"
-done
-verify sha256 "$here/data.sha256" "${ids[@]/#/deeprc_example/repertoires/}"
+if wanted deeprc; then
+  deeprc="https://raw.githubusercontent.com/ml-jku/DeepRC/108d08d8cf2d2d69eb3f6caef1aa04d624dec871/deeprc/datasets/example_dataset"
+  fetch "$deeprc/metadata.tsv" "$dest/deeprc_example/metadata.tsv"
+  verify sha256 "$here/data.sha256" deeprc_example/metadata.tsv
+  # The repertoire files are the metadata's ID column (no trailing newline on the last line).
+  ids=()
+  while IFS=$'\t' read -r id _ || [ -n "$id" ]; do
+    [ "$id" = "ID" ] || ids+=("$id")
+  done < "$dest/deeprc_example/metadata.tsv"
+  for id in "${ids[@]}"; do
+    fetch "$deeprc/repertoires/$id" "$dest/deeprc_example/repertoires/$id"
+  done
+  verify sha256 "$here/data.sha256" "${ids[@]/#/deeprc_example/repertoires/}"
+fi
 
 echo "done: export HOPGRAD_DATA_DIR=$dest"

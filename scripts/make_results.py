@@ -457,7 +457,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated sections (default: all; see --list)")
     parser.add_argument("--build-dir", type=Path, default=REPO / "build", help="holds examples/<program>")
     parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("HOPGRAD_DATA_DIR", REPO.parent / "shared" / "data")),
+                        default=Path(os.environ.get("HOPGRAD_DATA_DIR") or REPO.parent / "shared" / "data"),
                         help="the datasets folder (default $HOPGRAD_DATA_DIR or ../shared/data)")
     parser.add_argument("--results", type=Path, default=REPO / "docs" / "results.md", help="the file to rewrite")
     parser.add_argument("--work-dir", type=Path, default=None,

@@ -16,19 +16,38 @@ namespace hg::data::detail {
 using Bytes = std::vector<uint8_t>;
 using ByteSpan = std::span<const uint8_t>;
 
-/// The whole file; throws naming the file when it is missing or unreadable.
+/// The whole file; throws naming the file when it is missing, unreadable or not a regular file (a directory, a
+/// FIFO or a device is refused before it is opened: reading one would misreport its size or block).
 Bytes read_file(const std::filesystem::path& path);
 
 /// True when `bytes` start with the gzip magic 1f 8b.
 inline bool is_gzip(ByteSpan bytes) { return bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b; }
 
+/// The most bytes gunzip and inflate_zlib produce when the caller knows no tighter bound: 2 GiB. Deflate
+/// expands up to 1032:1, so a few megabytes can claim gigabytes; past this the reader stops with an error
+/// (decompress such a file with gunzip and read it uncompressed) instead of exhausting memory.
+inline constexpr uint64_t kMaxInflatedBytes = uint64_t{1} << 31;
+
 /// Inflates a gzip file (every member, as gunzip does). Corrupt or truncated streams throw naming `source`
-/// and the compressed byte offset where inflation failed.
-Bytes gunzip(ByteSpan compressed, std::string_view source);
+/// and the compressed byte offset where inflation failed; a stream that inflates to more than `max_bytes`
+/// throws naming `source` and the limit, having produced at most max_bytes + 1 bytes. `limit_reason` says where
+/// the limit comes from, for that error ("the idx header describes 7850 bytes").
+Bytes gunzip(ByteSpan compressed, std::string_view source, uint64_t max_bytes = kMaxInflatedBytes,
+             std::string_view limit_reason = "hopgrad's limit for gzip input; gunzip the file to read it "
+                                             "uncompressed");
+
+/// The first `n` bytes of a gzip file's decompressed content (fewer when it is shorter), inflating no further:
+/// for reading a header that says how long the rest must be.
+Bytes gunzip_prefix(ByteSpan compressed, std::string_view source, uint64_t n);
 
 /// Inflates one zlib stream (RFC 1950, as in MAT-file miCOMPRESSED elements). `base_offset` is the stream's
-/// offset in `source`, so errors give file offsets.
-Bytes inflate_zlib(ByteSpan compressed, std::string_view source, uint64_t base_offset);
+/// offset in `source`, so errors give file offsets. Bounded by `max_bytes` as gunzip is.
+Bytes inflate_zlib(ByteSpan compressed, std::string_view source, uint64_t base_offset,
+                   uint64_t max_bytes = kMaxInflatedBytes);
+
+/// The file's bytes, decompressed when they start with the gzip magic (bounded by kMaxInflatedBytes): for
+/// text formats, whose length no header gives.
+Bytes read_maybe_gzipped_file(const std::filesystem::path& path);
 
 /// Reads fixed-width integers from a byte span with bounds checks. `where()` is "source: byte offset N",
 /// the prefix of every reader error.

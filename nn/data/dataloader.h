@@ -14,9 +14,10 @@
 // the next epoch; set_epoch(e) makes a resumed run see the same orders as an uninterrupted one.
 // Prefetch: with num_workers = W ≥ 1, W threads make batches ahead of the consumer, at most W·prefetch_factor
 // of them at once; batches still arrive in order, so the result equals num_workers = 0 (synchronous). An
-// exception thrown while making batch k is rethrown by the iterator when it reaches batch k (the iterator then
-// stands at batch k + 1, as PyTorch's does). Destroying an iterator mid-epoch stops and joins its workers; an
-// iterator keeps what it needs alive, so it may outlive its loader.
+// exception thrown while making batch k is rethrown by the iterator when it reaches batch k; the iterator then
+// stands at batch k, with nothing to read, and ++ goes on with k + 1, so a loop that catches the error loses no
+// batch. Destroying an iterator mid-epoch stops and joins its workers; an iterator keeps what it needs alive, so
+// it may outlive its loader.
 #include <algorithm>
 #include <condition_variable>
 #include <cstdint>

@@ -16,8 +16,10 @@ namespace hg::data {
 
 namespace {
 
+// A TSV, or a gzipped one (repertoires are often shipped as .tsv.gz): line numbers in errors are then lines of
+// the decompressed text.
 std::string read_text_file(const std::filesystem::path& path) {
-  const detail::Bytes bytes = detail::read_file(path);
+  const detail::Bytes bytes = detail::read_maybe_gzipped_file(path);
   return std::string(bytes.begin(), bytes.end());
 }
 

@@ -374,24 +374,45 @@ int64_t MatArray::cols() const {
 
 int64_t MatArray::numel() const { return dims.empty() ? 0 : rows() * cols(); }
 
-Tensor MatArray::to_dense(DType dtype) const {
-  HG_CHECK(unsupported.empty(), "MatArray::to_dense: variable '{}': {}", name, unsupported);
-  HG_CHECK(is_numeric() || is_sparse(), "MatArray::to_dense: variable '{}' is a {} array, expected numeric or sparse",
-           name, mat_class_name(mat_class));
-  HG_CHECK(is_floating(dtype), "MatArray::to_dense: dtype must be float32 or float64, got {}", dtype);
-  const int64_t r = rows(), c = cols();
-  Tensor dense = hg::zeros({r, c}, kFloat64);  // row-major [rows, cols]
-  double* out = dense.data_ptr<double>();
-  if (is_sparse()) {
+namespace {
+
+// Row-major [rows, cols] copy of a 2-D numeric or sparse array, in T.
+template <typename T> void fill_dense(const MatArray& a, T* out) {
+  const int64_t r = a.rows(), c = a.cols();
+  if (a.is_sparse()) {
     for (int64_t j = 0; j < c; ++j) {
-      for (int64_t k = column_starts[j]; k < column_starts[j + 1]; ++k) out[row_indices[k] * c + j] = values[k];
+      for (int64_t k = a.column_starts[j]; k < a.column_starts[j + 1]; ++k) {
+        out[a.row_indices[k] * c + j] = static_cast<T>(a.values[k]);
+      }
     }
   } else {
     for (int64_t j = 0; j < c; ++j) {  // column-major → row-major
-      for (int64_t i = 0; i < r; ++i) out[i * c + j] = values[j * r + i];
+      for (int64_t i = 0; i < r; ++i) out[i * c + j] = static_cast<T>(a.values[j * r + i]);
     }
   }
-  return dtype == kFloat64 ? dense : dense.to(dtype);
+}
+
+}  // namespace
+
+Tensor MatArray::to_dense(DType dtype) const {
+  const std::string who = source.empty() ? std::string("MatArray::to_dense") : source;
+  HG_CHECK(unsupported.empty(), "{}: variable '{}': {}", who, name, unsupported);
+  HG_CHECK(is_numeric() || is_sparse(), "{}: variable '{}' is a {} array, expected numeric or sparse", who, name,
+           mat_class_name(mat_class));
+  HG_CHECK(is_floating(dtype), "MatArray::to_dense: dtype must be float32 or float64, got {}", dtype);
+  const int64_t r = rows(), c = cols();
+  // A dense array's values are already in memory; a sparse one's dense size is bounded here, before allocating.
+  HG_CHECK(!is_sparse() || c == 0 || r <= max_dense_elements / c,
+           "{}: variable '{}' is a sparse {}×{} array with {} stored values: densifying it would make {}×{} "
+           "elements, more than the {} allowed (max(2^24, 256 × the file's size in bytes))",
+           who, name, r, c, nnz(), r, c, max_dense_elements);
+  Tensor dense = hg::zeros({r, c}, dtype);  // row-major [rows, cols]
+  if (dtype == kFloat64) {
+    fill_dense(*this, dense.data_ptr<double>());
+  } else {
+    fill_dense(*this, dense.data_ptr<float>());
+  }
+  return dense;
 }
 
 bool MatFile::contains(std::string_view name) const {
@@ -433,6 +454,11 @@ MatFile parse_mat(std::span<const uint8_t> bytes, std::string_view source) {
            in.where(version_at));
   HG_CHECK(version == 0x0100, "{}: MAT-file version 0x{:04x}, expected 0x0100", in.where(version_at), version);
   read_top_level(in, file, 0);
+  const int64_t file_bytes = static_cast<int64_t>(std::min<uint64_t>(bytes.size(), uint64_t{1} << 48));
+  for (MatArray& a : file.arrays) {
+    a.source = file.source;
+    a.max_dense_elements = std::max(MatArray::kMinDenseLimit, MatArray::kDenseElementsPerFileByte * file_bytes);
+  }
   return file;
 }
 

@@ -48,6 +48,14 @@ struct MatArray {
   std::string text;
   /// Non-empty when the variable's data was not read (cell, struct, object, complex): says why.
   std::string unsupported;
+  /// The file it was read from (parse_mat's `source`), named in to_dense's errors; empty for a hand-made array.
+  std::string source;
+  static constexpr int64_t kMinDenseLimit = int64_t{1} << 24;  ///< 16 Mi elements: 128 MiB as float64
+  static constexpr int64_t kDenseElementsPerFileByte = 256;
+  /// The most elements to_dense makes of a sparse array. A sparse array's dense size is unrelated to its file's
+  /// size (a 400-byte file can declare 2^31 × 2^31), so parse_mat sets max(kMinDenseLimit, 256 × the file's bytes):
+  /// real sparse data stays far below 256 entries per stored byte.
+  int64_t max_dense_elements = kMinDenseLimit;
 
   bool is_sparse() const { return mat_class == MatClass::Sparse; }
   bool is_char() const { return mat_class == MatClass::Char; }
@@ -58,7 +66,8 @@ struct MatArray {
   int64_t numel() const;
   /// Number of stored nonzeros of a sparse array: column_starts[cols], which may be below the header's nzmax.
   int64_t nnz() const { return column_starts.empty() ? 0 : column_starts.back(); }
-  /// A 2-D numeric or sparse array as a row-major [rows, cols] tensor (float64 or float32).
+  /// A 2-D numeric or sparse array as a row-major [rows, cols] tensor (float64 or float32). A sparse array of more
+  /// than max_dense_elements entries throws naming the file, the variable and its dims.
   Tensor to_dense(DType dtype = kFloat64) const;
 };
 

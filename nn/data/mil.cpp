@@ -2,6 +2,7 @@
 #include <hopgrad/nn/data/mil.h>
 
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_map>
 
@@ -11,12 +12,19 @@ namespace hg::data {
 
 namespace {
 
-// A 1 × N or N × 1 numeric or sparse variable as N doubles (implicit sparse zeros included).
-std::vector<double> vector_values(const MatFile& mat, std::string_view name) {
+// Checks that `name` is a numeric or sparse 1×N or N×1 vector; returns N.
+int64_t vector_length(const MatFile& mat, std::string_view name) {
   const MatArray& a = mat.at(name);
   HG_CHECK(a.dims.size() == 2 && (a.rows() == 1 || a.cols() == 1) && (a.is_numeric() || a.is_sparse()),
            "{}: variable '{}' is a {} array of dims {}, expected a numeric 1×N or N×1 vector", mat.source, name,
            mat_class_name(a.mat_class), fmt::join(a.dims, "×"));
+  return a.numel();
+}
+
+// A 1 × N or N × 1 numeric or sparse variable as N doubles (implicit sparse zeros included). Its length must have
+// been checked against something the file stores (a sparse vector's N is only a header field).
+std::vector<double> vector_values(const MatFile& mat, std::string_view name) {
+  const MatArray& a = mat.at(name);
   if (!a.is_sparse()) return a.values;
   std::vector<double> out(a.numel(), 0.0);
   // Column-major position of (row, col) is row + col·rows; for a vector it is the element index.
@@ -26,6 +34,31 @@ std::vector<double> vector_values(const MatFile& mat, std::string_view name) {
     }
   }
   return out;
+}
+
+// Features must be finite in the dtype they are returned in: a NaN, an infinity, or a double beyond float32's
+// range (which would become an infinity) poisons every bag it is in. Checks the stored values only, before
+// densifying.
+void check_features_finite(const MatFile& mat, const MatArray& features, DType dtype) {
+  const double largest = dtype == kFloat32 ? static_cast<double>(std::numeric_limits<float>::max())
+                                           : std::numeric_limits<double>::max();
+  auto check = [&](double v, int64_t row, int64_t col) {
+    HG_CHECK(std::isfinite(v) && std::abs(v) <= largest,
+             "{}: features[{}, {}] (instance {}, feature {}) is {}, expected a finite number{}", mat.source, row,
+             col, row, col, v, std::isfinite(v) ? fmt::format(" within {}'s range", dtype) : "");
+  };
+  const int64_t rows = features.rows(), cols = features.cols();
+  if (features.is_sparse()) {
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t k = features.column_starts[c]; k < features.column_starts[c + 1]; ++k) {
+        check(features.values[k], features.row_indices[k], c);
+      }
+    }
+  } else {
+    for (int64_t c = 0; c < cols; ++c) {
+      for (int64_t r = 0; r < rows; ++r) check(features.values[c * rows + r], r, c);
+    }
+  }
 }
 
 }  // namespace
@@ -47,11 +80,18 @@ Tensor MilDataset::bag(int64_t b) const {
 
 MilDataset mil_from_mat(const MatFile& mat, const MilOptions& options) {
   HG_CHECK(is_floating(options.dtype_), "mil_from_mat: dtype must be float32 or float64, got {}", options.dtype_);
+  // Every bag id is ≥ 1, so a sparse bag_ids must store every entry: then the instance count N is backed by the
+  // file's bytes, and no vector is allocated from a header field alone.
+  const int64_t n = vector_length(mat, "bag_ids");
+  const MatArray& id_array = mat.at("bag_ids");
+  HG_CHECK(!id_array.is_sparse() || id_array.nnz() == n,
+           "{}: 'bag_ids' is a sparse {} vector storing {} of its {} entries; every instance needs a bag id ≥ 1, so "
+           "every entry must be stored",
+           mat.source, fmt::join(id_array.dims, "×"), id_array.nnz(), n);
+  const int64_t num_labels = vector_length(mat, "labels");
+  HG_CHECK(num_labels == n, "{}: 'bag_ids' has {} instances but 'labels' has {}", mat.source, n, num_labels);
   const std::vector<double> ids = vector_values(mat, "bag_ids");
   const std::vector<double> labels = vector_values(mat, "labels");
-  const auto n = static_cast<int64_t>(ids.size());
-  HG_CHECK(static_cast<int64_t>(labels.size()) == n, "{}: 'bag_ids' has {} instances but 'labels' has {}",
-           mat.source, n, labels.size());
   const MatArray& features = mat.at("features");
   HG_CHECK(features.dims.size() == 2 && (features.is_numeric() || features.is_sparse()),
            "{}: 'features' is a {} array of dims {}, expected a 2-D numeric or sparse N×D matrix", mat.source,
@@ -84,6 +124,7 @@ MilDataset mil_from_mat(const MatFile& mat, const MilOptions& options) {
   }
   out.bag_offsets.push_back(n);
   const auto b = static_cast<int64_t>(bag_ids.size());
+  check_features_finite(mat, features, options.dtype_);
   out.features = features.to_dense(options.dtype_);
   out.instance_labels = hg::from_vector(instance_labels, {n});
   out.bag_labels = hg::from_vector(bag_labels, {b});

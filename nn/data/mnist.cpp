@@ -10,20 +10,13 @@
 namespace hg::data {
 
 namespace {
-constexpr uint8_t kIdxUnsignedByte = 0x08;
-}  // namespace
 
-IdxArray parse_idx(std::span<const uint8_t> bytes, std::string_view source) {
-  detail::Bytes inflated;
-  const bool gzipped = detail::is_gzip(bytes);
-  if (gzipped) {
-    inflated = detail::gunzip(bytes, source);
-    bytes = inflated;
-  }
-  // After decompression, offsets refer to the decompressed stream, and errors say so.
-  IdxArray out;
-  out.source = gzipped ? fmt::format("{} (decompressed)", source) : std::string(source);
-  detail::ByteCursor in(bytes, out.source);
+constexpr uint8_t kIdxUnsignedByte = 0x08;
+// magic + at most 255 dimension sizes
+constexpr uint64_t kMaxIdxHeaderBytes = 4 + 4 * 255;
+
+// Reads the magic and the dimension sizes at the cursor into out.dims; returns the data bytes they describe.
+uint64_t read_idx_header(detail::ByteCursor& in, IdxArray& out) {
   in.require(4, "the idx magic number");
   const uint32_t magic = in.be32("the idx magic number");
   const uint32_t type = (magic >> 8) & 0xff;
@@ -43,6 +36,38 @@ IdxArray parse_idx(std::span<const uint8_t> bytes, std::string_view source) {
     HG_CHECK(numel <= (uint64_t{1} << 40), "{}: idx dimensions {} describe more than 2^40 bytes", in.where(at),
              fmt::join(out.dims, "×"));
   }
+  return numel;
+}
+
+// Inflates a gzip idx file only as far as its header says it reaches: the header first (it is at most 1024
+// bytes), then header + data bytes and not one more, so a few kilobytes of gzip cannot make gigabytes before the
+// size check (a "gzip bomb"). A stream that decompresses to less is left for parse_idx to report.
+detail::Bytes inflate_idx(std::span<const uint8_t> bytes, std::string_view source, const std::string& decompressed) {
+  const detail::Bytes head = detail::gunzip_prefix(bytes, source, kMaxIdxHeaderBytes);
+  detail::ByteCursor in(head, decompressed);
+  IdxArray header;
+  const uint64_t numel = read_idx_header(in, header);
+  const uint64_t total = in.offset() + numel;
+  if (total > detail::kMaxInflatedBytes) return detail::gunzip(bytes, source);  // fails at the default limit
+  return detail::gunzip(bytes, source, total,
+                        fmt::format("its idx header describes {} bytes: {} of header and {} of data for dims {}", total,
+                                    in.offset(), numel, fmt::join(header.dims, "×")));
+}
+
+}  // namespace
+
+IdxArray parse_idx(std::span<const uint8_t> bytes, std::string_view source) {
+  // After decompression, offsets refer to the decompressed stream, and errors say so.
+  const bool gzipped = detail::is_gzip(bytes);
+  IdxArray out;
+  out.source = gzipped ? fmt::format("{} (decompressed)", source) : std::string(source);
+  detail::Bytes inflated;
+  if (gzipped) {
+    inflated = inflate_idx(bytes, source, out.source);
+    bytes = inflated;
+  }
+  detail::ByteCursor in(bytes, out.source);
+  const uint64_t numel = read_idx_header(in, out);
   HG_CHECK(in.remaining() == numel,
            "{}: idx dims {} need {} data bytes, but the file has {} after the header (expected total size {})",
            in.where(), fmt::join(out.dims, "×"), numel, in.remaining(), in.offset() + numel);

@@ -32,6 +32,13 @@ const CLI::Validator kDevice(
     },
     "");
 
+// An empty HOPGRAD_DATA_DIR (`export HOPGRAD_DATA_DIR=`) counts as unset, in default_data_dir and
+// may_skip_missing_data alike: it names no folder.
+const char* data_dir_from_env() {
+  const char* env = std::getenv("HOPGRAD_DATA_DIR");
+  return env != nullptr && *env != '\0' ? env : nullptr;
+}
+
 }  // namespace
 
 int default_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
@@ -71,13 +78,13 @@ std::vector<std::string> split_names(const std::string& text, std::string_view f
 }
 
 bool may_skip_missing_data(const CLI::App& app, bool result_asked_for) {
-  return app.count("--data-dir") == 0 && std::getenv("HOPGRAD_DATA_DIR") == nullptr && !result_asked_for;
+  return app.count("--data-dir") == 0 && data_dir_from_env() == nullptr && !result_asked_for;
 }
 
 bool CommonFlags::show_progress() const { return progress && stdout_is_terminal(); }
 
 fs::path default_data_dir(const fs::path& source_dir) {
-  if (const char* env = std::getenv("HOPGRAD_DATA_DIR"); env != nullptr && *env != '\0') return env;
+  if (const char* env = data_dir_from_env()) return env;
   std::error_code ec;
   if (!source_dir.empty()) {
     fs::path candidate = source_dir / ".." / "shared" / "data";

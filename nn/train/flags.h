@@ -53,8 +53,9 @@ struct CommonFlags {
   bool show_progress() const;
 };
 
-/// The datasets folder: $HOPGRAD_DATA_DIR when set, else the first existing of <source_dir>/../shared/data
-/// (when source_dir is given) and ../shared/data relative to the working directory; else "../shared/data".
+/// The datasets folder: $HOPGRAD_DATA_DIR when set and not empty, else the first existing of
+/// <source_dir>/../shared/data (when source_dir is given) and ../shared/data relative to the working directory; else
+/// "../shared/data".
 std::filesystem::path default_data_dir(const std::filesystem::path& source_dir = {});
 
 /// The comma-separated names of a list flag ("softmax,topk" → {"softmax", "topk"}; empty items are skipped);
@@ -62,9 +63,9 @@ std::filesystem::path default_data_dir(const std::filesystem::path& source_dir =
 std::vector<std::string> split_names(const std::string& text, std::string_view flag);
 
 /// Whether a program may skip (exit 0, with a message) when its dataset is missing, rather than fail: only when the
-/// data folder is the default one — neither --data-dir nor $HOPGRAD_DATA_DIR named it — and nothing asked for a
-/// result that needs the data (`result_asked_for`: a threshold such as --min-auc). What the test suite relies on
-/// where the data is absent.
+/// data folder is the default one — neither --data-dir nor a non-empty $HOPGRAD_DATA_DIR named it — and nothing
+/// asked for a result that needs the data (`result_asked_for`: a threshold such as --min-auc). What the test suite
+/// relies on where the data is absent.
 bool may_skip_missing_data(const CLI::App& app, bool result_asked_for = false);
 
 /// Adds the common flags to `app`, with the current values of `flags` as defaults (an empty data_dir becomes

@@ -1,8 +1,9 @@
-// CPU matmul and linear. float32: a single matrix product goes to dnnl_sgemm (oneDNN's GEMM, the fastest path
-// for most single products), or when large with a wide b to a cached dnnl::matmul primitive (gemm_by_primitive
-// says which and why); batched products go to a cached dnnl::matmul primitive, which parallelises across the
-// batch; linear (x·Wᵀ + b) goes to a cached dnnl::matmul primitive with the bias fused into its output pass, or
-// with a narrow output (1–15 columns) to dnnl_sgemm as the transposed product (linear_narrow_f32).
+// CPU matmul and linear. float32: a single matrix product goes to a cached dnnl::matmul primitive when it is
+// small (reading its operands as they are) or large with a wide b (reordering b into its blocked layout), and to
+// dnnl_sgemm (oneDNN's GEMM) between, where that is fastest (single_product; gemm_by_plain_primitive and
+// gemm_by_primitive say which and why); batched products go to a cached dnnl::matmul primitive, which
+// parallelises across the batch; linear (x·Wᵀ + b) goes to a cached dnnl::matmul primitive with the bias fused
+// into its output pass, or with a narrow output (1–15 columns) as the transposed product (linear_narrow_f32).
 // Every primitive takes its scratchpad from the host pool (execute_with_host_scratchpad).
 // float64 (used by gradient checks) has a plain blocked loop: oneDNN 2.6 has no f64 GEMM.
 #include <hopgrad/core/storage.h>
@@ -141,33 +142,61 @@ bool gemm_by_primitive(MatrixLayout la, int64_t M, int64_t N, int64_t K) {
   return !la.transposed && N >= kPrimitiveMinColumns && M * N * K >= kPrimitiveMacs;
 }
 
-// c [M, N] = a [M, K] · b [K, N] through a cached dnnl::matmul primitive (see gemm_by_primitive for when). A
-// row-major b is reordered into the primitive's blocked weights layout on each call: the primitive otherwise
-// copies b's blocks again for every block of rows of a (2048³ at 1 thread: 11 % more CPU time than dnnl_sgemm;
-// with the reorder: the same). A transposed b (b = wᵀ, w row-major) is the layout it reads directly.
+// Whether a product of at most kPlainPrimitiveMaxRows rows of a and kPlainPrimitiveMaxDepth of K goes to a
+// cached dnnl::matmul primitive reading both operands as they are (no reorder), rather than to dnnl_sgemm.
+//
+// Why: on its first call dnnl_sgemm JIT-compiles all sixteen of its kernels (every transposition, β and bias
+// variant: 3.4 MB of code, +7.5 MiB resident with the library code it touches), whatever the shape; a process
+// whose products all fit here never calls it (mlp_small: 21 → 16 MiB). And the primitive is as fast on these
+// shapes. Minima of 400 alternated calls, primitive / sgemm, 1 and 2 threads: mlp_small's weight gradient Gᵀ·x
+// [256, 128]·[128, 784] 1.00 / 0.96, its 10-wide products 0.93–1.16 (6–9 µs), memory_retrieval's ξXᵀ
+// [256, 784]·[784, 1000] 0.88 / 0.93 and softmax·X 1.02 / 0.97, 256³ 0.99 / 0.88, 512³ 1.00 / 0.90.
+// Beyond these bounds sgemm is faster: deep products (weight gradients over thousands of rows, K = 2048–4160:
+// 1.05–1.27) and tall ones (vit_tiny's G·W, M = 4160: 1.05–1.13 at 1 thread).
+constexpr int64_t kPlainPrimitiveMaxRows = 2048;
+constexpr int64_t kPlainPrimitiveMaxDepth = 1024;
+bool gemm_by_plain_primitive(int64_t M, int64_t K) {
+  return M <= kPlainPrimitiveMaxRows && K <= kPlainPrimitiveMaxDepth;
+}
+
+// c [M, N] = a [M, K] · b [K, N] through a cached dnnl::matmul primitive (see gemm_by_primitive and
+// gemm_by_plain_primitive for when). With reorder_b, a row-major b is reordered into the primitive's blocked
+// weights layout on each call: for large products the primitive otherwise copies b's blocks again for every block
+// of rows of a (2048³ at 1 thread: 11 % more CPU time than dnnl_sgemm; with the reorder: the same); small ones do
+// not repay the reorder. A transposed b (b = wᵀ, w row-major) is the layout it reads directly.
 void gemm_primitive(const float* a, MatrixLayout la, const float* b, MatrixLayout lb, float* c, int64_t M, int64_t N,
-                    int64_t K) {
+                    int64_t K, bool reorder_b) {
   using namespace dnnl;
   const memory::dims a_strides = onednn_strides(la), b_strides = onednn_strides(lb);
   memory::desc a_md({M, K}, memory::data_type::f32, a_strides);
   memory::desc b_md({K, N}, memory::data_type::f32, b_strides);
   memory::desc c_md({M, N}, memory::data_type::f32, memory::format_tag::ab);
-  const std::string key = fmt::format("gemm:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, a_strides[0], a_strides[1],
-                                      b_strides[0], b_strides[1], omp_get_max_threads());
+  reorder_b = reorder_b && !lb.transposed;
+  const std::string key = fmt::format("gemm:{}:{}:{}:{}:{}:{}:{}:{}:t{}", M, N, K, a_strides[0], a_strides[1],
+                                      b_strides[0], b_strides[1], reorder_b, omp_get_max_threads());
   const std::shared_ptr<const MatmulPrimitive> prim = cached_matmul(key, b_md, [&] {
     const memory::desc any_layout({K, N}, memory::data_type::f32, memory::format_tag::any);
-    return matmul::desc(a_md, lb.transposed ? b_md : any_layout, c_md);
+    return matmul::desc(a_md, reorder_b ? any_layout : b_md, c_md);
   });
   run_matmul(*prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), const_cast<float*>(a))},
                     {DNNL_ARG_WEIGHTS, memory(b_md, onednn_engine(), const_cast<float*>(b))},
                     {DNNL_ARG_DST, memory(c_md, onednn_engine(), c)}});
 }
 
+// c [M, N] = a [M, K] · b [K, N], row-major c, on whichever of the three routes is fastest for the shape.
+void single_product(const float* a, MatrixLayout la, const float* b, MatrixLayout lb, float* c, int64_t M,
+                    int64_t N, int64_t K) {
+  if (gemm_by_primitive(la, M, N, K)) return gemm_primitive(a, la, b, lb, c, M, N, K, true);
+  if (!gemm_by_plain_primitive(M, K)) return sgemm_one(a, la, b, lb, c, M, N, K);
+  SmallProductThreads threads(M, N, K);
+  gemm_primitive(a, la, b, lb, c, M, N, K, false);
+}
+
 // out [M, N] = x [M, K] · w [N, K]ᵀ + bias [N] through a cached dnnl::matmul primitive (bias null: none). The
 // primitive's bias is applied by the kernel that writes each output block, while the block is in cache; the
 // separate pass it replaces re-read and re-wrote the whole output (vit_tiny: 7 M elements per block forward).
 // It also beats dnnl_sgemm on these [rows, in]·[in, out]ᵀ products at 2 threads (mlp_small's 128×784 → 256:
-// 242 vs 265 µs, minima of interleaved runs), while dnnl_sgemm stays faster for the backward's Gᵀ·x.
+// 242 vs 265 µs, minima of interleaved runs); the backward's products go to single_product.
 // x and w must each have a unit stride along one of their two dims (gemm_layout); the bias has unit stride.
 //
 // With many rows (M ≥ kBlockedWeightsMinRows) the primitive reads the weights in the blocked layout it prefers,
@@ -206,11 +235,13 @@ void linear_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& ou
 }
 
 // out [M, N] = x [M, K] · w [N, K]ᵀ + bias for narrow outputs, N < kNarrowMaxColumns (a classifier's 10 or 2
-// classes, a single logit), as the transposed product outᵀ [N, M] = w · xᵀ on dnnl_sgemm, written back transposed
-// with the bias added. oneDNN's kernels for x·wᵀ put N across the vector lanes, mostly empty there; the
-// transposed product puts the M rows across them. hg::linear with bias, minima, dnnl::matmul primitive →
-// this (1 thread): 128×256 → 10 12.1 → 7.5 µs, 4160×192 → 10 230 → 205 µs, 1024×256 → 2 78 → 14 µs, 32×128 → 2
-// 3.9 → 0.8 µs, 1024×256 → 1 78 → 15 µs. From 16 columns on x·wᵀ is as fast (128×256 → 16: 12.2 µs either way).
+// classes, a single logit), as the transposed product outᵀ [N, M] = w · xᵀ (single_product), written back
+// transposed with the bias added. oneDNN's kernels for x·wᵀ put N across the vector lanes, mostly empty there;
+// the transposed product puts the M rows across them. hg::linear with bias, minima, x·wᵀ primitive → this on
+// dnnl_sgemm (1 thread): 128×256 → 10 12.1 → 7.5 µs, 4160×192 → 10 230 → 205 µs, 1024×256 → 2 78 → 14 µs,
+// 32×128 → 2 3.9 → 0.8 µs, 1024×256 → 1 78 → 15 µs; the plain primitive that takes the transposed product now
+// when K ≤ 1024 (gemm_by_plain_primitive): 8.7 µs for 128×256 → 10. From 16 columns on x·wᵀ is as fast
+// (128×256 → 16: 12.2 µs either way).
 constexpr int64_t kNarrowMaxColumns = 16;
 void linear_narrow_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
   const int64_t M = out.size(0), N = out.size(1), K = x.size(1);
@@ -218,7 +249,7 @@ void linear_narrow_f32(const Tensor& x, const Tensor& w, const Tensor* bias, Ten
   const MatrixLayout lw = gemm_layout(N, K, w.stride(0), w.stride(1));
   std::shared_ptr<Storage> block = allocate_storage(static_cast<size_t>(N * M) * sizeof(float), kCPU);
   float* transposed = static_cast<float*>(block->data);
-  sgemm_one(w.data_ptr<float>(), lw, x.data_ptr<float>(), transpose_of(lx), transposed, N, M, K);
+  single_product(w.data_ptr<float>(), lw, x.data_ptr<float>(), transpose_of(lx), transposed, N, M, K);
   float* o = out.data_ptr<float>();
   const float* b = bias ? bias->data_ptr<float>() : nullptr;
   const int64_t bias_stride = bias ? bias->stride(0) : 0;
@@ -243,7 +274,8 @@ void matmul_f32_batched(const Tensor& a, const Tensor& b, Tensor& out) {
   const std::string key =
       fmt::format("mm:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:{}:t{}", B, M, N, K, a_md.dims()[0], a.stride(0), a.stride(1),
                   a.stride(2), b_md.dims()[0], b.stride(0), b.stride(1), b.stride(2), omp_get_max_threads());
-  const std::shared_ptr<const MatmulPrimitive> prim = cached_matmul(key, b_md, [&] { return matmul::desc(a_md, b_md, c_md); });
+  const std::shared_ptr<const MatmulPrimitive> prim =
+      cached_matmul(key, b_md, [&] { return matmul::desc(a_md, b_md, c_md); });
   run_matmul(*prim, {{DNNL_ARG_SRC, memory(a_md, onednn_engine(), a.data_ptr())},
                     {DNNL_ARG_WEIGHTS, memory(b_md, onednn_engine(), b.data_ptr())},
                     {DNNL_ARG_DST, memory(c_md, onednn_engine(), out.data_ptr())}});
@@ -305,10 +337,7 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   if (B == 1) {
     const MatrixLayout la = gemm_layout(M, K, a.stride(1), a.stride(2));
     const MatrixLayout lb = gemm_layout(K, N, b.stride(1), b.stride(2));
-    if (gemm_by_primitive(la, M, N, K))
-      gemm_primitive(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, out.data_ptr<float>(), M, N, K);
-    else
-      sgemm_one(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, out.data_ptr<float>(), M, N, K);
+    single_product(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, out.data_ptr<float>(), M, N, K);
     return;
   }
   matmul_f32_batched(a, b, out);

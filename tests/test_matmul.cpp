@@ -1,8 +1,9 @@
 // The CPU's float32 matrix products against a float64 reference, across the paths ops/cpu/matmul.cpp chooses between:
-// dnnl_sgemm (small products, a transposed a), the cached dnnl::matmul primitive for single products from 2^28
-// multiply-adds with a wide b (b row-major: reordered into the primitive's blocked layout; b transposed: read as it
-// is), and the batched primitive; at 1 and 2 threads (primitives are cached per thread count), with row-major,
-// transposed and column-sliced operands. Also: the primitive's scratchpad and reordered b go back to the host pool,
+// a cached dnnl::matmul primitive reading the operands as they are (up to 2048 rows and depth 1024), dnnl_sgemm
+// (deeper or taller products), the primitive for single products from 2^28 multiply-adds with a wide b (b
+// row-major: reordered into the primitive's blocked layout; b transposed: read as it is), and the batched
+// primitive; at 1 and 2 threads (primitives are cached per thread count), with row-major, transposed and
+// column-sliced operands. Also: the primitive's scratchpad and reordered b go back to the host pool,
 // and repeated large products leave glibc's heap where it was.
 #include <doctest/doctest.h>
 
@@ -40,17 +41,20 @@ struct Product {
 HG_BACKEND_TEST(matmul_float32_paths_match_float64) {
   hg::Tensors results;
   const int threads_before = hg::get_num_threads();
-  // 3·4·5 and 40·50·60 MACs run on one thread; 67·81·59 on all of them; the rest, ≥ 2^28 MACs with b at least
-  // 1024 columns wide, in odd sizes so that no dim is a multiple of the kernels' blocks.
+  // 3·4·5 and 40·50·60 MACs run on one thread; 67·81·59 on all of them; then dnnl_sgemm's deep and tall products;
+  // the rest, ≥ 2^28 MACs with b at least 1024 columns wide, in odd sizes so that no dim is a multiple of the
+  // kernels' blocks.
   const Product products[] = {
       {3, 4, 5, Layout::RowMajor, Layout::RowMajor},
       {40, 50, 60, Layout::Transposed, Layout::ColumnSlice},
       {67, 81, 59, Layout::RowMajor, Layout::Transposed},
       {67, 81, 59, Layout::ColumnSlice, Layout::RowMajor},
+      {67, 81, 1100, Layout::Transposed, Layout::RowMajor},  // dnnl_sgemm: K > 1024 (a weight gradient's shape)
+      {2100, 30, 41, Layout::RowMajor, Layout::Transposed},  // dnnl_sgemm: M > 2048
       {513, 1031, 509, Layout::RowMajor, Layout::RowMajor},        // primitive, b reordered
       {513, 1031, 509, Layout::ColumnSlice, Layout::ColumnSlice},  // primitive, b reordered from a strided view
       {513, 1031, 509, Layout::RowMajor, Layout::Transposed},      // primitive, b read as wᵀ
-      {513, 1031, 509, Layout::Transposed, Layout::RowMajor},      // dnnl_sgemm: a transposed
+      {513, 1031, 509, Layout::Transposed, Layout::RowMajor},      // a transposed: the primitive, read as it is
   };
   uint64_t seed = 40;
   for (const Product& p : products) {
@@ -78,7 +82,7 @@ HG_BACKEND_TEST(matmul_float32_paths_match_float64) {
 }
 
 HG_BACKEND_TEST(matmul_large_products_in_mm_linear_and_their_gradients) {
-  // linear's backward runs G·W (row-major: the primitive from 2^28 MACs) and Gᵀ·x (a transposed: dnnl_sgemm); both
+  // linear's backward runs G·W (row-major: the primitive from 2^28 MACs) and Gᵀ·x (a transposed); both
   // against the float64 composite. x [513, 1031], W [509, 1031]: G·W is 513·1031·509 MACs with b 1031 columns wide.
   hg::Tensor x = hgtest::uniform({513, 1031}, -1, 1, 50).to(device, hg::kFloat32).requires_grad_();
   hg::Tensor w = hgtest::uniform({509, 1031}, -1, 1, 51).to(device, hg::kFloat32).requires_grad_();

@@ -38,6 +38,8 @@ class Generator {
   uint64_t offset_ = 0;
 };
 
+/// How many CUDA devices have a default generator (indices 0 to kMaxCudaGenerators − 1).
+inline constexpr int kMaxCudaGenerators = 16;
 /// The default generator of a device.
 Generator& default_generator(Device device = kCPU);
 /// Seeds the default generators of every device (as torch.manual_seed).

@@ -208,8 +208,8 @@ int run(const Flags& flags) {
 
   // The table: one block per query configuration, methods × M, mean ± std over seeds.
   std::vector<hg::train::Panel> panels;
-  std::ofstream results(flags.out_dir / "memory_retrieval_results.csv");
-  results << "query,noise_model,level,method,memories,seeds,error_mean,error_std\n";
+  std::vector<std::vector<std::string>> table = {
+      {"query", "noise_model", "level", "method", "memories", "seeds", "error_mean", "error_std"}};
   for (size_t c = 0; c < configs.size(); ++c) {
     const auto& [kind, level] = configs[c];
     const std::string title = kind == "mask" ? fmt::format("masked {:.0f} % of pixels", 100 * level)
@@ -226,8 +226,9 @@ int run(const Flags& flags) {
       for (int64_t m : flags.memories) {
         const Stats st = stats(errors[{c, method, m}]);
         fmt::print(" {:>17}", fmt::format("{:.2f} ± {:.2f}", st.mean, st.std));
-        results << fmt::format("{},{},{},{},{},{},{},{}\n", kind, kind == "noise" ? flags.noise_model : "", level,
-                               method, m, flags.seeds, st.mean, st.std);
+        table.push_back({kind, kind == "noise" ? flags.noise_model : "", fmt::format("{}", level), method,
+                         std::to_string(m), std::to_string(flags.seeds), fmt::format("{}", st.mean),
+                         fmt::format("{}", st.std)});
         series.x.push_back(static_cast<double>(m));
         series.y.push_back(st.mean);
       }
@@ -238,7 +239,7 @@ int run(const Flags& flags) {
   }
   fmt::print("\nPaper (U-Hop, Wu, Hu et al. 2024, Fig. 2-3): figures only, no numbers; claims U-Hop's kernel gives "
              "the lowest error of the baselines and that low separation loss goes with low retrieval error.\n");
-  if (!results.good()) throw hg::Error("could not write " + (flags.out_dir / "memory_retrieval_results.csv").string());
+  hg::train::write_results_csv("memory_retrieval", flags.out_dir / "memory_retrieval_results.csv", table);
   hg::train::write_svg_plot(flags.out_dir / "memory_retrieval.svg", panels, "Memory retrieval error vs memories");
   fmt::print("CSV: {}\nplot: {}\n", (flags.out_dir / "memory_retrieval.csv").string(),
              (flags.out_dir / "memory_retrieval.svg").string());

@@ -18,14 +18,14 @@
 //   mil_benchmark --paper-protocol --dataset=tiger   # 10 × 5 folds, 160 epochs, 24 configurations: hours
 //
 // Writes, under --out-dir: <dataset>_<model>_folds.csv (one row per outer fold: the chosen configuration, its
-// validation and test AUC; --resume continues it, skipping finished folds), and per fold
+// validation and test AUC; --resume continues it, skipping finished folds, and refuses it when
+// <dataset>_<model>_config.json records other settings), and per fold
 // <dataset>_<model>_r<rep>_f<fold>.csv/.svg (the chosen configuration's curves). Prints a table of the mean
 // ± std test ROC-AUC over folds and repetitions beside the paper's numbers, and writes it to
 // mil_benchmark_results.csv (AUC × 100; one row per dataset; scripts/make_results.py reads it).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <numeric>
 #include <random>
 #include <string>
@@ -213,6 +213,21 @@ std::vector<hg::data::Bag> standardised(const std::vector<hg::data::Bag>& bags, 
   return out;
 }
 
+// Every setting that changes a dataset's fold results (the dataset itself is in the file's name), as JSON: a
+// --resume must find the same in <dataset>_<model>_config.json before it reuses the folds logged there.
+std::string config_json(const Options& opt, const std::string& dataset) {
+  auto list = [](const auto& values) { return fmt::format("[{}]", fmt::join(values, ", ")); };
+  return fmt::format(
+      R"({{"dataset": "{}", "model": "{}", "separation": "{}", "outer_folds": {}, "inner_folds": {}, )"
+      R"("repetitions": {}, "grid_lr": {}, "grid_beta": {}, "grid_bag_dropout": {}, "grid_width": {}, )"
+      R"("embedding_layers": {}, "heads": {}, "head_size": {}, "hidden": {}, "weight_decay": {}, "clip": {}, )"
+      R"("epochs": {}, "batch_size": {}, "seed": {}}})",
+      dataset, opt.model, opt.separation, opt.outer_folds, opt.inner_folds, opt.repetitions, list(opt.grid_lr),
+      list(opt.grid_beta), list(opt.grid_bag_dropout), list(opt.grid_width), opt.embedding_layers, opt.heads,
+      opt.head_size, opt.hidden, opt.weight_decay, opt.clip, opt.common.epochs, opt.common.batch_size,
+      opt.common.seed);
+}
+
 struct Summary {
   std::string dataset;
   std::vector<double> test_auc;
@@ -228,9 +243,14 @@ Summary run_dataset(const Options& opt, const std::string& name, hg::Device devi
              name, mil.num_bags(), mil.num_positive_bags(), mil.num_instances(), mil.num_features(), configs.size(),
              configs.size() > 1 ? "s" : "", opt.outer_folds, opt.repetitions, opt.repetitions > 1 ? "s" : "");
 
-  hg::train::CsvLog folds(opt.common.out_dir / (stem + "_folds.csv"),
-                          {"repetition", "fold", "config", "best_epoch", "val_auc", "test_auc", "seconds"},
-                          opt.resume);
+  // A dataset the interrupted run never reached has no folds log yet: it starts afresh. One it reached must have
+  // been run with these settings.
+  const fs::path folds_path = opt.common.out_dir / (stem + "_folds.csv");
+  const bool resume = opt.resume && fs::exists(folds_path);
+  hg::train::check_resume_config("mil_benchmark", opt.common.out_dir / (stem + "_config.json"),
+                                 config_json(opt, name), resume);
+  hg::train::CsvLog folds(folds_path, {"repetition", "fold", "config", "best_epoch", "val_auc", "test_auc", "seconds"},
+                          resume);
   Summary summary{name, {}};
   std::vector<double> done_rep = folds.column("repetition"), done_fold = folds.column("fold"),
                       done_auc = folds.column("test_auc");
@@ -307,8 +327,8 @@ int run(const Options& opt) {
   // The paper's ± is over repetitions of the whole cross-validation; over single folds it is much larger.
   fmt::print("| dataset | ours (± std over folds) | ours (± std over repetitions) | Ramsauer et al. 2021 (Hopfield) "
              "|\n|---|---|---|---|\n");
-  std::ofstream results(opt.common.out_dir / "mil_benchmark_results.csv");
-  results << "dataset,model,outer_folds,repetitions,auc_mean,auc_std_folds,auc_std_repetitions,paper\n";
+  std::vector<std::vector<std::string>> table = {{"dataset", "model", "outer_folds", "repetitions", "auc_mean",
+                                                  "auc_std_folds", "auc_std_repetitions", "paper"}};
   auto mean_std = [](const std::vector<double>& v) {
     const double n = static_cast<double>(v.size());
     const double mean = std::accumulate(v.begin(), v.end(), 0.0) / n;
@@ -329,12 +349,11 @@ int run(const Options& opt) {
     fmt::print("| {} | {:.1f} ± {:.1f} | {} | {} |\n", s.dataset, 100 * mean, 100 * fold_sd,
                per_repetition.size() > 1 ? fmt::format("{:.1f} ± {:.1f}", 100 * rep_mean, 100 * rep_sd) : "—",
                paper_number(s.dataset));
-    results << fmt::format("{},{},{},{},{},{},{},{}\n", s.dataset, opt.model, opt.outer_folds,
-                           per_repetition.size(), 100 * mean, 100 * fold_sd,
-                           per_repetition.size() > 1 ? 100 * rep_sd : NAN, paper_number(s.dataset));
+    table.push_back({s.dataset, opt.model, std::to_string(opt.outer_folds), std::to_string(per_repetition.size()),
+                     fmt::format("{}", 100 * mean), fmt::format("{}", 100 * fold_sd),
+                     fmt::format("{}", per_repetition.size() > 1 ? 100 * rep_sd : NAN), paper_number(s.dataset)});
   }
-  HG_CHECK(results.good(), "mil_benchmark: could not write {}",
-           (opt.common.out_dir / "mil_benchmark_results.csv").string());
+  hg::train::write_results_csv("mil_benchmark", opt.common.out_dir / "mil_benchmark_results.csv", table);
   return 0;
 }
 

@@ -9,6 +9,8 @@
 # LOG_AHEAD=ON: the interrupted run is, in addition, taken one epoch further and then given back the checkpoints it
 # had after epoch STOP_AFTER (the one of a run that had none is deleted): its log is one epoch ahead of its
 # checkpoint, as after a kill between an epoch's log row and its checkpoint; the resumed run must redo that epoch.
+# FINISHED=ON: in addition, the finished uninterrupted run is resumed once more (nothing is left to train): CSV and
+# the ALSO files must come out byte for byte as before (its results are read back, not evaluated again).
 separate_arguments(common UNIX_COMMAND "${ARGS}")
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${PROGRAM} ${common} --out-dir=${WORK_DIR}/straight RESULT_VARIABLE rc OUTPUT_VARIABLE out
@@ -80,4 +82,20 @@ foreach(file ${also})
     endif()
   endforeach()
 endforeach()
+if(FINISHED)
+  set(files ${CSV} ${also})
+  foreach(file ${files})
+    file(READ ${WORK_DIR}/straight/${file} before_${file})
+  endforeach()
+  execute_process(COMMAND ${PROGRAM} ${common} --resume --out-dir=${WORK_DIR}/straight RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "resuming the finished run failed (exit ${rc})")
+  endif()
+  foreach(file ${files})
+    file(READ ${WORK_DIR}/straight/${file} after)
+    if(NOT "${after}" STREQUAL "${before_${file}}")
+      message(FATAL_ERROR "${file} changed when the finished run was resumed:\n  before: ${before_${file}}\n  after:  ${after}")
+    endif()
+  endforeach()
+endif()
 message(STATUS "the resumed run matches the uninterrupted one")

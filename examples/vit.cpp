@@ -29,7 +29,6 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <numeric>
@@ -307,7 +306,15 @@ RunResult train_run(const Options& opt, const Data& data, const std::string& var
   if (resuming && log.rows() >= static_cast<size_t>(start_epoch))
     log.drop_last(log.rows() - static_cast<size_t>(start_epoch - 1));
   double seconds = log.rows() > 0 ? log.column("seconds").back() : 0.0;
-  Evaluation test = evaluate(net, test_x, test_y, opt.common.batch_size);
+  Evaluation test;
+  if (start_epoch > opt.common.epochs) {
+    // Finished before (--resume): its result is the log's last row. Not evaluated again: a random separation
+    // (--separation=random) draws its masks in eval mode too, so a new evaluation would differ from the logged one.
+    if (log.rows() > 0) test.accuracy = log.column("test_accuracy").back(), test.loss = log.column("test_loss").back();
+    else test = evaluate(net, test_x, test_y, opt.common.batch_size);
+  }
+  // Nothing is evaluated before the first epoch that runs: it would draw from the generator just restored, and
+  // shift every later draw of a resumed run away from the uninterrupted run's.
   for (int epoch = start_epoch; epoch <= opt.common.epochs; ++epoch) {
     const double lr = optimizer.lr(0);
     hg::train::ProgressBar bar(fmt::format("{} epoch {}/{}", run, epoch, opt.common.epochs), loader.size(),
@@ -410,8 +417,8 @@ int run(Options& opt) {
              opt.seeds > 1 ? "s" : "");
   fmt::print("  {:<8} {:>16}   {}\n", "variant", "ours (%)", "paper (%)");
   const fs::path results_path = opt.common.out_dir / "vit_results.csv";
-  std::ofstream results(results_path);
-  results << "model,variant,data,train_images,test_images,epochs,seeds,accuracy_mean,accuracy_std,paper\n";
+  std::vector<std::vector<std::string>> table = {{"model", "variant", "data", "train_images", "test_images", "epochs",
+                                                  "seeds", "accuracy_mean", "accuracy_std", "paper"}};
   int status = 0;
   for (const Row& row : rows) {
     const double n = static_cast<double>(row.accuracies.size());
@@ -421,16 +428,17 @@ int run(Options& opt) {
     const double sd = row.accuracies.size() > 1 ? std::sqrt(var / (n - 1)) : 0.0;
     fmt::print("  {:<8} {:>9.2f} ± {:<4.2f}   {}\n", row.variant, 100 * mean, 100 * sd,
                paper_number(opt, data.name, row.variant));
-    results << fmt::format("{},{},{},{},{},{},{},{},{},{}\n", opt.model, row.variant, data.name,
-                           data.train_x.size(0), data.test_x.size(0), opt.common.epochs, opt.seeds, 100 * mean,
-                           100 * sd, paper_number(opt, data.name, row.variant));
+    table.push_back({opt.model, row.variant, data.name, std::to_string(data.train_x.size(0)),
+                     std::to_string(data.test_x.size(0)), std::to_string(opt.common.epochs), std::to_string(opt.seeds),
+                     fmt::format("{}", 100 * mean), fmt::format("{}", 100 * sd),
+                     paper_number(opt, data.name, row.variant)});
     if (mean < opt.min_accuracy) {
       fmt::print(stderr, "vit: {} mean accuracy {:.2f}% is below --min-accuracy {:.2f}%\n", row.variant, 100 * mean,
                  100 * opt.min_accuracy);
       status = 3;
     }
   }
-  HG_CHECK(results.good(), "vit: could not write {}", results_path.string());
+  hg::train::write_results_csv("vit", results_path, table);
   fmt::print("wrote {} and the per-run CSV logs, SVG plots and checkpoints to {}\n", results_path.string(),
              opt.common.out_dir.string());
   return status;

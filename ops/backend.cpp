@@ -56,18 +56,19 @@ int cuda_device_count() { return 0; }
 #endif
 
 Generator& default_generator(Device device) {
-  // One generator per device (up to 16 CUDA devices), created on first use and never destroyed early.
+  // One generator per device (up to kMaxCudaGenerators CUDA devices), created on first use and never destroyed
+  // early.
   static Generator cpu;
-  static Generator cuda[16];
+  static Generator cuda[kMaxCudaGenerators];
   if (device.is_cpu()) return cpu;
-  HG_CHECK(device.index >= 0 && device.index < 16, "default_generator: CUDA device index {} out of range",
-           device.index);
+  HG_CHECK(device.index >= 0 && device.index < kMaxCudaGenerators,
+           "default_generator: CUDA device index {} out of range (0 to {})", device.index, kMaxCudaGenerators - 1);
   return cuda[device.index];
 }
 
 void manual_seed(uint64_t seed) {
   default_generator(kCPU).manual_seed(seed);
-  for (int i = 0; i < 16; ++i) default_generator(Device::cuda(i)).manual_seed(seed);
+  for (int i = 0; i < kMaxCudaGenerators; ++i) default_generator(Device::cuda(i)).manual_seed(seed);
 }
 
 }  // namespace hg

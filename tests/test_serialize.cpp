@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -565,7 +566,7 @@ TEST_CASE("checkpoint: what the file holds, and a model-only load") {
   run.step();
   ser::TrainingState saved;
   saved.step = 1;
-  saved.rng = {7, 1ull << 63};
+  saved.rng = {7, 1ull << 63, {}};
   saved.scheduler = run.schedule->state();
   ser::save(dir / "c.safetensors", *run.net, run.optimizer.get(), saved);
   const ser::SafetensorsFile file = ser::load_safetensors(dir / "c.safetensors");
@@ -678,6 +679,91 @@ TEST_CASE("checkpoint: load names the first mismatch and changes nothing") {
   CHECK_THROWS_WITH_AS(ser::save(dir / "bad_config.safetensors", *sgd.net, nullptr, bad_config),
                        doctest::Contains("the config is not valid JSON"), hg::Error);
   CHECK_FALSE(fs::exists(dir / "bad_config.safetensors"));
+}
+
+TEST_CASE("checkpoint: the CUDA generators' states are saved and restored; older checkpoints still load") {
+  TempDir dir("cuda_rng");
+  const fs::path path = dir / "c.safetensors";
+  hg::manual_seed(1);
+  Run run(/*adam=*/false);
+  run.step();
+  // The generator objects exist without a GPU, so the whole round trip runs on the CPU too.
+  ser::TrainingState saved;
+  saved.rng = {7, 3, {{0, {11, 256}}, {2, {13, 1ull << 63}}}};
+  ser::save(path, *run.net, run.optimizer.get(), saved);
+  const ser::SafetensorsFile file = ser::load_safetensors(path);
+  CHECK(file.metadata.at("rng.cuda.0.seed") == "11");
+  CHECK(file.metadata.at("rng.cuda.0.offset") == "256");
+  CHECK(file.metadata.at("rng.cuda.2.seed") == "13");
+  CHECK(file.metadata.at("rng.cuda.2.offset") == "9223372036854775808");
+  CHECK(file.metadata.count("rng.cuda.1.seed") == 0);
+
+  hg::default_generator(hg::Device::cuda(1)).set_state(5, 55);
+  const ser::TrainingState state = ser::load(path, *run.net, run.optimizer.get());
+  CHECK(state.rng.seed == 7);
+  CHECK(state.rng.offset == 3);
+  CHECK(state.rng.cuda == saved.rng.cuda);
+  state.rng.restore();
+  auto generator_state = [](hg::Device device) {
+    const hg::Generator& g = hg::default_generator(device);
+    return ser::GeneratorState{g.seed(), g.offset()};
+  };
+  CHECK(generator_state(hg::kCPU) == ser::GeneratorState{7, 3});
+  CHECK(generator_state(hg::Device::cuda(0)) == ser::GeneratorState{11, 256});
+  CHECK(generator_state(hg::Device::cuda(2)) == ser::GeneratorState{13, 1ull << 63});
+  CHECK(generator_state(hg::Device::cuda(1)) == ser::GeneratorState{5, 55});  // not in the checkpoint: untouched
+
+  // capture() records every device of this machine (none without a GPU); capture(generator) that one alone.
+  const ser::RngState captured = ser::RngState::capture();
+  CHECK(captured.cuda.size() == static_cast<size_t>(hg::cuda_device_count()));
+  for (const auto& [index, g] : captured.cuda) CHECK(g == generator_state(hg::Device::cuda(index)));
+  CHECK(ser::RngState::capture(hg::default_generator()).cuda.empty());
+
+  // A checkpoint written before the CUDA keys existed loads, and its restore leaves the CUDA generators alone.
+  ser::SafetensorsFile older = file;
+  for (const char* key : {"rng.cuda.0.seed", "rng.cuda.0.offset", "rng.cuda.2.seed", "rng.cuda.2.offset"})
+    older.metadata.erase(key);
+  ser::save_safetensors(dir / "older.safetensors", older.tensors, older.metadata);
+  const ser::TrainingState old_state = ser::load(dir / "older.safetensors", *run.net, run.optimizer.get());
+  CHECK(old_state.rng.cuda.empty());
+  old_state.rng.restore();
+  CHECK(generator_state(hg::kCPU) == ser::GeneratorState{7, 3});
+  CHECK(generator_state(hg::Device::cuda(0)) == ser::GeneratorState{11, 256});
+
+  // Malformed CUDA keys name the key and what was expected.
+  auto refused = [&](std::map<std::string, std::string> changes, std::vector<std::string> removed,
+                     const std::string& message) {
+    ser::SafetensorsFile bad = file;
+    for (const auto& key : removed) bad.metadata.erase(key);
+    for (auto& [key, value] : changes) bad.metadata[key] = value;
+    ser::save_safetensors(dir / "bad.safetensors", bad.tensors, bad.metadata);
+    CHECK_THROWS_WITH_AS(ser::load(dir / "bad.safetensors", *run.net, nullptr), doctest::Contains(message.c_str()),
+                         hg::Error);
+  };
+  refused({}, {"rng.cuda.2.offset"}, "missing metadata 'rng.cuda.2.offset' (a CUDA generator's state is a seed and");
+  refused({{"rng.cuda.0.offset", "-1"}}, {}, "metadata 'rng.cuda.0.offset' is '-1', expected a non-negative integer");
+  refused({{"rng.cuda.0.state", "1"}}, {}, "unexpected metadata 'rng.cuda.0.state' (expected rng.cuda.<device index>");
+  refused({{"rng.cuda.x.seed", "1"}, {"rng.cuda.x.offset", "1"}}, {}, "'rng.cuda.x.offset (its device index)' is 'x'");
+  refused({{"rng.cuda.99.seed", "1"}, {"rng.cuda.99.offset", "1"}}, {}, "metadata 'rng.cuda.99.offset': ");
+  hg::manual_seed(0);  // the other tests' generators as a fresh process has them
+}
+
+// On a GPU: the random numbers drawn on the device after a resume are the uninterrupted run's.
+TEST_CASE("checkpoint: CUDA random numbers continue after a resume" * doctest::skip(hg::cuda_device_count() == 0)) {
+  TempDir dir("cuda_rng_draws");
+  const hg::Device cuda = hg::Device::cuda(0);
+  hg::manual_seed(21);
+  TinyNet net;
+  (void)hg::randn({17}, hg::TensorOptions().device(cuda));  // the generator has moved on before the save
+  ser::TrainingState state;
+  state.rng = ser::RngState::capture();
+  ser::save(dir / "c.safetensors", *net, nullptr, state);
+  const Tensor expected = hg::rand({33}, hg::TensorOptions().device(cuda));
+  hg::manual_seed(22);
+  (void)hg::randn({5}, hg::TensorOptions().device(cuda));
+  ser::load(dir / "c.safetensors", *net, nullptr).rng.restore();
+  CHECK(identical(hg::rand({33}, hg::TensorOptions().device(cuda)), expected));
+  hg::manual_seed(0);
 }
 
 // A model on the device saves to the host and loads back into a model on the device.

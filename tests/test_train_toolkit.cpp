@@ -14,11 +14,14 @@
 #include <string>
 #include <vector>
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
 #include "testing.h"
+
+#include <hopgrad/nn/serialize/atomic_file.h>
 
 namespace fs = std::filesystem;
 namespace train = hg::train;
@@ -189,6 +192,39 @@ TEST_CASE("train: run files — the settings a resume must match, and the result
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   CHECK(text == "metric,mean\n\"AUC, test\",0.9\n\"say \"\"hi\"\"\",1\n");
   CHECK_THROWS_WITH_AS(hg::train::write_results_csv("x", dir.path / "missing" / "y.csv", {{"a"}}),
+                       doctest::Contains("x: could not write"), hg::Error);
+}
+
+// A run killed while recording its settings: the file is written atomically, so there is none (the next run starts
+// afresh) or the previous one, never an empty file that every later --resume refuses as other settings.
+TEST_CASE("train: a run killed while writing its config file leaves no partial file") {
+  TempDir dir("config_kill");
+  const fs::path config = dir.path / "x_config.json";
+  auto killed_writing = [&](const std::string& settings) {
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {  // no doctest in here: the child only writes, and dies at its first write
+      hg::serialize::detail::ScopedWriteHook hook([](const fs::path&, uint64_t, size_t) { ::_exit(42); });
+      try {
+        hg::train::check_resume_config("x", config, settings, false);
+      } catch (...) {
+      }
+      ::_exit(1);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 42);
+  };
+  killed_writing(R"({"lr": 1})");
+  CHECK_FALSE(fs::exists(config));
+  CHECK_THROWS_WITH_AS(hg::train::check_resume_config("x", config, R"({"lr": 1})", true),
+                       doctest::Contains("x: --resume: there is no"), hg::Error);
+  hg::train::check_resume_config("x", config, R"({"lr": 1})", false);
+  killed_writing(R"({"lr": 2})");  // a fresh run over the folder dies recording its settings: the old ones stay
+  hg::train::check_resume_config("x", config, R"({"lr": 1})", true);
+  fs::create_directories(dir.path / "taken");  // a folder where the file should go: the rename fails
+  CHECK_THROWS_WITH_AS(hg::train::check_resume_config("x", dir.path / "taken", "{}", false),
                        doctest::Contains("x: could not write"), hg::Error);
 }
 

@@ -1,7 +1,9 @@
 // Checkpoints (see checkpoint.h): a module, an optimizer and the training state in one safetensors file.
 #include <hopgrad/nn/serialize/checkpoint.h>
 
+#include <algorithm>
 #include <charconv>
+#include <limits>
 #include <map>
 #include <set>
 #include <string_view>
@@ -22,6 +24,7 @@ constexpr std::string_view kFormatVersion = "1";
 constexpr std::string_view kModelPrefix = "model.";
 constexpr std::string_view kOptimizerPrefix = "optim.";
 constexpr std::string_view kSchedulerPrefix = "scheduler.";
+constexpr std::string_view kCudaRngPrefix = "rng.cuda.";  // rng.cuda.<device index>.seed / .offset
 
 std::string prefixed(std::string_view prefix, const std::string& key) { return std::string(prefix) + key; }
 
@@ -47,11 +50,57 @@ std::map<std::string, std::string> with_prefix(const Metadata& metadata, std::st
   return out;
 }
 
+// The CUDA generators' states, rng.cuda.<i>.seed and rng.cuda.<i>.offset, by device index i. Checkpoints written
+// before these keys existed have none: the map is then empty and restore() leaves the CUDA generators alone.
+std::map<int, GeneratorState> cuda_rng_states(const Metadata& metadata, const std::string& where) {
+  std::map<int, GeneratorState> states;
+  std::map<int, int> fields;  // device index → bit 1: seed seen, bit 2: offset seen
+  for (const auto& [rest, text] : with_prefix(metadata, kCudaRngPrefix)) {
+    const std::string key = prefixed(kCudaRngPrefix, rest);
+    const size_t dot = rest.find('.');
+    const std::string field = dot == std::string::npos ? "" : rest.substr(dot + 1);
+    HG_CHECK(field == "seed" || field == "offset",
+             "{}: unexpected metadata '{}' (expected rng.cuda.<device index>.seed or rng.cuda.<device index>.offset)",
+             where, key);
+    const uint64_t parsed = parse_number<uint64_t>(rest.substr(0, dot), key + " (its device index)", where);
+    const int index = static_cast<int>(std::min<uint64_t>(parsed, std::numeric_limits<int>::max()));
+    try {
+      (void)default_generator(Device::cuda(index));  // an index without a generator fails here, not in restore()
+    } catch (const Error& e) {
+      HG_FAIL("{}: metadata '{}': {}", where, key, e.what());
+    }
+    GeneratorState& state = states[index];
+    (field == "seed" ? state.seed : state.offset) = parse_number<uint64_t>(text, key, where);
+    fields[index] |= field == "seed" ? 1 : 2;
+  }
+  for (const auto& [index, seen] : fields)
+    HG_CHECK(seen == 3, "{}: missing metadata '{}{}.{}' (a CUDA generator's state is a seed and an offset)", where,
+             kCudaRngPrefix, index, seen == 1 ? "offset" : "seed");
+  return states;
+}
+
 }  // namespace
 
-RngState RngState::capture(const Generator& generator) { return {generator.seed(), generator.offset()}; }
+RngState RngState::capture(const Generator& generator) { return {generator.seed(), generator.offset(), {}}; }
+
+RngState RngState::capture() {
+  RngState state = capture(default_generator());
+  // Every device of this machine, used or not: an unused one is saved as (seed, 0), harmless to restore.
+  for (int i = 0; i < std::min(cuda_device_count(), kMaxCudaGenerators); ++i) {
+    const Generator& generator = default_generator(Device::cuda(i));
+    state.cuda[i] = {generator.seed(), generator.offset()};
+  }
+  return state;
+}
 
 void RngState::restore(Generator& generator) const { generator.set_state(seed, offset); }
+
+void RngState::restore() const {
+  restore(default_generator());
+  // The generator objects exist whether or not the device does, so a checkpoint from a machine with more GPUs
+  // restores here too (the extra states are never drawn from).
+  for (const auto& [index, state] : cuda) default_generator(Device::cuda(index)).set_state(state.seed, state.offset);
+}
 
 void save(const std::filesystem::path& path, const nn::Module& module, const optim::Optimizer* optimizer,
           const TrainingState& state) {
@@ -69,6 +118,12 @@ void save(const std::filesystem::path& path, const nn::Module& module, const opt
                     {"config", state.config},
                     {"rng.seed", std::to_string(state.rng.seed)},
                     {"rng.offset", std::to_string(state.rng.offset)}};
+  for (const auto& [index, generator] : state.rng.cuda) {
+    HG_CHECK(index >= 0, "save: {}: TrainingState::rng.cuda has the negative device index {}", path.string(), index);
+    const std::string prefix = fmt::format("{}{}.", kCudaRngPrefix, index);
+    metadata.emplace(prefix + "seed", std::to_string(generator.seed));
+    metadata.emplace(prefix + "offset", std::to_string(generator.offset));
+  }
   if (optimizer != nullptr) {
     const optim::OptimizerStateDict dict = optimizer->state_dict();
     metadata.emplace("optimizer", dict.optimizer);
@@ -103,6 +158,7 @@ TrainingState load(const std::filesystem::path& path, nn::Module& module, optim:
   state.config = meta("config");
   state.rng.seed = parse_number<uint64_t>(meta("rng.seed"), "rng.seed", where);
   state.rng.offset = parse_number<uint64_t>(meta("rng.offset"), "rng.offset", where);
+  state.rng.cuda = cuda_rng_states(file.metadata, where);
   if (auto entries = with_prefix(file.metadata, kSchedulerPrefix); !entries.empty()) {
     std::map<std::string, double> values;
     for (const auto& [key, text] : entries)

@@ -18,13 +18,16 @@
 //   metadata  format               "hopgrad.checkpoint"; format_version "1"
 //             step, epoch          decimal integers
 //             config               the run's configuration, JSON text
-//             rng.seed, rng.offset the generator state (decimal)
+//             rng.seed, rng.offset the CPU generator's state (decimal)
+//             rng.cuda.<i>.seed, rng.cuda.<i>.offset   CUDA device i's generator (one pair per device; none
+//                                  without a GPU, and none in older checkpoints: those still load)
 //             optimizer            "SGD", "Adam" or "AdamW" (only with an optimizer)
 //             optim.<key>          the optimizer's scalars ("optim.param_groups.0.lr"), shortest round-trip text
 //             scheduler.<key>      SchedulerState::to_map() (only with a scheduler state)
 // The optimizer keys follow the convention at the top of nn/optim/optimizer.h.
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -35,16 +38,31 @@
 
 namespace hg::serialize {
 
-/// A generator's (seed, offset): with it, the random numbers after a resume are the ones an uninterrupted run
-/// would have drawn.
-struct RngState {
+/// A generator's (seed, offset).
+struct GeneratorState {
   uint64_t seed = 0;
   uint64_t offset = 0;
+  bool operator==(const GeneratorState&) const = default;
+};
 
-  /// The state of `generator` (by default the CPU's default generator).
-  static RngState capture(const Generator& generator = default_generator());
-  /// Puts `generator` (by default the CPU's default generator) back in this state.
-  void restore(Generator& generator = default_generator()) const;
+/// The random-number state of a run: the CPU default generator's (seed, offset) and, by CUDA device index, the
+/// CUDA default generators' (rand, randn and dropout on a CUDA tensor draw from its device's). With it, the random
+/// numbers after a resume are the ones an uninterrupted run would have drawn, on every device.
+struct RngState {
+  uint64_t seed = 0;    ///< the CPU generator's
+  uint64_t offset = 0;
+  std::map<int, GeneratorState> cuda;  ///< device index → its default generator's state (empty without a GPU)
+
+  /// The CPU default generator and the default generator of every CUDA device of this machine.
+  static RngState capture();
+  /// `generator` alone (`cuda` stays empty).
+  static RngState capture(const Generator& generator);
+  /// Puts the CPU default generator and every CUDA generator in `cuda` back in this state. The CUDA generators
+  /// absent from `cuda` (a checkpoint written before they were saved, or on a machine with fewer GPUs) keep
+  /// their state.
+  void restore() const;
+  /// Puts `generator` in the CPU generator's state (`cuda` is not used).
+  void restore(Generator& generator) const;
 };
 
 /// Where training stood when the checkpoint was written.

@@ -21,9 +21,15 @@ void check_resume_config(std::string_view program, const fs::path& path, const s
   }
   HG_CHECK(!resume, "{}: --resume: there is no {} (no run to continue in this --out-dir)", program, path.string());
   fs::create_directories(path.parent_path());
-  std::ofstream out(path);
-  out << config;
-  HG_CHECK(out.good(), "{}: could not write {}", program, path.string());
+  // Atomically: a run killed while writing it must leave no file (the next run starts afresh) rather than an
+  // empty or partial one that every later --resume would refuse as other settings.
+  try {
+    serialize::AtomicFile file(path);
+    file.write(config.data(), config.size());
+    file.commit();
+  } catch (const Error& e) {
+    HG_FAIL("{}: could not write {}: {}", program, path.string(), e.what());
+  }
 }
 
 void write_results_csv(std::string_view program, const fs::path& path,

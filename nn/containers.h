@@ -22,7 +22,8 @@ template <ModuleHolderType H> std::shared_ptr<Module> module_ptr(const H& holder
 template <typename M> auto* impl_of(const std::shared_ptr<M>& module) { return module.get(); }
 template <ModuleHolderType H> auto* impl_of(const H& holder) { return holder.ptr().get(); }
 
-// The concrete module type `T` at `module`, or an error naming the container, the position and both types.
+// The concrete module type `T` at `module`, or an error naming the container, the position and the element's
+// type.
 template <typename T> std::shared_ptr<T> cast_module(const std::shared_ptr<Module>& module, const char* container,
                                                      const std::string& key) {
   auto typed = std::dynamic_pointer_cast<T>(module);

@@ -80,6 +80,17 @@ else
 fi
 IFS=, read -ra thread_counts <<<"$threads"
 
+# Debian's PyTorch multiplies through whichever libblas.so.3 the alternatives system points at. Installed alone,
+# python3-torch pulls in the reference BLAS (netlib), 20-40x slower than OpenBLAS (vit_tiny: 17 s per step
+# instead of 0.7): a comparison against that would say nothing about PyTorch.
+if ! on_gpu; then
+  blas=$(readlink -f "/usr/lib/$(gcc -print-multiarch 2>/dev/null)/libblas.so.3" 2>/dev/null || echo none)
+  if [[ $blas != *openblas* ]]; then
+    echo "run.sh: PyTorch's BLAS here is $blas, not OpenBLAS; install it first (apt-get install libopenblas0-openmp)" >&2
+    exit 2
+  fi
+fi
+
 # ---- build ----------------------------------------------------------------------------------------------------
 if [[ ! -f $build/build.ninja ]]; then
   if on_gpu; then cuda_flags=(-DHOPGRAD_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES:-90}")

@@ -105,6 +105,10 @@ class Backend {
   /// ReLU's backward in one pass (PyTorch's threshold_backward at 0): grad_x = y > 0 ? grad_out : 0, y = relu(x)
   /// (so a NaN y passes no gradient, as the composite where(y > 0, g, 0)). Shapes and dtypes as gelu_backward's.
   virtual void relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) = 0;
+  /// ELU's and SELU's backward in one pass, from the input: grad_x = grad_out ⊙ (x > 0 ? scale : scale·α·e^x)
+  /// (ELU: scale 1; SELU: λ, α), e^x evaluated at min(x, 0) (a NaN x gives NaN). Shapes and dtypes as
+  /// gelu_backward's.
+  virtual void elu_backward(const Tensor& grad_out, const Tensor& x, double scale, double alpha, Tensor& grad_x) = 0;
   /// out = a op b; a and b are broadcast views of out's shape with one common dtype; comparisons and logical
   /// ops write bool. out may be strided and may alias a (in-place).
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) = 0;

@@ -296,14 +296,22 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
 // for x ≪ 0 (y → −α): SELU's float32 gradient at x = −10 was 6.6e-4 off, and exactly 0 from x ≈ −17 (PyTorch's
 // out-of-place elu_backward also works from the input). min(x, 0) keeps eˣ finite where the branch is not taken.
 namespace {
-Tensor negative_branch_slope(const Tensor& x, double alpha) { return mul(exp(where(gt(x, 0.0), 0.0, x)), alpha); }
+// ∂L/∂x = g ⊙ (x > 0 ? scale : scale·α·eˣ): one backend pass (Backend::elu_backward), or, when this backward is
+// itself recorded (create_graph) or g comes in another dtype, the composite the kernel is tested against.
+Tensor elu_backward(const Tensor& g, const Tensor& x, double scale, double alpha) {
+  if (GradMode::is_enabled() || g.dtype() != x.dtype())
+    return mul(g, where(gt(x, 0.0), scale, mul(exp(where(gt(x, 0.0), 0.0, x)), scale * alpha)));
+  Tensor grad_x = empty(x.sizes(), x.dtype(), x.device());
+  backend_for(x.device()).elu_backward(g, x, scale, alpha, grad_x);
+  return grad_x;
+}
 }  // namespace
 
 // y = scale·(x > 0 ? x : α(eˣ − 1)) ;  ∂L/∂x = g ⊙ (x > 0 ? scale : scale·α·eˣ)
 Tensor selu(const Tensor& x) {
   Tensor y = run_unary(UnaryOp::Selu, x, floating_dtype(x, "selu"));
   record_unary("selu", x, y, kSaveInput, [](const Tensor& g, const Tensor& xs, const Tensor&) {
-    return mul(g, where(gt(xs, 0.0), kSeluScale, negative_branch_slope(xs, kSeluScale * kSeluAlpha)));
+    return elu_backward(g, xs, kSeluScale, kSeluAlpha);
   });
   return y;
 }
@@ -312,7 +320,7 @@ Tensor selu(const Tensor& x) {
 Tensor elu(const Tensor& x, double alpha) {
   Tensor y = run_unary(UnaryOp::Elu, x, floating_dtype(x, "elu"), UnaryParams{alpha, 0.0});
   record_unary("elu", x, y, kSaveInput, [alpha](const Tensor& g, const Tensor& xs, const Tensor&) {
-    return mul(g, where(gt(xs, 0.0), 1.0, negative_branch_slope(xs, alpha)));
+    return elu_backward(g, xs, 1.0, alpha);
   });
   return y;
 }

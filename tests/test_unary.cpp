@@ -291,6 +291,52 @@ HG_BACKEND_TEST(relu_fused_backward_matches_composite) {
   return results;
 }
 
+// ELU's and SELU's backward is one fused kernel (Backend::elu_backward) reading g and x once; it must equal the
+// composite g ⊙ (x > 0 ? scale : scale·α·e^min(x, 0)) (to an ulp of exp), with ±0, ±inf, NaN and far-negative x,
+// strided g and x, a broadcast g, and the composite itself under create_graph.
+HG_BACKEND_TEST(elu_selu_fused_backward_matches_composite) {
+  Tensors results;
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
+  Tensor values = hg::cat({hgtest::uniform({50}, -4, 3, 44), f64({-inf, -1.0, -0.0, 0.0, -30.0, 2.0, inf, nan, -90.0,
+                                                                  -2.0, 0.5, -0.5, -1e-30})});  // 63
+  Tensor g_values = hg::cat({hgtest::uniform({60}, -1, 1, 45), f64({nan, inf, -inf})});
+  const double selu_scale = 1.0507009873554804934193349852946, selu_alpha = 1.6732632423543772848170429916717;
+  struct Case {
+    const char* name;
+    std::function<Tensor(const Tensor&)> f;
+    double scale, alpha;
+  };
+  const Case cases[] = {{"elu", [](const Tensor& t) { return hg::elu(t, 0.7); }, 1.0, 0.7},
+                        {"selu", [](const Tensor& t) { return hg::selu(t); }, selu_scale, selu_alpha}};
+  for (const Case& c : cases) {
+    auto reference = [&](const Tensor& g, const Tensor& x) {
+      Tensor negative = hg::mul(hg::exp(hg::where(x > 0.0, 0.0, x)), c.scale * c.alpha);
+      return hg::mul(g, hg::where(x > 0.0, c.scale, negative));
+    };
+    for (hg::DType dtype : {hg::kFloat64, hg::kFloat32}) {
+      INFO(c.name, " ", hg::dtype_name(dtype));
+      const double tol = dtype == hg::kFloat32 ? 1e-6 : 1e-14;
+      Tensor x = values.to(dtype).to(device).detach().requires_grad_(true);
+      Tensor g = g_values.to(dtype).to(device);
+      Tensor fused = hg::grad({c.f(x)}, {x}, {g})[0];
+      hgtest::check_close(fused, reference(g, x.detach()), tol, 0, "contiguous");
+      Tensor base = values.view({7, 9}).to(dtype).to(device).detach().requires_grad_(true);
+      Tensor xt = base.t();
+      Tensor gs = hgtest::uniform({9, 14}, -1, 1, 46).to(dtype).to(device).slice(1, 0, 14, 2);
+      Tensor strided = hg::grad({c.f(xt)}, {base}, {gs})[0];
+      hgtest::check_close(strided, reference(gs, xt.detach()).t(), tol, 0, "strided g and x");
+      Tensor broadcast = hg::grad({c.f(x).sum()}, {x})[0];
+      hgtest::check_close(broadcast, reference(hg::ones_like(g), x.detach()), tol, 0, "broadcast g");
+      Tensor gr = g.detach().requires_grad_(true);
+      Tensor recorded = hg::grad({c.f(x)}, {x}, {gr}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+      hgtest::check_close(recorded.detach(), fused, tol, 0, "create_graph");
+      CHECK(recorded.requires_grad());
+      results.insert(results.end(), {fused, strided, broadcast});
+    }
+  }
+  return results;
+}
+
 // NaN and ±inf, in x or in g, and |x| out to 1e20 give what torch.ops.aten.gelu_backward gives (torch 1.13,
 // values printed from it): ∞·0 = NaN at x = ±inf in both formulas, and in float32 tanh-gelu where x² overflows.
 // At x = −10, gelu′ = x·φ(x) = −7.7e-22 (Φ(−10) = 7.6e-24 is lost in 1 + erf in either dtype): torch's scalar loop

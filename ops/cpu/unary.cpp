@@ -298,4 +298,18 @@ void CpuBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& 
   });
 }
 
+// grad_x = g ⊙ (x > 0 ? scale : scale·α·eˣ) in one pass over g and x; eˣ at min(x, 0) on every lane before the
+// select, so the loop vectorises (as SELU's forward). The composite took seven passes over DeepRC's 61 MB
+// activations (+25 ms per step at 1 thread).
+void CpuBackend::elu_backward(const Tensor& grad_out, const Tensor& x, double scale, double alpha, Tensor& grad_x) {
+  hg::detail::check_activation_backward_kernel("elu_backward", "x", grad_out, x, grad_x);
+  HG_DISPATCH_FLOATING(x.dtype(), "elu_backward", [&] {
+    const auto s = static_cast<scalar_t>(scale), sa = static_cast<scalar_t>(scale * alpha);
+    cpu_kernel<scalar_t, scalar_t, scalar_t>(grad_x, {&grad_out, &x}, [s, sa](scalar_t g, scalar_t v) {
+      const scalar_t negative = sa * math::exp(std::min(v, scalar_t(0)));
+      return g * (v > scalar_t(0) ? s : negative);
+    });
+  });
+}
+
 }  // namespace hg::cpu

@@ -37,6 +37,7 @@ class CudaBackend final : public Backend {
   void gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                      Tensor& grad_x) override;
   void relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) override;
+  void elu_backward(const Tensor& grad_out, const Tensor& x, double scale, double alpha, Tensor& grad_x) override;
   // binary.cu
   void binary(BinaryOp op, const Tensor& a, const Tensor& b, Tensor& out) override;
   void binary_scalar(BinaryOp op, const Tensor& a, double s, bool scalar_first, Tensor& out) override;

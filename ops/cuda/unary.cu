@@ -201,4 +201,23 @@ void CudaBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor&
   relu_backward_kernel<double>(grad_out, y, grad_x);
 }
 
+// grad_x = g ⊙ (x > 0 ? scale : scale·α·eˣ) in one pass, as the CPU kernel.
+template <typename T>
+void elu_backward_kernel(const Tensor& g, const Tensor& x, T s, T sa, Tensor& grad_x) {
+  gpu_kernel<T, T, T>(grad_x, {&g, &x}, [s, sa] __device__(T dy, T v) {
+    const T negative = sa * exp(v < T(0) || v != v ? v : T(0));
+    return dy * (v > T(0) ? s : negative);
+  });
+}
+
+void CudaBackend::elu_backward(const Tensor& grad_out, const Tensor& x, double scale, double alpha, Tensor& grad_x) {
+  check_on_device("elu_backward", grad_x.device(), {&grad_out, &x, &grad_x});
+  hg::detail::check_activation_backward_kernel("elu_backward", "x", grad_out, x, grad_x);
+  DeviceGuard guard(grad_x.device());
+  if (x.dtype() == kFloat32)
+    return elu_backward_kernel<float>(grad_out, x, static_cast<float>(scale), static_cast<float>(scale * alpha),
+                                      grad_x);
+  elu_backward_kernel<double>(grad_out, x, scale, scale * alpha, grad_x);
+}
+
 }  // namespace hg::cuda

@@ -93,8 +93,6 @@ DType arith_dtype(const char* op, const Tensor& a, const Tensor& b) {
   return t == kBool ? kInt64 : t;
 }
 
-DType scalar_dtype(const Tensor& a, double s) { return result_type(a, s); }
-
 Tensor run_scalar(BinaryOp op, const char* name, const Tensor& a, double s, bool scalar_first, DType compute,
                   DType out_dtype) {
   HG_CHECK(a.defined(), "{}: got an undefined tensor", name);
@@ -109,7 +107,8 @@ Tensor run_scalar(BinaryOp op, const char* name, const Tensor& a, double s, bool
 // y = a + alpha·b ;  ∂y/∂a = 1, ∂y/∂b = alpha
 Tensor add(const Tensor& a, const Tensor& b, double alpha) {
   if (alpha != 1.0) return add(a, mul(b, alpha));
-  Tensor out = run_binary(BinaryOp::Add, "add", a, b, arith_dtype("add", a, b), arith_dtype("add", a, b));
+  const DType t = arith_dtype("add", a, b);
+  Tensor out = run_binary(BinaryOp::Add, "add", a, b, t, t);
   if (any_requires_grad(a, b))
     record_op("add", {a, b}, out, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0], g[0]}; });
   return out;
@@ -118,7 +117,8 @@ Tensor add(const Tensor& a, const Tensor& b, double alpha) {
 // y = a - alpha·b
 Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
   if (alpha != 1.0) return sub(a, mul(b, alpha));
-  Tensor out = run_binary(BinaryOp::Sub, "sub", a, b, arith_dtype("sub", a, b), arith_dtype("sub", a, b));
+  const DType t = arith_dtype("sub", a, b);
+  Tensor out = run_binary(BinaryOp::Sub, "sub", a, b, t, t);
   if (any_requires_grad(a, b))
     record_op("sub", {a, b}, out, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0], -g[0]}; });
   return out;
@@ -126,7 +126,8 @@ Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
 
 // y = a·b ;  ∂y/∂a = b, ∂y/∂b = a
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = run_binary(BinaryOp::Mul, "mul", a, b, arith_dtype("mul", a, b), arith_dtype("mul", a, b));
+  const DType t = arith_dtype("mul", a, b);
+  Tensor out = run_binary(BinaryOp::Mul, "mul", a, b, t, t);
   if (any_requires_grad(a, b)) {
     record_op("mul", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensors& g, const BackwardContext& c) {
       Tensors r(2);
@@ -157,7 +158,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
 
 // y = a^b ;  ∂y/∂a = b·a^(b-1), ∂y/∂b = a^b·ln a (taken as 0 where a = 0 and b ≥ 0, as PyTorch)
 Tensor pow(const Tensor& a, const Tensor& b) {
-  Tensor out = run_binary(BinaryOp::Pow, "pow", a, b, arith_dtype("pow", a, b), arith_dtype("pow", a, b));
+  const DType t = arith_dtype("pow", a, b);
+  Tensor out = run_binary(BinaryOp::Pow, "pow", a, b, t, t);
   if (any_requires_grad(a, b)) {
     record_op("pow", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensors& g, const BackwardContext& c) {
       Tensor x = sa.unpack(c), e = sb.unpack(c);
@@ -176,7 +178,8 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 namespace {
 // maximum/minimum: the gradient goes to the selected input; ties split it evenly (as PyTorch).
 Tensor extremum(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
-  Tensor out = run_binary(op, name, a, b, arith_dtype(name, a, b), arith_dtype(name, a, b));
+  const DType t = arith_dtype(name, a, b);
+  Tensor out = run_binary(op, name, a, b, t, t);
   if (any_requires_grad(a, b)) {
     bool is_max = op == BinaryOp::Maximum;
     record_op(name, {a, b}, out,
@@ -198,7 +201,7 @@ Tensor minimum(const Tensor& a, const Tensor& b) { return extremum(BinaryOp::Min
 // ---- tensor ⊕ scalar ------------------------------------------------------------------------------
 
 Tensor add(const Tensor& a, double s) {
-  DType t = scalar_dtype(a, s);
+  DType t = result_type(a, s);
   Tensor out = run_scalar(BinaryOp::Add, "add", a, s, false, t, t);
   if (any_requires_grad(a))
     record_op("add", {a}, out, [](const Tensors& g, const BackwardContext&) { return Tensors{g[0]}; });
@@ -207,7 +210,7 @@ Tensor add(const Tensor& a, double s) {
 Tensor sub(const Tensor& a, double s) { return add(a, -s); }
 
 Tensor mul(const Tensor& a, double s) {
-  DType t = scalar_dtype(a, s);
+  DType t = result_type(a, s);
   Tensor out = run_scalar(BinaryOp::Mul, "mul", a, s, false, t, t);
   if (any_requires_grad(a))
     record_op("mul", {a}, out, [s](const Tensors& g, const BackwardContext&) { return Tensors{mul(g[0], s)}; });
@@ -224,7 +227,7 @@ Tensor div(const Tensor& a, double s) {
 
 // y = b - a
 Tensor rsub(const Tensor& a, double s) {
-  DType t = scalar_dtype(a, s);
+  DType t = result_type(a, s);
   Tensor out = run_scalar(BinaryOp::Sub, "rsub", a, s, true, t, t);
   if (any_requires_grad(a))
     record_op("rsub", {a}, out, [](const Tensors& g, const BackwardContext&) { return Tensors{neg(g[0])}; });
@@ -246,7 +249,7 @@ Tensor rdiv(const Tensor& a, double s) {
 
 // y = a^e ;  ∂y/∂a = e·a^(e-1)
 Tensor pow(const Tensor& a, double e) {
-  DType t = scalar_dtype(a, e);
+  DType t = result_type(a, e);
   HG_CHECK(is_floating(t) || e >= 0, "pow: integers to negative integer powers are not allowed ({} to the power {})",
            a.desc(), e);
   Tensor out = run_scalar(BinaryOp::Pow, "pow", a, e, false, t, t);
@@ -334,13 +337,13 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   }
   return out;
 }
-// The scalar takes the dtype it has in arithmetic with the tensor (scalar_dtype: a fractional value makes an integer
+// The scalar takes the dtype it has in arithmetic with the tensor (result_type: a fractional value makes an integer
 // or bool tensor's result float32, as torch.where), not the tensor's own, which would truncate it.
 Tensor where(const Tensor& cond, const Tensor& a, double b) {
-  return where(cond, a, full({}, b, TensorOptions(scalar_dtype(a, b)).device(a.device())));
+  return where(cond, a, full({}, b, TensorOptions(result_type(a, b)).device(a.device())));
 }
 Tensor where(const Tensor& cond, double a, const Tensor& b) {
-  return where(cond, full({}, a, TensorOptions(scalar_dtype(b, a)).device(b.device())), b);
+  return where(cond, full({}, a, TensorOptions(result_type(b, a)).device(b.device())), b);
 }
 
 Tensor masked_fill(const Tensor& x, const Tensor& mask, double value) {

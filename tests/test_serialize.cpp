@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testing.h"
@@ -482,20 +481,10 @@ TEST_CASE("AtomicFile: a crash mid-save leaves the previous checkpoint intact an
     CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
   }
   SUBCASE("the process dies half-way: only a stray temporary file is left") {
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {  // no doctest in here: the child only saves, and dies in the hook
+    const int child = hgtest::run_in_child_expecting_exit([&] {  // the child only saves, and dies in the hook
       ser::detail::ScopedWriteHook hook(die_half_way([] { ::_exit(42); }));
-      try {
-        ser::save(path, *run.net, run.optimizer.get(), {});
-      } catch (...) {
-      }
-      ::_exit(1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 42);
+      ser::save(path, *run.net, run.optimizer.get(), {});
+    });
     const fs::path stray = path.string() + ".tmp." + std::to_string(child);
     REQUIRE(fs::exists(stray));
     CHECK(fs::file_size(stray) >= previous.size() / 2);

@@ -14,7 +14,6 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -201,20 +200,10 @@ TEST_CASE("train: a run killed while writing its config file leaves no partial f
   TempDir dir("config_kill");
   const fs::path config = dir.path / "x_config.json";
   auto killed_writing = [&](const std::string& settings) {
-    const pid_t child = ::fork();
-    REQUIRE(child >= 0);
-    if (child == 0) {  // no doctest in here: the child only writes, and dies at its first write
+    hgtest::run_in_child_expecting_exit([&] {  // the child only writes, and dies at its first write
       hg::serialize::detail::ScopedWriteHook hook([](const fs::path&, uint64_t, size_t) { ::_exit(42); });
-      try {
-        hg::train::check_resume_config("x", config, settings, false);
-      } catch (...) {
-      }
-      ::_exit(1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(child, &status, 0) == child);
-    REQUIRE(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 42);
+      hg::train::check_resume_config("x", config, settings, false);
+    });
   };
   killed_writing(R"({"lr": 1})");
   CHECK_FALSE(fs::exists(config));

@@ -2,6 +2,9 @@
 
 #include <cmath>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 namespace hgtest {
 
 hg::Tensor uniform(hg::IntArrayRef shape, double lo, double hi, uint64_t seed) {
@@ -174,6 +177,23 @@ void compare_with_cpu(const char* name, const std::function<hg::Tensors(hg::Devi
       check_close(got[i], expected[i], rtol, atol, std::string(name) + " result " + std::to_string(i) + " on cuda");
     }
   }
+}
+
+int run_in_child_expecting_exit(const std::function<void()>& body, int exit_code) {
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    try {
+      body();
+    } catch (...) {
+    }
+    ::_exit(1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == exit_code);
+  return child;
 }
 
 }  // namespace hgtest

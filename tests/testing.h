@@ -52,6 +52,11 @@ bool has_cuda();
 void check_close(const hg::Tensor& got, const hg::Tensor& expected, double rtol = 1e-5, double atol = 1e-6,
                  const std::string& what = "");
 
+/// Runs `body` in a forked child process, which is to end itself with `_exit(exit_code)` (from a write hook, say:
+/// a process killed half-way through a write); checks that it did and returns its pid. `body` may throw (ignored,
+/// and the child then exits with 1) but must not use doctest's assertions, which belong to the parent.
+int run_in_child_expecting_exit(const std::function<void()>& body, int exit_code = 42);
+
 /// Runs `body` on the CPU and on each CUDA device and checks that every returned tensor matches.
 void compare_with_cpu(const char* name, const std::function<hg::Tensors(hg::Device)>& body, double rtol = 1e-4,
                       double atol = 1e-5);

@@ -852,6 +852,18 @@ TEST_CASE("data deeprc: gzipped TSVs are decompressed transparently") {
   REQUIRE(d.size() == 2);
   CHECK(d.repertoires[1].sequences == std::vector<std::string>{"CASSL", "AC"});
   CHECK(d.binary_targets("y", "+").to_vector<float>() == std::vector<float>{1, 0});
+  {
+    // IDs without ".gz" (and without ".tsv") find their gzipped files, as they find the plain ones.
+    TempDir named("deeprc_gz_ids");
+    const std::string ids = "ID\ty\nr3.tsv\t+\nr4\t-\n";
+    write_text(named / "metadata.tsv", ids);
+    write_file(named / "repertoires" / "r3.tsv.gz", deflate_bytes(Bytes(rep.begin(), rep.end()), 31));
+    write_file(named / "repertoires" / "r4.tsv.gz", deflate_bytes(Bytes(rep.begin(), rep.end()), 31));
+    const hg::data::DeepRCDataset n = hg::data::load_deeprc(named.path);
+    REQUIRE(n.size() == 2);
+    CHECK(n.repertoires[0].id == "r3.tsv");
+    CHECK(n.repertoires[1].sequences == std::vector<std::string>{"CASSL", "AC"});
+  }
   // Errors after decompression give lines of the decompressed text; a corrupt stream gives the file's byte offset.
   const std::string bad = "amino_acid\ttemplates\nCAS\tmany\n";
   write_file(dir / "bad.tsv.gz", deflate_bytes(Bytes(bad.begin(), bad.end()), 31));

@@ -190,8 +190,11 @@ DeepRCDataset load_deeprc(const std::filesystem::path& root, const DeepRCOptions
     const std::string& id = ids[r];
     const int64_t line = data.metadata.row_lines[r];
     HG_CHECK(seen.insert(id).second, "{}: line {}: repertoire ID '{}' appears twice", data.metadata.source, line, id);
+    // The ID names the file, with or without ".tsv", and the file may be gzipped: "r", "r.tsv", "r.tsv.gz".
     auto it = files.find(id);
     if (it == files.end() && std::filesystem::path(id).extension().empty()) it = files.find(id + ".tsv");
+    if (it == files.end()) it = files.find(id + ".gz");
+    if (it == files.end() && std::filesystem::path(id).extension().empty()) it = files.find(id + ".tsv.gz");
     HG_CHECK(it != files.end(), "{}: line {}: no repertoire file '{}' below {}", data.metadata.source, line, id,
              dir.string());
     HG_CHECK(it->second.size() == 1, "{}: line {}: repertoire '{}' matches {} files below {} ({} and {})",

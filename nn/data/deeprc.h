@@ -85,7 +85,8 @@ struct DeepRCDataset {
 };
 
 /// Reads `root`/metadata.tsv and every repertoire it lists (an ID is a file name, found anywhere below
-/// `root`/repertoires; "<ID>.tsv" is tried when the ID has no extension). IDs must be unique.
+/// `root`/repertoires; "<ID>.tsv" is tried when the ID has no extension, then "<ID>.gz" and "<ID>.tsv.gz" for
+/// gzipped files). IDs must be unique.
 DeepRCDataset load_deeprc(const std::filesystem::path& root, const DeepRCOptions& options = {});
 
 /// How sequence counts enter the encoding (spec E.2): ignored, or the one-hot part scaled by log(max(count, 1))

@@ -280,7 +280,7 @@ SECTIONS: List[Section] = [
     Section("vih", [Command("vit", "--model=vih --seeds=3 --threads=1",
                             "--dataset=synthetic --train-images=64 --test-images=32 --batch-size=32 --epochs=1 "
                             "--embed-dim=16 --kernel-epochs=1 --seeds=1 --threads=1 --no-progress", uses_data=True)],
-            render_vit, "about 4 minutes (2 variants × 3 seeds)"),
+            render_vit, "under a minute (2 variants × 3 seeds)"),
     Section("mil_benchmark",
             [Command("mil_benchmark", flags, MIL_SMOKE, uses_data=True)
              for flags in ["", "--model=nph-softmax", "--model=nph-sparsemax", "--model=attention", "--model=gated"]],

@@ -147,6 +147,34 @@ TEST_CASE("data DataLoader: sequential order, batch sizes, last partial batch, d
   auto none = make_data_loader(std::make_shared<TensorDataset>(hg::zeros({0, 2}), hg::zeros({0})));
   CHECK(none.size() == 0);
   CHECK(none.begin() == none.end());
+  // Batch sizes near INT64_MAX: one batch ((n + b − 1) / b overflowed to 0 or a negative count).
+  for (int64_t b : {INT64_MAX, INT64_MAX - 2}) {
+    auto huge = make_data_loader(ds, DataLoaderOptions().batch_size(b).num_workers(1));
+    CHECK(huge.size() == 1);
+    CHECK(epoch_ids(huge) == std::vector<std::vector<int64_t>>{{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}});
+    CHECK(make_data_loader(ds, DataLoaderOptions().batch_size(b).drop_last(true)).size() == 0);
+  }
+}
+
+TEST_CASE("data DataLoader: batches are made under the grad mode of the loop, with or without workers") {
+  // Grad mode is thread-local and worker threads start with it on: under NoGradGuard a batch computed from a
+  // tensor requiring grad must not record a graph on a worker either (it did, racing on the leaf's accumulator).
+  hg::Tensor w = hg::ones({8, 3}).requires_grad_(true);
+  auto ds = std::make_shared<TensorDataset>(w * 2.0, hg::zeros({8}));  // get(i) is a view: recorded, with grad on
+  for (int64_t workers : {0, 1, 3}) {
+    CAPTURE(workers);
+    auto loader = make_data_loader(ds, DataLoaderOptions().batch_size(2).num_workers(workers));
+    {
+      hg::NoGradGuard no_grad;
+      int64_t n = 0;
+      for (auto& batch : loader) {
+        CHECK_FALSE(batch.input.requires_grad());
+        ++n;
+      }
+      CHECK(n == 4);
+    }
+    for (auto& batch : loader) CHECK(batch.input.requires_grad());
+  }
 }
 
 TEST_CASE("data DataLoader: shuffled orders are permutations, new each epoch, reproducible from (seed, epoch)") {

@@ -24,7 +24,8 @@ int64_t num_batches(int64_t dataset_size, const DataLoaderOptions& options) {
   check_options(options);
   HG_CHECK(dataset_size >= 0, "DataLoader: the dataset size must be non-negative, got {}", dataset_size);
   const int64_t b = options.batch_size_;
-  return options.drop_last_ ? dataset_size / b : (dataset_size + b - 1) / b;
+  // Not (n + b − 1) / b, which overflows for a batch size near INT64_MAX.
+  return dataset_size / b + (!options.drop_last_ && dataset_size % b != 0 ? 1 : 0);
 }
 
 std::vector<int64_t> epoch_order(int64_t dataset_size, const DataLoaderOptions& options, int64_t epoch) {

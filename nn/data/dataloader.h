@@ -13,7 +13,8 @@
 // Order: epoch e visits permutation(seed, e) (or 0..N-1 without shuffling). Each range-for (each begin()) runs
 // the next epoch; set_epoch(e) makes a resumed run see the same orders as an uninterrupted one.
 // Prefetch: with num_workers = W ≥ 1, W threads make batches ahead of the consumer, at most W·prefetch_factor
-// of them at once; batches still arrive in order, so the result equals num_workers = 0 (synchronous). An
+// of them at once; batches still arrive in order, and are made under the grad mode in effect at begin() (a loop
+// under NoGradGuard gets no graph from its workers either), so the result equals num_workers = 0 (synchronous). An
 // exception thrown while making batch k is rethrown by the iterator when it reaches batch k; the iterator then
 // stands at batch k, with nothing to read, and ++ goes on with k + 1, so a loop that catches the error loses no
 // batch. Destroying an iterator mid-epoch stops and joins its workers; an iterator keeps what it needs alive, so
@@ -32,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/core/error.h>
 #include <hopgrad/nn/data/collate.h>
 #include <hopgrad/nn/data/dataset.h>
@@ -74,6 +76,7 @@ template <typename Batch> class EpochRun {
         order_(std::move(order)),
         batch_size_(options.batch_size_),
         num_batches_(num_batches),
+        grad_enabled_(GradMode::is_enabled()),
         capacity_(options.num_workers_ * options.prefetch_factor_),
         slots_(static_cast<size_t>(capacity_)) {
     const int64_t workers = std::min(options.num_workers_, num_batches_);
@@ -126,7 +129,10 @@ template <typename Batch> class EpochRun {
     for (std::thread& t : workers_) t.join();
   }
 
+  // Under the grad mode of the thread that began the epoch (grad mode is thread-local, and worker threads
+  // start with it enabled): with or without workers, a batch made under NoGradGuard records no graph.
   Batch make(int64_t k) const {
+    const AutoGradMode grad_mode(grad_enabled_);
     const int64_t begin = k * batch_size_;
     const int64_t end = std::min<int64_t>(begin + batch_size_, static_cast<int64_t>(order_.size()));
     return (*make_batch_)(std::span<const int64_t>(order_.data() + begin, static_cast<size_t>(end - begin)));
@@ -159,7 +165,9 @@ template <typename Batch> class EpochRun {
 
   const std::shared_ptr<const MakeBatch> make_batch_;
   const std::vector<int64_t> order_;
-  const int64_t batch_size_, num_batches_, capacity_;
+  const int64_t batch_size_, num_batches_;
+  const bool grad_enabled_;  // GradMode::is_enabled() where the epoch began
+  const int64_t capacity_;
   int64_t consumed_ = 0;  // batches handed out (consumer thread only)
 
   std::mutex mutex_;

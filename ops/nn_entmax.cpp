@@ -60,10 +60,12 @@ Tensor entmax_bisect_forward(const Tensor& x, const Tensor& alpha_minus_one, int
                              int64_t n_iter) {
   NoGradGuard no_grad;
   if (x.numel() == 0) return zeros_like(x);
-  // X is shifted by its row max, so that τ lies in [−1, −(1/n)^{α−1}] and both bounds are exact: bisecting around
-  // max X itself lost X − τ to rounding once |X| ≫ 1 (float32 scores near 1e8 gave an all-zero row).
-  const Tensor scaled = mul(x, alpha_minus_one), shift = detail::row_shift(scaled, dim);
-  const Tensor X = sub(scaled, shift);
+  // X = (x − max x)(α − 1): shifted by its row max, so that τ lies in [−1, −(1/n)^{α−1}] and both bounds are
+  // exact (bisecting around max X itself lost X − τ to rounding once |X| ≫ 1: float32 scores near 1e8 gave an
+  // all-zero row). The shift comes first, on x itself: scaling first rounded distinct scores near 1e8 into ties
+  // and overflowed |x|(α − 1) to inf (inf − inf: a NaN row); α − 1 > 0 leaves the row max where it was.
+  const Tensor shift = detail::row_shift(x, dim);
+  const Tensor X = mul(sub(x, shift), alpha_minus_one);
   const Tensor exponent = reciprocal(alpha_minus_one);
   auto power = [&](const Tensor& y) {
     if (integer_exponent == 0) return pow(y, exponent);

@@ -87,6 +87,8 @@ std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool la
   HG_CHECK(k >= 0 && k <= a.size,
            "topk: k = {} is out of range for dimension {} of size {} (input shape {}); expected 0 <= k <= {}", k, dim,
            a.size, x.sizes(), a.size);
+  // A 0-dim result holds one element, so k = 0 has no 0-dim answer (torch returns the element anyway).
+  HG_CHECK(x.dim() > 0 || k == 1, "topk: k = {} for a 0-dim input; expected k = 1 (its one element)", k);
   Shape sizes = a.work.sizes();
   sizes[static_cast<size_t>(a.dim)] = k;
   Tensor values = empty(sizes, a.work.dtype(), x.device()), indices = empty(sizes, kInt64, x.device());

@@ -546,6 +546,9 @@ TEST_CASE("reduce: bad arguments give errors that name the op, the sizes and the
   CHECK_THROWS_WITH_AS(hg::topk(x, 5, 1), doctest::Contains("topk: k = 5 is out of range for dimension 1 of size 4"),
                        hg::Error);
   CHECK_THROWS_WITH_AS(hg::topk(x, -1), doctest::Contains("expected 0 <= k <= 4"), hg::Error);
+  CHECK_THROWS_WITH_AS(hg::topk(hg::scalar_tensor(2.5), 0), doctest::Contains("topk: k = 0 for a 0-dim input"),
+                       hg::Error);
+  CHECK(std::get<0>(hg::topk(hg::scalar_tensor(2.5), 1)).item<double>() == 2.5);
   CHECK_THROWS_WITH_AS(hg::kthvalue(x, 0, 0), doctest::Contains("kthvalue: k = 0 is out of range"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::kthvalue(x, 4, 0), doctest::Contains("expected 1 <= k <= 3"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::sort(x, 2), doctest::Contains("sort: dimension 2 out of range"), hg::Error);

@@ -186,6 +186,15 @@ HG_BACKEND_TEST(entmax_bisect_matches_the_exact_cases) {
   Tensor big = f64({1e8, 1e8 + 1, -1e8, 3}, {1, 4}).to(hg::kFloat32).to(device);
   Tensor far = hg::entmax_bisect(big, alpha(1.5).to(hg::kFloat32));
   hgtest::check_close(far, hg::entmax15(big, -1), 1e-5, 1e-6, "scores near 1e8");
+  // Distinct float32 scores 8 apart near 1e8 (α = 1.7): (α − 1)·x rounded them into a tie ([½, ½, 0]) when the
+  // scaling came before the shift; and 1e308 · (α − 1) overflowed to inf, a NaN row.
+  Tensor apart = f64({1e8, 1e8 + 8, 1e8 - 8}, {1, 3}).to(hg::kFloat32).to(device);
+  Tensor apart_p = hg::entmax_bisect(apart, alpha(1.7).to(hg::kFloat32));
+  hgtest::check_close(apart_p, hg::entmax_bisect(hg::sub(apart, 1e8), alpha(1.7).to(hg::kFloat32)), 1e-6, 1e-7,
+                      "scores 8 apart near 1e8");
+  hgtest::check_close(apart_p, f64({0, 1, 0}, {1, 3}).to(hg::kFloat32), 1e-6, 1e-7, "scores 8 apart: one wins");
+  Tensor huge = hg::entmax_bisect(f64({1e308, 9e307, 0}, {1, 3}).to(device), alpha(3.0));
+  hgtest::check_close(huge, f64({1, 0, 0}, {1, 3}), 0, 0, "scores near the float64 maximum");
   return {a2, a15, per_row, a15_32, masked, far};
 }
 

@@ -160,6 +160,9 @@ TEST_CASE("data BitPatternSet: option errors as the reference's asserts") {
                        doctest::Contains("fraction_targets must be in the open interval (0, 1), got 1"), hg::Error);
   CHECK_THROWS_WITH_AS(BitPatternSet(BitPatternOptions(4, 4, 2).dtype(hg::kInt64)),
                        doctest::Contains("dtype must be float32 or float64"), hg::Error);
+  // Sizes whose product wraps around int64 (2^21 · 2^21 · 2^22 = 2^64 → 0: an empty buffer, then a segfault).
+  CHECK_THROWS_WITH_AS(BitPatternSet(BitPatternOptions(1 << 21, 1 << 21, 2).num_bits(1 << 22)),
+                       doctest::Contains("is too large; expected at most 2^40 bits"), hg::Error);
 }
 
 // ================================================================================================
@@ -216,6 +219,8 @@ TEST_CASE("data mnist_bags (Ilse et al.): bag lengths, sampling with replacement
                        doctest::Contains("labels must be int64 [N], got float32[500] cpu"), hg::Error);
   CHECK_THROWS_WITH_AS(mnist_bags(data.images, data.labels, MnistBagsOptions().std_bag_length(-1)),
                        doctest::Contains("finite, non-negative std"), hg::Error);
+  CHECK_THROWS_WITH_AS(mnist_bags(data.images, data.labels, MnistBagsOptions().mean_bag_length(1e30)),
+                       doctest::Contains("mnist_bags: bag 0 drew a length of 1e+30"), hg::Error);
 }
 
 TEST_CASE("data paired_mnist_bags (NonparametricHopfield): fixed sizes, balanced pairs, quirks as options") {

@@ -70,6 +70,13 @@ BitPatternSet::BitPatternSet(const BitPatternOptions& options) : options_(option
            o.num_bits_ >= 63 ? 0 : (int64_t{1} << o.num_bits_) - 1, o.num_bits_);
   HG_CHECK(o.dtype_ == kFloat32 || o.dtype_ == kFloat64, "BitPatternSet: dtype must be float32 or float64, got {}",
            o.dtype_);
+  // The bits are drawn into one buffer of bags × instances × bits bytes (and signals × bits): bounded before
+  // any product is formed, so that no size wraps around.
+  constexpr int64_t kMaxBits = int64_t{1} << 40;
+  HG_CHECK(o.num_instances_ <= kMaxBits / o.num_bags_ && o.num_bits_ <= kMaxBits / (o.num_bags_ * o.num_instances_) &&
+               o.num_signals_ <= kMaxBits / o.num_bits_,
+           "BitPatternSet: {} bags × {} instances × {} bits (and {} signals) is too large; expected at most 2^40 bits",
+           o.num_bags_, o.num_instances_, o.num_bits_, o.num_signals_);
   const int64_t bags = o.num_bags_, instances = o.num_instances_, bits = o.num_bits_;
   num_targets_ = std::min(bags, std::max<int64_t>(1, static_cast<int64_t>(
                                                          std::ceil(static_cast<double>(bags) * o.fraction_targets_))));

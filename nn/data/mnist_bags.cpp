@@ -48,6 +48,9 @@ std::vector<Bag> mnist_bags(const Tensor& images, const Tensor& labels, const Mn
   for (int64_t b = 0; b < options.num_bags_; ++b) {
     // np.int(normal(mean, std)) truncates toward zero; lengths below 1 become 1.
     const double length = std::trunc(rng.normal(options.mean_bag_length_, options.std_bag_length_));
+    constexpr double kMaxBagLength = 1 << 20;  // also keeps the cast to int64 defined
+    HG_CHECK(length <= kMaxBagLength, "mnist_bags: bag {} drew a length of {} (mean {}, std {}); expected at most {}",
+             b, length, options.mean_bag_length_, options.std_bag_length_, kMaxBagLength);
     const auto n = static_cast<int64_t>(std::max(length, 1.0));
     std::vector<int64_t> indices;
     indices.reserve(static_cast<size_t>(n));

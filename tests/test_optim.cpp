@@ -209,6 +209,38 @@ TEST_CASE("scheduler state round trip: a restored scheduler continues identicall
   CHECK(sb.get_last_lr() == sa.get_last_lr());
   CHECK_THROWS_WITH_AS(sb.load_state({2, {0.1, 0.1}, {0.1, 0.1}}), doctest::Contains("optimizer has 1 parameter groups"),
                        hg::Error);
+
+  // The other order: the optimizer's state first, then a new warm-up scheduler (which sets its step-0 lr, 0),
+  // then the scheduler's state: the optimizer gets the lr the schedule had reached, not 0.
+  {
+    Tensor r = hg::zeros({1}).requires_grad_(), s = hg::zeros({1}).requires_grad_();
+    optim::SGD c({r}, optim::SGDOptions(0.1)), d({s}, optim::SGDOptions(0.1));
+    optim::LinearWarmupCosine sc(c, 4, 20);
+    for (int i = 0; i < 2; ++i) sc.step();
+    d.load_state_dict(c.state_dict());
+    optim::LinearWarmupCosine sd(d, 4, 20);
+    CHECK(d.lr(0) == 0.0);
+    sd.load_state(sc.state());
+    CHECK(d.lr(0) == c.lr(0));
+    CHECK(c.lr(0) > 0.0);
+  }
+
+  // A step whose lr would be negative (a recursive cosine following an lr set by hand below eta_min) is an
+  // error naming the scheduler; it sets no group and is not counted.
+  {
+    Tensor r = hg::zeros({1}).requires_grad_(), s = hg::zeros({1}).requires_grad_();
+    optim::SGD c(std::vector<optim::ParamGroup<optim::SGDOptions>>{{{r}, optim::SGDOptions(0.1)},
+                                                                   {{s}, optim::SGDOptions(0.1)}});
+    optim::CosineAnnealingLR sc(c, 4, 0.2);
+    for (int i = 0; i < 5; ++i) sc.step();
+    c.set_lr(0, 0.05);
+    c.set_lr(1, 0.3);
+    CHECK_THROWS_WITH_AS(sc.step(), doctest::Contains("CosineAnnealingLR: step 6 gives parameter group 0 the learning rate -"),
+                         hg::Error);
+    CHECK(sc.last_epoch() == 5);
+    CHECK(c.lr(0) == 0.05);
+    CHECK(c.lr(1) == 0.3);
+  }
   CHECK_THROWS_WITH_AS(optim::SchedulerState::from_map({{"base_lrs.0", 0.1}}), doctest::Contains("'last_epoch'"),
                        hg::Error);
   CHECK_THROWS_WITH_AS(

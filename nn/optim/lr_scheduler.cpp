@@ -54,11 +54,22 @@ void LRScheduler::initialize() { step(); }
 
 void LRScheduler::step() {
   ++last_epoch_;
-  apply();
+  try {
+    apply();
+  } catch (...) {  // a step that set nothing is not counted
+    --last_epoch_;
+    throw;
+  }
 }
 
 void LRScheduler::apply() {
   std::vector<double> lrs = compute_lrs();
+  // Every lr is checked before any is set, so that a failed step leaves no group changed. The recursive
+  // schedules (cosine) follow the groups' current lrs, so an lr set by hand can lead them below 0.
+  for (size_t g = 0; g < lrs.size(); ++g)
+    HG_CHECK(std::isfinite(lrs[g]) && lrs[g] >= 0.0,
+             "{}: step {} gives parameter group {} the learning rate {} (its lr now {}); expected a finite lr >= 0",
+             name_, last_epoch_, g, lrs[g], optimizer_.lr(g));
   for (size_t g = 0; g < lrs.size(); ++g) optimizer_.set_lr(g, lrs[g]);
   last_lrs_ = std::move(lrs);
 }
@@ -76,6 +87,9 @@ void LRScheduler::load_state(const SchedulerState& state) {
   last_epoch_ = state.last_epoch;
   base_lrs_ = state.base_lrs;
   last_lrs_ = state.last_lrs;
+  // The optimizer takes the lrs the schedule had reached, whichever was restored first: a scheduler built after
+  // the optimizer's state was loaded has set its step-0 lrs (0 during a warm-up) over the loaded ones.
+  for (size_t g = 0; g < groups; ++g) optimizer_.set_lr(g, last_lrs_[g]);
 }
 
 namespace {

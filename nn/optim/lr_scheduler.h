@@ -46,8 +46,8 @@ class LRScheduler {
   const std::vector<double>& base_lrs() const { return base_lrs_; }
 
   SchedulerState state() const { return {last_epoch_, base_lrs_, last_lrs_}; }
-  /// Restores a state taken from a scheduler over an optimizer with as many groups (the optimizer's lrs
-  /// come from its own state_dict).
+  /// Restores a state taken from a scheduler over an optimizer with as many groups, and sets each group's lr to
+  /// the state's last lr (so the order of restoring the optimizer and the scheduler does not matter).
   void load_state(const SchedulerState& state);
 
  protected:

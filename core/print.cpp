@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/meta.h>
 #include <hopgrad/autograd/node.h>
 #include <hopgrad/ops/ops.h>
@@ -46,27 +47,40 @@ std::vector<std::string> format_values(const Tensor& t) {
   return out;
 }
 
-void format_dim(std::string& out, const std::vector<std::string>& values, const Shape& sizes, size_t dim,
-                int64_t offset, bool summarise, size_t width, size_t indent) {
+// What a summarised print shows (torch's get_summarized_data): along every dimension longer than 2·kEdgeItems,
+// the first and the last kEdgeItems. Only these are formatted, so the hidden elements neither cost time (a
+// 20 M-element tensor took seconds) nor choose the notation and the column width.
+Tensor summarised_data(const Tensor& t) {
+  NoGradGuard no_grad;
+  Tensor s = t.detach();
+  for (int64_t d = 0; d < s.dim(); ++d) {
+    const int64_t n = s.size(d);
+    if (n > 2 * kEdgeItems) s = cat({s.narrow(d, 0, kEdgeItems), s.narrow(d, n - kEdgeItems, kEdgeItems)}, d);
+  }
+  return s;
+}
+
+// values: the row-major elements of a tensor of `sizes`; `elided[d]`: an ellipsis stands after the first
+// kEdgeItems entries along dimension d.
+void format_dim(std::string& out, const std::vector<std::string>& values, const Shape& sizes,
+                const std::vector<bool>& elided, size_t dim, int64_t offset, size_t width, size_t indent) {
   if (sizes.empty()) {
     out += values[static_cast<size_t>(offset)];
     return;
   }
-  int64_t n = sizes[dim];
+  const int64_t n = sizes[dim];
   int64_t stride = 1;
   for (size_t d = dim + 1; d < sizes.size(); ++d) stride *= sizes[d];
+  const bool last = dim + 1 == sizes.size();
+  const std::string separator = last ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
   out += '[';
   for (int64_t i = 0; i < n; ++i) {
-    if (summarise && n > 2 * kEdgeItems && i == kEdgeItems) {
-      out += dim + 1 == sizes.size() ? "..., " : fmt::format("...,\n{:{}}", "", indent + 1);
-      i = n - kEdgeItems - 1;
-      continue;
-    }
-    if (dim + 1 == sizes.size())
+    if (elided[dim] && i == kEdgeItems) out += "..." + separator;
+    if (last)
       out += fmt::format("{:>{}}", values[static_cast<size_t>(offset + i)], width);
     else
-      format_dim(out, values, sizes, dim + 1, offset + i * stride, summarise, width, indent + 1);
-    if (i + 1 < n) out += dim + 1 == sizes.size() ? ", " : fmt::format(",\n{:{}}", "", indent + 1);
+      format_dim(out, values, sizes, elided, dim + 1, offset + i * stride, width, indent + 1);
+    if (i + 1 < n) out += separator;
   }
   out += ']';
 }
@@ -75,11 +89,15 @@ void format_dim(std::string& out, const std::vector<std::string>& values, const 
 
 std::string to_string(const Tensor& t) {
   if (!t.defined()) return "tensor(undefined)";
-  const std::vector<std::string> values = format_values(t);
+  const bool summarise = t.numel() > kSummariseAbove;
+  const Tensor shown = summarise ? summarised_data(t) : t;
+  std::vector<bool> elided(static_cast<size_t>(t.dim()), false);
+  for (int64_t d = 0; d < t.dim(); ++d) elided[static_cast<size_t>(d)] = summarise && t.size(d) > 2 * kEdgeItems;
+  const std::vector<std::string> values = format_values(shown);
   size_t width = 0;
   for (const std::string& v : values) width = std::max(width, v.size());
   std::string body;
-  format_dim(body, values, t.sizes(), 0, 0, t.numel() > kSummariseAbove, width, 7);
+  format_dim(body, values, shown.sizes(), elided, 0, 0, width, 7);
   std::string out = fmt::format("tensor({}, shape={}, dtype={}, device={}", body, t.sizes(), t.dtype(), t.device());
   // The recorded state as it is (Tensor::requires_grad() would first bring a stale view's history up to date,
   // which may throw: printing never does).

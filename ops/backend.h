@@ -83,7 +83,8 @@ class Backend {
   virtual void copy(const Tensor& src, Tensor& out) = 0;
   /// Every element of out (any strides) = value.
   virtual void fill(Tensor& out, double value) = 0;
-  /// out[i] = start + i·step for contiguous 1-D out.
+  /// out[i] = start + i·step for contiguous 1-D out (an int64 out: start and step are integers, and the sum is
+  /// formed in int64).
   virtual void arange(Tensor& out, double start, double step) = 0;
   /// Random fills of contiguous out; element i uses Philox counter `offset + i` with key `seed`.
   virtual void uniform(Tensor& out, double low, double high, uint64_t seed, uint64_t offset) = 0;

@@ -1,5 +1,6 @@
 // Binary elementwise ops with NumPy broadcasting, comparisons, where, and the in-place forms.
 #include <cmath>
+#include <limits>
 
 #include <hopgrad/autograd/function.h>
 #include <hopgrad/ops/backend.h>
@@ -156,7 +157,8 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-// y = a^b ;  ∂y/∂a = b·a^(b-1), ∂y/∂b = a^b·ln a (taken as 0 where a = 0 and b ≥ 0, as PyTorch)
+// y = a^b ;  ∂y/∂a = b·a^(b-1) (taken as 0 where b = 0, as PyTorch: 0·a^−1 is NaN at a = 0 or NaN),
+// ∂y/∂b = a^b·ln a (taken as 0 where a = 0 and b ≥ 0, as PyTorch)
 Tensor pow(const Tensor& a, const Tensor& b) {
   const DType t = arith_dtype("pow", a, b);
   Tensor out = run_binary(BinaryOp::Pow, "pow", a, b, t, t);
@@ -164,7 +166,7 @@ Tensor pow(const Tensor& a, const Tensor& b) {
     record_op("pow", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensors& g, const BackwardContext& c) {
       Tensor x = sa.unpack(c), e = sb.unpack(c);
       Tensors r(2);
-      if (c.needs_input_grad(0)) r[0] = mul(g[0], mul(e, pow(x, sub(e, 1.0))));
+      if (c.needs_input_grad(0)) r[0] = mul(g[0], where(eq(e, 0.0), 0.0, mul(e, pow(x, sub(e, 1.0)))));
       if (c.needs_input_grad(1)) {
         Tensor d = mul(pow(x, e), log(x));
         r[1] = mul(g[0], where(logical_and(eq(x, 0.0), ge(e, 0.0)), 0.0, d));
@@ -262,14 +264,24 @@ Tensor pow(const Tensor& a, double e) {
   return out;
 }
 
-// y = base^a ;  ∂y/∂a = y·ln(base)
+// y = base^a ;  ∂y/∂a = y·ln(base), taken as 0 where base = 0 and a ≥ 0 (as PyTorch: 0·(−inf) is NaN there)
 Tensor pow(double base, const Tensor& a) {
   DType t = is_floating(a.dtype()) ? a.dtype() : kFloat32;
   Tensor out = run_scalar(BinaryOp::Pow, "pow", a, base, true, t, t);
   if (any_requires_grad(a)) {
-    record_op("pow", {a}, out, [sy = SavedTensor(out, true), base](const Tensors& g, const BackwardContext& c) {
-      return Tensors{mul(g[0], mul(sy.unpack(c), std::log(base)))};
-    });
+    if (base == 0.0) {
+      // 0 for a ≥ 0, y·ln 0 = −inf for a < 0 (NaN for a NaN): piecewise constant in a, so formed from y detached —
+      // a recorded y·(−inf) in where's unselected branch would give the second derivative 0·(−inf) = NaN.
+      record_op("pow", {a}, out,
+                [sa = SavedTensor(a), sy = SavedTensor(out, true)](const Tensors& g, const BackwardContext& c) {
+                  const Tensor d = mul(sy.unpack(c).detach(), -std::numeric_limits<double>::infinity());
+                  return Tensors{mul(g[0], where(ge(sa.unpack(c).detach(), 0.0), 0.0, d))};
+                });
+    } else {
+      record_op("pow", {a}, out, [sy = SavedTensor(out, true), base](const Tensors& g, const BackwardContext& c) {
+        return Tensors{mul(g[0], mul(sy.unpack(c), std::log(base)))};
+      });
+    }
   }
   return out;
 }

@@ -19,8 +19,9 @@ Tensor Tensor::to(Device device, DType dtype) const {
   if (device == this->device() && dtype == this->dtype()) return *this;
   Tensor out = hg::empty(sizes(), dtype, device);
   copy_backend(*this, out).copy(*this, out);
-  if (any_requires_grad(*this)) {
-    HG_CHECK(is_floating(dtype), "to: cannot convert {} that requires grad to {}", desc(), dtype);
+  // To an integer or bool dtype the result needs no gradient (as torch: x.to(int64) of an x requiring grad is a
+  // plain tensor; no gradient flows back through it).
+  if (any_requires_grad(*this) && is_floating(dtype)) {
     Device from_device = this->device();
     DType from_dtype = this->dtype();
     record_op("to", {*this}, out, [from_device, from_dtype](const Tensors& g, const BackwardContext&) {

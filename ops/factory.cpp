@@ -30,6 +30,17 @@ Tensor arange(double end, TensorOptions o) { return arange(0.0, end, 1.0, o); }
 Tensor arange(double start, double end, double step, TensorOptions o) {
   HG_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
            "arange: unsupported range {} -> {} with step {} (start, end and step must be finite)", start, end, step);
+  if (o.dtype_ == kInt64) {
+    // As torch: an int64 range takes start, end and step truncated to integers (arange(-0.5, 2, 1) is [0, 1], and
+    // a step of 0.5 is a step of 0), and its elements are start + i·step in int64 arithmetic (exact beyond 2^53).
+    for (double v : {start, end, step})
+      HG_CHECK(std::abs(v) < 0x1p63, "arange: {} does not fit an int64 range ({} -> {} with step {})", v, start, end,
+               step);
+    start = std::trunc(start);
+    end = std::trunc(end);
+    step = std::trunc(step);
+    HG_CHECK(step != 0.0, "arange: step must be nonzero (an int64 range truncates its step to an integer)");
+  }
   HG_CHECK(step != 0.0, "arange: step must be nonzero");
   HG_CHECK((end - start) / step >= 0 || start == end,
            "arange: step {} moves away from end (start {}, end {})", step, start, end);

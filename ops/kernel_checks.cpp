@@ -1,4 +1,7 @@
 // Backend-kernel argument contracts shared by the CPU and CUDA backends (see ops/kernel_checks.h).
+#include <cmath>
+#include <limits>
+
 #include <hopgrad/core/error.h>
 #include <hopgrad/ops/kernel_checks.h>
 
@@ -7,6 +10,9 @@ namespace hg::detail {
 void check_fill_value(const char* op, DType dtype, double value) {
   HG_CHECK(dtype != kInt64 || (value >= -0x1p63 && value < 0x1p63),
            "{}: value {} cannot be converted to int64 without overflow", op, value);
+  // As torch: a finite value beyond float32's range is an error, not inf (±inf and NaN are kept).
+  HG_CHECK(dtype != kFloat32 || !std::isfinite(value) || std::abs(value) <= std::numeric_limits<float>::max(),
+           "{}: value {} cannot be converted to float32 without overflow", op, value);
 }
 
 namespace {

@@ -222,14 +222,14 @@ Tensor square(const Tensor& x) {
   return y;
 }
 
-// y = max(x, 0) (NaN stays NaN) ;  ∂L/∂x = g where y > 0, else 0: one backend pass over g and y (PyTorch's
-// threshold_backward), or, when this backward is itself recorded (create_graph) or g comes in another dtype, the
-// composite where(y > 0, g, 0), which the fused kernel is tested against.
+// y = max(x, 0) (NaN stays NaN) ;  ∂L/∂x = 0 where y <= 0, else g (so a NaN passes g on, as PyTorch's
+// threshold_backward): one backend pass over g and y, or, when this backward is itself recorded (create_graph) or
+// g comes in another dtype, the composite where(!(y <= 0), g, 0), which the fused kernel is tested against.
 Tensor relu(const Tensor& x) {
   Tensor y = run_unary(UnaryOp::Relu, x, numeric_dtype(x, "relu", ""));
   record_unary("relu", x, y, kSaveOutput, [](const Tensor& g, const Tensor&, const Tensor& ys) {
     if (GradMode::is_enabled() || g.dtype() != ys.dtype() || !is_floating(ys.dtype()))
-      return masked_grad(gt(ys, 0.0), g);
+      return masked_grad(logical_not(le(ys, 0.0)), g);
     Tensor grad_x = empty(ys.sizes(), ys.dtype(), ys.device());
     backend_for(ys.device()).relu_backward(g, ys, grad_x);
     return grad_x;

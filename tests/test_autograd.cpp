@@ -193,6 +193,23 @@ TEST_CASE("gradcheck: add, sub, mul, div, pow with broadcasting and non-contiguo
   hgtest::gradgradcheck([](const hg::Tensors& t) { return t[0] * t[1] / (t[0] + t[1]); }, {x, y});
 }
 
+TEST_CASE("pow's gradients at the points where the formula is 0·inf, as PyTorch's") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  // ∂(0^a)/∂a: 0 for a ≥ 0 (0·ln 0 = 0·(−inf) gave NaN, and −inf at a = 0); y·ln 0 = −inf for a < 0.
+  hg::Tensor a = hg::from_vector<double>({0.0, 1.0, 2.0, -1.0}, {4}).requires_grad_();
+  hg::pow(0.0, a).sum().backward();
+  CHECK(a.grad().to_vector<double>() == std::vector<double>{0.0, 0.0, 0.0, -inf});
+  // ∂(x^e)/∂x where e = 0: 0 (e·x^(e−1) = 0·inf gave NaN at x = 0, subnormal x and NaN).
+  hg::Tensor x = hg::from_vector<double>({0.0, 1e-320, nan, 2.0}, {4}).requires_grad_();
+  hg::Tensor e = hg::from_vector<double>({0.0, 0.0, 0.0, 3.0}, {4});
+  hg::pow(x, e).sum().backward();
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{0.0, 0.0, 0.0, 12.0});
+  // Broadcast exponent, and the second derivative stays defined away from those points.
+  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::pow(t[0], t[1]); },
+                        {hgtest::uniform({3, 4}, 0.5, 2.0, 5), hgtest::uniform({4}, 0.5, 2.0, 6)});
+  hgtest::gradcheck([](const hg::Tensors& t) { return hg::pow(0.0, t[0]); }, {hgtest::uniform({4}, 0.5, 2.0, 7)});
+}
+
 TEST_CASE("gradcheck: matmul in all its shapes") {
   auto a = hgtest::uniform({2, 3, 4}, -1, 1, 1);
   auto b = hgtest::uniform({4, 5}, -1, 1, 2);

@@ -16,6 +16,17 @@ TEST_CASE("tensor: factories give the requested shape, dtype and values") {
   CHECK(hg::full({2}, 2.5, hg::kFloat64).to_vector<double>() == std::vector<double>{2.5, 2.5});
   CHECK(hg::arange(5, hg::kInt64).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2, 3, 4});
   CHECK(hg::arange(1, 2, 0.25, hg::kFloat64).to_vector<double>() == std::vector<double>{1, 1.25, 1.5, 1.75});
+  // int64 ranges truncate start, end and step to integers, as torch, and count in int64 (exact beyond 2^53).
+  CHECK(hg::arange(-0.5, 2, 1, hg::kInt64).to_vector<int64_t>() == std::vector<int64_t>{0, 1});
+  CHECK(hg::arange(0.5, 3.7, 1, hg::kInt64).to_vector<int64_t>() == std::vector<int64_t>{0, 1, 2});
+  CHECK(hg::arange(0x1p53, 0x1p53 + 4, 1, hg::kInt64).to_vector<int64_t>() ==
+        std::vector<int64_t>{int64_t{1} << 53, (int64_t{1} << 53) + 1, (int64_t{1} << 53) + 2, (int64_t{1} << 53) + 3});
+  CHECK(hg::arange(-0x1p62, 0x1p62, 0x1p62, hg::kInt64).to_vector<int64_t>() ==
+        std::vector<int64_t>{-(int64_t{1} << 62), 0});
+  CHECK_THROWS_WITH_AS(hg::arange(0, 2.5, 0.5, hg::kInt64), doctest::Contains("arange: step must be nonzero"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::arange(0, 1e19, 1, hg::kInt64), doctest::Contains("does not fit an int64 range"),
+                       hg::Error);
   CHECK(hg::eye(3, hg::kFloat64).to_vector<double>() == std::vector<double>{1, 0, 0, 0, 1, 0, 0, 0, 1});
   CHECK(hg::eye(2, 3, hg::kFloat64).to_vector<double>() == std::vector<double>{1, 0, 0, 0, 1, 0});
   CHECK(hg::scalar_tensor(3.0).dim() == 0);
@@ -73,6 +84,13 @@ TEST_CASE("tensor: copy_ broadcasts and converts; to() converts dtype") {
   CHECK(dst.to_vector<double>() == std::vector<double>{1, 2, 3, 1, 2, 3});
   CHECK(dst.to(hg::kInt64).dtype() == hg::kInt64);
   CHECK(hg::from_vector<double>({0.0, 2.0}, {2}).to(hg::kBool).to_vector<bool>() == std::vector<bool>{false, true});
+  // From a tensor requiring grad to int64 or bool: a plain tensor, as torch (it threw).
+  Tensor w = hg::from_vector<double>({-1.5, 2.5}, {2}).requires_grad_();
+  Tensor wi = w.to(hg::kInt64), wb = w.to(hg::kBool);
+  CHECK_FALSE(wi.requires_grad());
+  CHECK_FALSE(wb.requires_grad());
+  CHECK(wi.to_vector<int64_t>() == std::vector<int64_t>{-1, 2});
+  CHECK(w.to(hg::kFloat32).requires_grad());
   uint64_t v0 = dst.version();
   dst.fill_(1);
   CHECK(dst.version() == v0 + 1);
@@ -137,6 +155,10 @@ TEST_CASE("tensor: the same seed gives the same numbers; generators are independ
   Tensor r = hg::randint(3, 7, {1000});
   CHECK(hg::amin(r, {0}).item<int64_t>() == 3);
   CHECK(hg::amax(r, {0}).item<int64_t>() == 6);
+  // A range wider than INT64_MAX (high − low formed in uint64: in int64 it overflowed).
+  Tensor wide = hg::randint(INT64_MIN, INT64_MAX, {1000});
+  CHECK(hg::amin(wide, {0}).item<int64_t>() < -(int64_t{1} << 60));
+  CHECK(hg::amax(wide, {0}).item<int64_t>() > (int64_t{1} << 60));
 }
 
 TEST_CASE("tensor: printing shows values, shape, dtype and device like PyTorch") {
@@ -147,6 +169,22 @@ TEST_CASE("tensor: printing shows values, shape, dtype and device like PyTorch")
   CHECK(fmt::format("{}", hg::scalar_tensor(2)) == "tensor(2.0000, shape=[], dtype=float32, device=cpu)");
   std::string big = fmt::format("{}", hg::zeros({2000}));
   CHECK(big.find("...") != std::string::npos);
+  // Summarised as torch: the first and last three along each long dimension; the hidden elements (here a 1e-6)
+  // choose neither the notation nor the width.
+  Tensor ones = hg::ones({2000}, hg::kFloat64);
+  ones.narrow(0, 1000, 1).fill_(1e-6);
+  CHECK(fmt::format("{}", ones) ==
+        "tensor([1.0000, 1.0000, 1.0000, ..., 1.0000, 1.0000, 1.0000], shape=[2000], dtype=float64, device=cpu)");
+  Tensor grid = hg::arange(40 * 50, hg::kInt64).view({40, 50});
+  CHECK(fmt::format("{}", grid) == "tensor([[   0,    1,    2, ...,   47,   48,   49],\n"
+                                   "        [  50,   51,   52, ...,   97,   98,   99],\n"
+                                   "        [ 100,  101,  102, ...,  147,  148,  149],\n"
+                                   "        ...,\n"
+                                   "        [1850, 1851, 1852, ..., 1897, 1898, 1899],\n"
+                                   "        [1900, 1901, 1902, ..., 1947, 1948, 1949],\n"
+                                   "        [1950, 1951, 1952, ..., 1997, 1998, 1999]], shape=[40, 50], dtype=int64, "
+                                   "device=cpu)");
+  CHECK(fmt::format("{}", hg::zeros({3, 1000}).t()).find("shape=[1000, 3]") != std::string::npos);
   Tensor w = hg::ones({2}).requires_grad_();
   CHECK(fmt::format("{}", w * 2.0).find("grad_fn=<mul>") != std::string::npos);
 }
@@ -260,12 +298,18 @@ TEST_CASE("tensor: in-place ops refuse results their destination's dtype cannot 
   hgtest::check_close(w.grad(), hg::full({2}, 0.75, hg::kFloat64));
 }
 
-TEST_CASE("tensor: full and fill_ refuse a value int64 cannot hold; arange refuses infinite and enormous ranges") {
+TEST_CASE("tensor: full and fill_ refuse a value int64 or float32 cannot hold; arange refuses infinite and enormous ranges") {
   const double inf = std::numeric_limits<double>::infinity();
   CHECK_THROWS_WITH_AS(hg::full({2}, std::nan(""), hg::kInt64), doctest::Contains("full: value nan"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::zeros({2}, hg::kInt64).fill_(1e19), doctest::Contains("without overflow"), hg::Error);
   CHECK(hg::full({1}, 2.7, hg::kInt64).item<int64_t>() == 2);  // truncated, as torch
   CHECK(hg::full({1}, -0x1p63, hg::kInt64).item<int64_t>() == std::numeric_limits<int64_t>::min());
+  // float32: a finite value beyond its range is an error (it silently became inf); inf and NaN are kept.
+  CHECK_THROWS_WITH_AS(hg::full({1}, 1e300), doctest::Contains("full: value 1e+300 cannot be converted to float32"),
+                       hg::Error);
+  CHECK_THROWS_WITH_AS(hg::zeros({2}).fill_(-1e39), doctest::Contains("fill_: value -1e+39"), hg::Error);
+  CHECK(std::isinf(hg::full({1}, inf).item<float>()));
+  CHECK(hg::full({1}, 1e300, hg::kFloat64).item<double>() == 1e300);
   CHECK_THROWS_WITH_AS(hg::arange(0.0, inf, 1.0), doctest::Contains("must be finite"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::arange(0.0, 1e20, 1e-10), doctest::Contains("too many"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::arange(std::nan(""), 1.0, 1.0), doctest::Contains("arange"), hg::Error);

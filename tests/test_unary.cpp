@@ -259,21 +259,24 @@ HG_BACKEND_TEST(gelu_fused_backward_matches_composite) {
 }
 
 // relu's backward is one fused kernel (Backend::relu_backward) reading g and y once; it must equal the composite
-// where(y > 0, g, 0) it replaced (bit for bit: a select), with zeros, ±0, ±inf and NaN in x and in g, odd sizes,
-// strided g and x, a broadcast g, and the composite again under create_graph.
+// where(y <= 0, 0, g) it replaced (bit for bit: a select; a NaN y passes g on, as PyTorch's threshold_backward),
+// with zeros, ±0, ±inf and NaN in x and in g, odd sizes, strided g and x, a broadcast g, and the composite again
+// under create_graph.
 HG_BACKEND_TEST(relu_fused_backward_matches_composite) {
   Tensors results;
   const double inf = std::numeric_limits<double>::infinity(), nan = std::numeric_limits<double>::quiet_NaN();
   Tensor values = hg::cat({hgtest::uniform({50}, -3, 3, 41), f64({-inf, -1.0, -0.0, 0.0, 1e-30, 2.0, inf, nan, 3.0,
                                                                   -2.0, 0.5, -0.5, nan})});  // 63
   Tensor g_values = hg::cat({hgtest::uniform({60}, -1, 1, 42), f64({nan, inf, -inf})});  // NaN, ±inf in g too
-  auto reference = [](const Tensor& g, const Tensor& x) { return hg::where(hg::relu(x) > 0.0, g, 0.0); };
+  auto reference = [](const Tensor& g, const Tensor& x) { return hg::where(hg::relu(x) <= 0.0, 0.0, g); };
   for (hg::DType dtype : {hg::kFloat64, hg::kFloat32}) {
     INFO(hg::dtype_name(dtype));
     Tensor x = values.to(dtype).to(device).detach().requires_grad_(true);
     Tensor g = g_values.to(dtype).to(device);
     Tensor fused = hg::grad({hg::relu(x)}, {x}, {g})[0];
     hgtest::check_close(fused, reference(g, x.detach()), 0, 0, "contiguous");
+    // x = NaN (index 57; g there is finite): the gradient is g, as torch's ([nan, 1] → [1, 1]).
+    CHECK(fused.select(0, 57).to(hg::kCPU).item<double>() == g.select(0, 57).to(hg::kCPU).item<double>());
     Tensor base = values.view({7, 9}).to(dtype).to(device).detach().requires_grad_(true);
     Tensor xt = base.t();
     Tensor gs = hgtest::uniform({9, 14}, -1, 1, 43).to(dtype).to(device).slice(1, 0, 14, 2);

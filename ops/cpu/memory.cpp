@@ -302,7 +302,13 @@ void CpuBackend::arange(Tensor& out, double start, double step) {
   HG_DISPATCH_NUMERIC(out.dtype(), "arange", [&] {
     scalar_t* p = out.data_ptr<scalar_t>();
     int64_t n = out.numel();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * step);
+    if constexpr (std::is_same_v<scalar_t, int64_t>) {  // exact beyond 2^53; i·step may exceed int64 alone
+      const auto s = static_cast<uint64_t>(static_cast<int64_t>(start));
+      const auto d = static_cast<uint64_t>(static_cast<int64_t>(step));
+      for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(s + static_cast<uint64_t>(i) * d);
+    } else {
+      for (int64_t i = 0; i < n; ++i) p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * step);
+    }
   });
 }
 

@@ -43,10 +43,11 @@ void CpuBackend::normal(Tensor& out, double mean, double std, uint64_t seed, uin
 void CpuBackend::randint(Tensor& out, int64_t low, int64_t high, uint64_t seed, uint64_t offset) {
   HG_DISPATCH_NUMERIC(out.dtype(), "randint", [&] {
     scalar_t* p = out.data_ptr<scalar_t>();
-    uint64_t range = static_cast<uint64_t>(high - low);
+    // In uint64: high − low and low + index may exceed int64 for ranges wider than INT64_MAX (signed overflow).
+    const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
     fill_random(out, [&](int64_t i) {
       auto r = philox::philox4x32(seed, offset + static_cast<uint64_t>(i));
-      p[i] = static_cast<scalar_t>(low + static_cast<int64_t>(philox::uniform_index(r, range)));
+      p[i] = static_cast<scalar_t>(static_cast<int64_t>(static_cast<uint64_t>(low) + philox::uniform_index(r, range)));
     });
   });
 }

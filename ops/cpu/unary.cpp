@@ -289,12 +289,13 @@ void CpuBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluAppr
   gelu_backward_kernel<double>(grad_out, x, approximate, grad_x);
 }
 
-// grad_x = y > 0 ? g : 0 in one pass over g and y (the composite compared into a bool tensor, then selected).
+// grad_x = y <= 0 ? 0 : g in one pass over g and y (the composite compared into a bool tensor, then selected);
+// a NaN y passes g on, as PyTorch's threshold_backward.
 void CpuBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) {
   hg::detail::check_activation_backward_kernel("relu_backward", "y", grad_out, y, grad_x);
   HG_DISPATCH_FLOATING(y.dtype(), "relu_backward", [&] {
     cpu_kernel<scalar_t, scalar_t, scalar_t>(grad_x, {&grad_out, &y},
-                                             [](scalar_t g, scalar_t v) { return v > scalar_t(0) ? g : scalar_t(0); });
+                                             [](scalar_t g, scalar_t v) { return v <= scalar_t(0) ? scalar_t(0) : g; });
   });
 }
 

@@ -149,15 +149,22 @@ void CudaBackend::fill(Tensor& out, double value) {
   });
 }
 
-// out[i] = start + i·step, computed in double as the CPU backend does, then converted.
+// out[i] = start + i·step, computed in double as the CPU backend does, then converted (int64: in int64).
 void CudaBackend::arange(Tensor& out, double start, double step) {
   check_on_device("arange", out.device(), {&out});
   HG_CHECK(out.dim() == 1 && out.is_contiguous(), "arange (cuda): expects a contiguous 1-D output, got {}", out.desc());
   DeviceGuard guard(out.device());
   HG_CUDA_DISPATCH_NUMERIC(out.dtype(), "arange", [&] {
     scalar_t* p = out.data_ptr<scalar_t>();
-    for_each_index(out.numel(), out.device().index,
-                   [=] __device__(int64_t i) { p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * step); });
+    if constexpr (std::is_same_v<scalar_t, int64_t>) {
+      const auto s = static_cast<uint64_t>(static_cast<int64_t>(start));
+      const auto d = static_cast<uint64_t>(static_cast<int64_t>(step));
+      for_each_index(out.numel(), out.device().index,
+                     [=] __device__(int64_t i) { p[i] = static_cast<int64_t>(s + static_cast<uint64_t>(i) * d); });
+    } else {
+      for_each_index(out.numel(), out.device().index,
+                     [=] __device__(int64_t i) { p[i] = static_cast<scalar_t>(start + static_cast<double>(i) * step); });
+    }
   });
 }
 

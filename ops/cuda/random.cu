@@ -52,10 +52,11 @@ void CudaBackend::randint(Tensor& out, int64_t low, int64_t high, uint64_t seed,
   DeviceGuard guard(out.device());
   HG_CUDA_DISPATCH_NUMERIC(out.dtype(), "randint", [&] {
     scalar_t* p = out.data_ptr<scalar_t>();
-    uint64_t range = static_cast<uint64_t>(high - low);
+    // In uint64: high − low and low + index may exceed int64 for ranges wider than INT64_MAX (signed overflow).
+    const uint64_t range = static_cast<uint64_t>(high) - static_cast<uint64_t>(low);
     for_each_index(out.numel(), out.device().index, [=] __device__(int64_t i) {
       philox::Uint4 r = philox::philox4x32(seed, offset + static_cast<uint64_t>(i));
-      p[i] = static_cast<scalar_t>(low + static_cast<int64_t>(philox::uniform_index(r, range)));
+      p[i] = static_cast<scalar_t>(static_cast<int64_t>(static_cast<uint64_t>(low) + philox::uniform_index(r, range)));
     });
   });
 }

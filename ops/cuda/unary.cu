@@ -190,7 +190,7 @@ void CudaBackend::gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApp
 // grad_x = y > 0 ? g : 0 in one pass, as the CPU kernel.
 template <typename T>
 void relu_backward_kernel(const Tensor& g, const Tensor& y, Tensor& grad_x) {
-  gpu_kernel<T, T, T>(grad_x, {&g, &y}, [] __device__(T dy, T v) { return v > T(0) ? dy : T(0); });
+  gpu_kernel<T, T, T>(grad_x, {&g, &y}, [] __device__(T dy, T v) { return v <= T(0) ? T(0) : dy; });
 }
 
 void CudaBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) {

@@ -207,9 +207,12 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const CrossEntr
                      ignore_index, epsilon, loss2, log_sum2, target_weight2);
   if (any_requires_grad(logits)) {
     record_op("cross_entropy", {logits}, loss,
-              [sx = SavedTensor(logits), st = SavedTensor(target), weight_c, target_weight, log_sum, L,
+              // The class weights are saved (versioned) like the inputs: weight_c aliases the caller's tensor, and
+              // a write into it before backward would otherwise change the gradient silently.
+              [sx = SavedTensor(logits), st = SavedTensor(target),
+               sw = weight_c.defined() ? SavedTensor(weight_c) : SavedTensor(), target_weight, log_sum, L,
                ignore_index, epsilon](const Tensors& g, const BackwardContext& c) {
-                Tensor x = sx.unpack(c), t = st.unpack(c);
+                Tensor x = sx.unpack(c), t = st.unpack(c), weight_c = sw.unpack(c);
                 if (GradMode::is_enabled())  // create_graph: a gradient that can be differentiated again
                   return Tensors{cross_entropy_gradient_ops(x, t, weight_c, target_weight, log_sum, g[0], L,
                                                             ignore_index, epsilon)};

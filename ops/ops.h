@@ -229,7 +229,8 @@ Tensor median(const Tensor& x);
 Tensor cumsum(const Tensor& x, int64_t dim);
 
 // ---- linear algebra (ops/linalg.cpp) -----------------------------------------------------------
-/// torch.matmul semantics: 1-D·1-D dot, matrix·matrix, and batched with broadcasting of batch dims.
+/// torch.matmul semantics: 1-D·1-D dot, matrix·matrix, and batched with broadcasting of batch dims; float32 or
+/// float64 operands of one dtype (integer products, which torch computes on the CPU only, are refused).
 Tensor matmul(const Tensor& a, const Tensor& b);
 /// Batched matrix multiply of [B, M, K] and [B, K, N].
 Tensor bmm(const Tensor& a, const Tensor& b);

@@ -171,3 +171,18 @@ TEST_CASE("cross_entropy with a class weight that requires grad differentiates i
       },
       {hgtest::uniform({4, 3}, -2.0, 2.0, 14), hgtest::uniform({3}, 0.5, 2.0, 15)});
 }
+
+TEST_CASE("cross_entropy: a class weight written in place after the forward is refused at backward, as PyTorch") {
+  // The fused backward read the weight again: a class-weight schedule updated before backward silently scaled
+  // the gradient (10× here) while the forward's per-target weights stayed.
+  for (bool create_graph : {false, true}) {
+    CAPTURE(create_graph);
+    Tensor x = hg::zeros({2, 3}, hg::kFloat64).requires_grad_();
+    Tensor target = hg::from_vector<int64_t>({0, 2}, {2});
+    Tensor w = hg::from_vector<double>({1, 2, 3}, {3});
+    Tensor loss = hg::cross_entropy(x, target, hg::CrossEntropyOptions().weight(w));
+    w.mul_(10.0);
+    CHECK_THROWS_WITH_AS(hg::grad({loss}, {x}, {}, /*retain_graph=*/false, create_graph),
+                         doctest::Contains("backward of 'cross_entropy': a tensor it saved"), hg::Error);
+  }
+}

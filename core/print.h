@@ -1,6 +1,7 @@
 #pragma once
 // Printing tensors through fmt, in PyTorch's style:
-//   fmt::print("{}\n", t);   →   tensor([[1.0000, 2.0000], [3.0000, 4.0000]], shape=[2, 2], dtype=float32, device=cpu)
+//   fmt::print("{}\n", t);   →   tensor([[1.0000, 2.0000],
+//                                        [3.0000, 4.0000]], shape=[2, 2], dtype=float32, device=cpu)
 #include <string>
 
 #include <hopgrad/core/tensor.h>

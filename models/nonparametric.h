@@ -4,11 +4,13 @@
 // (dense softmax, sparsemax, top-K, random mask, window, linear, random features, with or without an LwPF
 // forgetting unit), followed by a one-logit read-out.
 //
-//   hg::models::BITModel bit(hg::models::BITModelOptions(/*bits=*/8)
-//                                .separation(hg::nn::SeparationOptions(hg::nn::SeparationKind::TopK)));
-//   hg::Tensor logit = bit(bags);                      // bags [B, N, 8] → [B]
-//   hg::models::MNISTModel mnist(hg::models::MNISTModelOptions().num_pattern(2));
-//   hg::Tensor logit = mnist(images, padding_mask);    // images [B, N, 1, 28, 28], mask [B, N] true = padding
+//   auto options = hg::models::BITModelOptions(/*bits=*/8);
+//   options.pooling(hg::models::PoolingOptions(options.pooling())
+//                       .separation(hg::nn::SeparationOptions(hg::nn::SeparationKind::TopK)));
+//   hg::models::BITModel bit(options);
+//   hg::Tensor logit = bit(bags);                          // bags [B, N, 8] → [B]
+//   hg::models::MNISTModel mnist{hg::models::MNISTModelOptions()};   // the pooling's 2 queries (num_pattern)
+//   hg::Tensor mnist_logit = mnist(images, padding_mask);  // images [B, N, 1, 28, 28], mask [B, N] true = padding
 //
 // Where this differs from the reference (each one documented at the option):
 //  - the pooling is hg::nn::HopfieldPooling; the reference's layer (C.3) has no LayerNorms and takes its values

@@ -4,7 +4,7 @@
 //
 //   hg::nn::init::kaiming_normal_(conv->weight, 0.0, hg::nn::init::FanMode::FanOut,
 //                                 hg::nn::init::Nonlinearity::ReLU);
-//   hg::nn::init::trunc_normal_(vit->pos_embedding, 0.0, 0.02);
+//   hg::nn::init::trunc_normal_(vit->pos_embed, 0.0, 0.02);
 #include <cstdint>
 #include <utility>
 

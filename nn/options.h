@@ -4,6 +4,7 @@
 //   struct LinearOptions {
 //     LinearOptions(int64_t in, int64_t out) : in_features_(in), out_features_(out) {}
 //     HG_ARG(int64_t, in_features);
+//     HG_ARG(int64_t, out_features);
 //     HG_ARG(bool, bias) = true;
 //   };
 //   auto options = LinearOptions(4, 2).bias(false);   options.bias() == false

@@ -5,7 +5,9 @@
 //
 //   auto bits = std::make_shared<hg::data::BitPatternSet>(
 //       hg::data::BitPatternOptions(2048, 16, 8).num_bits(8));        // hflayers' demo (G.2)
-//   auto train = hg::data::make_subset(bits, range(256, 1792));        // G.2's train split
+//   std::vector<int64_t> indices(1536);
+//   std::iota(indices.begin(), indices.end(), 256);
+//   auto train = hg::data::make_subset(bits, indices);                 // G.2's train split: bags 256..1791
 //   hg::data::Example bag = bits->get(0);   // input float32 [16, 8] of 0/1, target float32 0-dim (1 = positive)
 //
 // Randomness: hg::data::Random (std::mt19937_64), not torch's generator, so the bits differ from the Python

@@ -2,7 +2,8 @@
 // MNIST bags: multiple-instance data made from digit images, in the two forms the papers use. Both take the
 // images and labels as tensors (e.g. from load_mnist), so they run on any image set.
 //
-//   auto test = hg::data::load_mnist(dir, /*train=*/false, MnistOptions().mean(kMnistMean).std(kMnistStd));
+//   auto test = hg::data::load_mnist(dir, /*train=*/false,
+//                                    hg::data::MnistOptions().mean(hg::data::kMnistMean).std(hg::data::kMnistStd));
 //   auto bags = std::make_shared<hg::data::BagDataset>(
 //       hg::data::mnist_bags(test.images, test.labels, hg::data::MnistBagsOptions().num_bags(50)));
 //   hg::data::Bag bag = bags->get(0);  // instances [n, 1, 28, 28], label 0-dim, instance_labels [n]

@@ -7,7 +7,7 @@
 //   auto train = hg::data::make_subset(bags, folds[0].train);
 //   auto test = hg::data::make_subset(bags, folds[0].test);
 //
-//   for (const auto& split : hg::data::repeated_nested_cv(bag_labels, NestedCVOptions().outer_folds(10)))
+//   for (const auto& split : hg::data::repeated_nested_cv(bag_labels, hg::data::NestedCVOptions().outer_folds(10)))
 //     ... split.inner[j].train / split.inner[j].test (validation) choose the config; split.train / split.test score it
 //
 // All indices are positions in the original dataset, sorted ascending. Seeds go through hg::data::Random.

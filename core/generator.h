@@ -17,8 +17,20 @@ class Generator {
     seed_ = seed;
     offset_ = 0;
   }
-  uint64_t seed() const { return seed_; }
-  uint64_t offset() const { return offset_; }
+  // Read under the lock too: another thread may be drawing (reserve) or reseeding.
+  uint64_t seed() const {
+    std::lock_guard lock(mutex_);
+    return seed_;
+  }
+  uint64_t offset() const {
+    std::lock_guard lock(mutex_);
+    return offset_;
+  }
+  /// (seed, offset) read together: a pair that existed at one moment (for checkpoints).
+  std::pair<uint64_t, uint64_t> state() const {
+    std::lock_guard lock(mutex_);
+    return {seed_, offset_};
+  }
   /// Reserves `n` counters; returns the (seed, first counter) to use.
   std::pair<uint64_t, uint64_t> reserve(uint64_t n) {
     std::lock_guard lock(mutex_);
@@ -33,7 +45,7 @@ class Generator {
   }
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   uint64_t seed_;
   uint64_t offset_ = 0;
 };

@@ -4,6 +4,7 @@
 #include <cxxabi.h>
 
 #include <cstdlib>
+#include <mutex>
 #include <ostream>
 #include <sstream>
 #include <unordered_set>
@@ -83,7 +84,11 @@ void print_tree(std::ostream& stream, const Module& module, int indent) {
 Module::Module(std::string name) : name_(std::move(name)) {}
 
 const std::string& Module::name() const {
-  // The dynamic type is known only after construction, so the default name is computed on first use.
+  // The dynamic type is known only after construction, so the default name is computed on first use; under a
+  // lock, since a module shared by threads (inference from several) may be asked for it by two at once. Once set,
+  // name_ never changes, so the reference stays valid without the lock.
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
   if (name_.empty()) name_ = detail::readable_type_name(typeid(*this));
   return name_;
 }

@@ -3,6 +3,7 @@
 // max-pooling dilation/ceil_mode against PyTorch (tests/fixtures/nn_conv_pool_modes.txt), and error messages.
 #include <cmath>
 #include <limits>
+#include <thread>
 
 #include "fixture_reader.h"
 #include "testing.h"
@@ -637,4 +638,45 @@ TEST_CASE("conv_pool: padding Same/Valid reject bad input with clear errors") {
                        contains("conv1d: the padded input [3] is smaller than the dilated kernel [4]"), hg::Error);
   // Same always fits: one input element and an even kernel give one output
   CHECK(hg::conv1d(hg::zeros({1, 3, 1}), w, Tensor(), 1, hg::Padding::Same).sizes() == hg::Shape{1, 4, 1});
+}
+
+// The convolution primitives are cached for the process and run by whichever thread asks (a DataLoader worker,
+// a model trained per thread). oneDNN's own scratchpad may only be used on the thread that made the primitive:
+// these shapes take its gemm implementation, whose backward segfaulted on a second thread. Each primitive now
+// takes a user scratchpad from the host pool; the results on other threads, and on two at once, must match.
+TEST_CASE("conv2d: cached primitives run on other threads, and on two at once, with the same results") {
+  struct Case {
+    int64_t N, C, H, W, Co, K, stride, pad, dilation, groups;
+  };
+  auto step = [](const Case& c) {
+    hg::Generator gen(1);
+    Tensor x = hg::randn({c.N, c.C, c.H, c.W}, {}, &gen).requires_grad_();
+    Tensor w = hg::randn({c.Co, c.C / c.groups, c.K, c.K}, {}, &gen).requires_grad_();
+    Tensor y = hg::conv2d(x, w, Tensor(), {c.stride, c.stride}, {c.pad, c.pad}, {c.dilation, c.dilation}, c.groups);
+    hg::sum(y * y).backward();
+    return Tensors{y.detach(), x.grad(), w.grad()};
+  };
+  const Case cases[] = {{2, 8, 20, 20, 8, 3, 1, 2, 2, 1},        // dilated
+                        {2, 16, 12, 12, 16, 3, 1, 1, 1, 4},      // grouped
+                        {2, 3, 64, 64, 32, 16, 16, 0, 1, 1}};    // a ViT-style patch embedding
+  for (const Case& c : cases) {
+    CAPTURE(c.dilation);
+    CAPTURE(c.groups);
+    const Tensors main_thread = step(c);  // makes and caches the primitives here
+    Tensors other, first, second;
+    std::thread([&] { other = step(c); }).join();
+    std::thread t1([&] {
+      for (int i = 0; i < 5; ++i) first = step(c);
+    });
+    std::thread t2([&] {
+      for (int i = 0; i < 5; ++i) second = step(c);
+    });
+    t1.join();
+    t2.join();
+    for (size_t i = 0; i < main_thread.size(); ++i) {
+      hgtest::check_close(other[i], main_thread[i], 0, 0, "on another thread");
+      hgtest::check_close(first[i], main_thread[i], 0, 0, "on two threads at once");
+      hgtest::check_close(second[i], main_thread[i], 0, 0, "on two threads at once");
+    }
+  }
 }

@@ -156,7 +156,7 @@ TEST_CASE("data DataLoader: sequential order, batch sizes, last partial batch, d
   }
 }
 
-TEST_CASE("data DataLoader: batches are made under the grad mode of the loop, with or without workers") {
+TEST_CASE("data DataLoader: batches are made under the grad mode and thread count of the loop, with or without workers") {
   // Grad mode is thread-local and worker threads start with it on: under NoGradGuard a batch computed from a
   // tensor requiring grad must not record a graph on a worker either (it did, racing on the leaf's accumulator).
   hg::Tensor w = hg::ones({8, 3}).requires_grad_(true);
@@ -175,6 +175,14 @@ TEST_CASE("data DataLoader: batches are made under the grad mode of the loop, wi
     }
     for (auto& batch : loader) CHECK(batch.input.requires_grad());
   }
+  // The kernels' thread count is per thread too: a worker takes the consumer's (a new thread starts at OpenMP's
+  // default, which oversubscribed a process that had asked for fewer).
+  const int before = hg::get_num_threads();
+  hg::set_num_threads(1);
+  DataLoader<int> counts(4, [](std::span<const int64_t>) { return hg::get_num_threads(); },
+                         DataLoaderOptions().batch_size(1).num_workers(2));
+  for (int n : counts) CHECK(n == 1);
+  hg::set_num_threads(before);
 }
 
 TEST_CASE("data DataLoader: shuffled orders are permutations, new each epoch, reproducible from (seed, epoch)") {

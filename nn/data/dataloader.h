@@ -13,8 +13,9 @@
 // Order: epoch e visits permutation(seed, e) (or 0..N-1 without shuffling). Each range-for (each begin()) runs
 // the next epoch; set_epoch(e) makes a resumed run see the same orders as an uninterrupted one.
 // Prefetch: with num_workers = W ≥ 1, W threads make batches ahead of the consumer, at most W·prefetch_factor
-// of them at once; batches still arrive in order, and are made under the grad mode in effect at begin() (a loop
-// under NoGradGuard gets no graph from its workers either), so the result equals num_workers = 0 (synchronous). An
+// of them at once; batches still arrive in order, and are made under the grad mode and with the kernel thread count
+// (hg::set_num_threads) in effect at begin() (a loop under NoGradGuard gets no graph from its workers either), so
+// the result equals num_workers = 0 (synchronous). An
 // exception thrown while making batch k is rethrown by the iterator when it reaches batch k; the iterator then
 // stands at batch k, with nothing to read, and ++ goes on with k + 1, so a loop that catches the error loses no
 // batch. Destroying an iterator mid-epoch stops and joins its workers; an iterator keeps what it needs alive, so
@@ -35,6 +36,7 @@
 
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/core/error.h>
+#include <hopgrad/core/threads.h>
 #include <hopgrad/nn/data/collate.h>
 #include <hopgrad/nn/data/dataset.h>
 
@@ -77,6 +79,7 @@ template <typename Batch> class EpochRun {
         batch_size_(options.batch_size_),
         num_batches_(num_batches),
         grad_enabled_(GradMode::is_enabled()),
+        num_threads_(get_num_threads()),
         capacity_(options.num_workers_ * options.prefetch_factor_),
         slots_(static_cast<size_t>(capacity_)) {
     const int64_t workers = std::min(options.num_workers_, num_batches_);
@@ -140,6 +143,7 @@ template <typename Batch> class EpochRun {
 
   // Claims batches in order while fewer than `capacity_` are ahead of the consumer.
   void work() {
+    set_num_threads(num_threads_);  // the kernels' thread count is per thread: take the consumer's
     for (;;) {
       int64_t k;
       {
@@ -167,6 +171,7 @@ template <typename Batch> class EpochRun {
   const std::vector<int64_t> order_;
   const int64_t batch_size_, num_batches_;
   const bool grad_enabled_;  // GradMode::is_enabled() where the epoch began
+  const int num_threads_;    // get_num_threads() there: a new thread would start at OpenMP's default
   const int64_t capacity_;
   int64_t consumed_ = 0;  // batches handed out (consumer thread only)
 

@@ -81,14 +81,18 @@ std::map<int, GeneratorState> cuda_rng_states(const Metadata& metadata, const st
 
 }  // namespace
 
-RngState RngState::capture(const Generator& generator) { return {generator.seed(), generator.offset(), {}}; }
+RngState RngState::capture(const Generator& generator) {
+  const auto [seed, offset] = generator.state();
+  return {seed, offset, {}};
+}
 
 RngState RngState::capture() {
   RngState state = capture(default_generator());
   // Every device of this machine, used or not: an unused one is saved as (seed, 0), harmless to restore.
   for (int i = 0; i < std::min(cuda_device_count(), kMaxCudaGenerators); ++i) {
     const Generator& generator = default_generator(Device::cuda(i));
-    state.cuda[i] = {generator.seed(), generator.offset()};
+    const auto [seed, offset] = generator.state();
+    state.cuda[i] = {seed, offset};
   }
   return state;
 }

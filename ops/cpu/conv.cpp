@@ -201,23 +201,29 @@ struct OnednnArgument {
   int id;  // DNNL_ARG_*
   memory::desc plain, chosen;
   bool is_output;
-  dnnl::reorder convert;  // empty when chosen == plain
+  dnnl::reorder convert;             // empty when chosen == plain
+  memory::desc convert_scratchpad;  // the reorder's (user) scratchpad
 };
 
 OnednnArgument onednn_argument(int id, const memory::desc& plain, const memory::desc& chosen, bool is_output) {
-  OnednnArgument a{id, plain, chosen, is_output, {}};
+  OnednnArgument a{id, plain, chosen, is_output, {}, {}};
   if (plain != chosen) {
     const memory::desc& from = is_output ? chosen : plain;
     const memory::desc& to = is_output ? plain : chosen;
-    a.convert = dnnl::reorder(dnnl::reorder::primitive_desc(onednn_engine(), from, onednn_engine(), to));
+    dnnl::reorder::primitive_desc pd(onednn_engine(), from, onednn_engine(), to, user_scratchpad_attr());
+    a.convert = dnnl::reorder(pd);
+    a.convert_scratchpad = pd.scratchpad_desc();
   }
   return a;
 }
 
-// A cached convolution primitive with its arguments, in the order run_plan() takes their buffers.
+// A cached convolution primitive with its arguments, in the order run_plan() takes their buffers. Every primitive
+// here takes a user scratchpad (from the host pool, per call): with oneDNN's own ("library") scratchpad a primitive
+// may only run and be destroyed on the thread that created it, and the cache hands it to any thread.
 struct OnednnConvPlan {
   dnnl::primitive primitive;
   std::vector<OnednnArgument> arguments;
+  memory::desc scratchpad;
 };
 
 void run_plan(const OnednnConvPlan& plan, const std::vector<void*>& buffers) {
@@ -239,12 +245,13 @@ void run_plan(const OnednnConvPlan& plan, const std::vector<void*>& buffers) {
     if (a.is_output)
       outputs_to_convert.push_back({&a, {staged, user}});
     else
-      HG_DNNL_CHECK(a.convert.execute(stream, user, staged));
+      execute_with_host_scratchpad(a.convert, a.convert_scratchpad, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, staged}});
     args.emplace(a.id, staged);
   }
-  HG_DNNL_CHECK(plan.primitive.execute(stream, args));
-  for (auto& [a, mems] : outputs_to_convert) HG_DNNL_CHECK(a->convert.execute(stream, mems.first, mems.second));
-  HG_DNNL_CHECK(stream.wait());
+  execute_with_host_scratchpad(plan.primitive, plan.scratchpad, std::move(args));
+  for (auto& [a, mems] : outputs_to_convert)
+    execute_with_host_scratchpad(a->convert, a->convert_scratchpad,
+                                 {{DNNL_ARG_FROM, mems.first}, {DNNL_ARG_TO, mems.second}});
 }
 
 // The forward primitive descriptor, also the hint the backward primitives need.
@@ -256,13 +263,13 @@ dnnl::convolution_forward::primitive_desc forward_pd(const OnednnConvDescs& d, b
                         : fwd::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
                                     any_layout(d.src), any_layout(d.weights), any_layout(d.dst), d.strides, d.dilates,
                                     d.padding, d.padding);
-  return fwd::primitive_desc(desc, onednn_engine());
+  return fwd::primitive_desc(desc, user_scratchpad_attr(), onednn_engine());
 }
 
 OnednnConvPlan make_forward_plan(const ConvGeometry& g, const Shape& x_strides, bool with_bias) {
   OnednnConvDescs d = onednn_descs(g, x_strides);
   auto pd = forward_pd(d, with_bias);
-  OnednnConvPlan plan{dnnl::convolution_forward(pd), {}};
+  OnednnConvPlan plan{dnnl::convolution_forward(pd), {}, pd.scratchpad_desc()};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_SRC, d.src, pd.src_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_WEIGHTS, d.weights, pd.weights_desc(), false));
   if (with_bias) plan.arguments.push_back(onednn_argument(DNNL_ARG_BIAS, d.bias, pd.bias_desc(), false));
@@ -275,8 +282,8 @@ OnednnConvPlan make_backward_data_plan(const ConvGeometry& g) {
   OnednnConvDescs d = onednn_descs(g, contiguous_strides({g.N, g.Cin, g.H, g.W}));
   bwd::desc desc(dnnl::algorithm::convolution_direct, any_layout(d.src), any_layout(d.weights), any_layout(d.dst),
                  d.strides, d.dilates, d.padding, d.padding);
-  bwd::primitive_desc pd(desc, onednn_engine(), forward_pd(d, false));
-  OnednnConvPlan plan{bwd(pd), {}};
+  bwd::primitive_desc pd(desc, user_scratchpad_attr(), onednn_engine(), forward_pd(d, false));
+  OnednnConvPlan plan{bwd(pd), {}, pd.scratchpad_desc()};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_DST, d.dst, pd.diff_dst_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_WEIGHTS, d.weights, pd.weights_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_SRC, d.src, pd.diff_src_desc(), true));
@@ -288,8 +295,8 @@ OnednnConvPlan make_backward_weights_plan(const ConvGeometry& g, const Shape& x_
   OnednnConvDescs d = onednn_descs(g, x_strides);
   bwd::desc desc(dnnl::algorithm::convolution_direct, any_layout(d.src), any_layout(d.weights), any_layout(d.dst),
                  d.strides, d.dilates, d.padding, d.padding);
-  bwd::primitive_desc pd(desc, onednn_engine(), forward_pd(d, false));
-  OnednnConvPlan plan{bwd(pd), {}};
+  bwd::primitive_desc pd(desc, user_scratchpad_attr(), onednn_engine(), forward_pd(d, false));
+  OnednnConvPlan plan{bwd(pd), {}, pd.scratchpad_desc()};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_SRC, d.src, pd.src_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_DST, d.dst, pd.diff_dst_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_WEIGHTS, d.weights, pd.diff_weights_desc(), true));
@@ -301,9 +308,10 @@ std::shared_ptr<const OnednnConvPlan> cached_plan(const char* kind, const ConvGe
                                                  bool with_bias, const std::function<OnednnConvPlan()>& make) {
   static PrimitiveCache<OnednnConvPlan> cache;
   const ConvParams& p = g.p;
-  std::string key = fmt::format("{}:{}x{}x{}x{}:{}x{}x{}:s{}x{}:p{}x{}:d{}x{}:g{}:b{}:x{}", kind, g.N, g.Cin, g.H, g.W,
-                                g.Cout, g.KH, g.KW, p.stride[0], p.stride[1], p.padding[0], p.padding[1],
-                                p.dilation[0], p.dilation[1], p.groups, with_bias, x_strides);
+  // The thread count is part of the key: a primitive's work split and scratchpad size are fixed when it is made.
+  std::string key = fmt::format("{}:{}x{}x{}x{}:{}x{}x{}:s{}x{}:p{}x{}:d{}x{}:g{}:b{}:x{}:t{}", kind, g.N, g.Cin, g.H,
+                                g.W, g.Cout, g.KH, g.KW, p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+                                p.dilation[0], p.dilation[1], p.groups, with_bias, x_strides, omp_get_max_threads());
   return cache.get(key, [&] {
     OnednnConvPlan plan;
     HG_DNNL_CHECK(plan = make());

@@ -77,6 +77,7 @@ struct MatmulPrimitive {
   dnnl::memory::desc scratchpad;
   dnnl::memory::desc weights;
   dnnl::reorder to_weights;  // empty when the primitive reads the caller's weights as they are
+  dnnl::memory::desc to_weights_scratchpad;
 };
 
 // The primitive under `key`, created from `desc` on first use; `weights` is the layout the caller's weights are
@@ -92,9 +93,13 @@ std::shared_ptr<const MatmulPrimitive> cached_matmul(const std::string& key, con
       result.primitive = dnnl::matmul(pd);
       result.scratchpad = pd.scratchpad_desc();
       result.weights = pd.weights_desc();
-      if (result.weights != weights)
-        result.to_weights =
-            dnnl::reorder(dnnl::reorder::primitive_desc(onednn_engine(), weights, onednn_engine(), result.weights));
+      if (result.weights != weights) {
+        // A user scratchpad here too: the cache hands primitives to any thread (see OnednnConvPlan in conv.cpp).
+        dnnl::reorder::primitive_desc reorder_pd(onednn_engine(), weights, onednn_engine(), result.weights,
+                                                 user_scratchpad_attr());
+        result.to_weights = dnnl::reorder(reorder_pd);
+        result.to_weights_scratchpad = reorder_pd.scratchpad_desc();
+      }
     });
     return result;
   });
@@ -107,7 +112,8 @@ void run_matmul(const MatmulPrimitive& prim, std::unordered_map<int, dnnl::memor
   if (prim.to_weights) {
     weights_block = allocate_storage(prim.weights.get_size(), kCPU);
     dnnl::memory reordered(prim.weights, onednn_engine(), weights_block->data);
-    HG_DNNL_CHECK(prim.to_weights.execute(onednn_stream(), args.at(DNNL_ARG_WEIGHTS), reordered));
+    execute_with_host_scratchpad(prim.to_weights, prim.to_weights_scratchpad,
+                                 {{DNNL_ARG_FROM, args.at(DNNL_ARG_WEIGHTS)}, {DNNL_ARG_TO, reordered}});
     args.insert_or_assign(DNNL_ARG_WEIGHTS, reordered);
   }
   execute_with_host_scratchpad(prim.primitive, prim.scratchpad, std::move(args));

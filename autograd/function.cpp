@@ -1,5 +1,7 @@
 #include <hopgrad/autograd/function.h>
 
+#include <mutex>
+
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/meta.h>
 #include <hopgrad/autograd/view_history.h>
@@ -28,6 +30,10 @@ Edge gradient_edge(const Tensor& t) {
   if (!meta) return {};
   if (meta->grad_fn) return Edge{meta->grad_fn, meta->output_nr};
   if (!meta->requires_grad) return {};
+  // A leaf (a parameter) may be used by graphs built on several threads at once; its one accumulator is made
+  // under a lock (std::weak_ptr is not safe to read and write concurrently).
+  static std::mutex accumulator_mutex;
+  std::lock_guard lock(accumulator_mutex);
   std::shared_ptr<Node> acc = meta->grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t);

@@ -178,6 +178,7 @@ Tensors AccumulateGrad::apply(Tensors&& grad_outputs) {
   // requires_grad_(false) after the graph was built: the leaf no longer wants a gradient (as PyTorch).
   if (!meta.requires_grad) return {};
   Tensor g = run_leaf_hooks(std::move(grad_outputs[0]));
+  std::lock_guard lock(mutex_);
   HG_CHECK(g.sizes() == leaf_tensor.sizes() && g.dtype() == leaf_tensor.dtype(),
            "gradient accumulation: the gradient {} does not match the leaf {} it is accumulated into", g.desc(),
            leaf_tensor.desc());

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -111,7 +112,9 @@ class FunctionNode : public Node {
   bool keeps_no_tensors_ = false;
 };
 
-/// Sink node of a leaf: adds the incoming gradient into leaf.grad() (after the leaf's hooks).
+/// Sink node of a leaf: adds the incoming gradient into leaf.grad() (after the leaf's hooks). One per leaf, shared
+/// by every graph that uses it, so backward passes on several threads through a shared parameter (as PyTorch
+/// allows) accumulate under its lock.
 class AccumulateGrad : public Node {
  public:
   explicit AccumulateGrad(const Tensor& leaf);
@@ -123,6 +126,7 @@ class AccumulateGrad : public Node {
 
  private:
   std::weak_ptr<TensorImpl> leaf_;
+  std::mutex mutex_;  // held while .grad is formed or added to (the hooks run before, outside it)
 };
 
 }  // namespace hg

@@ -1,5 +1,6 @@
 // Engine behaviour: accumulation, retain_graph, freed graphs, hooks, version counter, deep chains, grad().
 #include <cmath>
+#include <thread>
 
 #include "testing.h"
 
@@ -312,4 +313,24 @@ TEST_CASE("views: squeeze and flatten of a 0-dim tensor take dims -1 and 0 only,
   CHECK(s.flatten(0, -1).sizes() == hg::Shape{1});
   CHECK_THROWS_WITH_AS(s.squeeze(5), doctest::Contains("squeeze"), hg::Error);
   CHECK_THROWS_WITH_AS(s.flatten(3, 7), doctest::Contains("flatten"), hg::Error);
+}
+
+TEST_CASE("autograd: backward on several threads through a shared parameter accumulates every gradient") {
+  // One weight used by graphs built and run on four threads at once (as PyTorch allows): its accumulator is made
+  // once, under a lock, and each thread's gradient is added under the accumulator's lock. Unlocked, the threads
+  // raced on the accumulator's weak_ptr and on .grad's buffer (lost updates).
+  Tensor w = hgtest::uniform({16, 16}, -1, 1, 21).requires_grad_();
+  constexpr int kThreads = 4, kSteps = 40;
+  auto input = [](int thread, int step) { return hgtest::uniform({8, 16}, -1, 1, 1000 + 100 * thread + step); };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int s = 0; s < kSteps; ++s) hg::sum(hg::tanh(hg::matmul(input(t, s), w))).backward();
+    });
+  for (std::thread& t : threads) t.join();
+  // The same gradients, one after the other, on a copy of the weight.
+  Tensor serial = w.detach().clone().requires_grad_();
+  for (int t = 0; t < kThreads; ++t)
+    for (int s = 0; s < kSteps; ++s) hg::sum(hg::tanh(hg::matmul(input(t, s), serial))).backward();
+  hgtest::check_close(w.grad(), serial.grad(), 1e-12, 1e-12, "gradients summed over threads");
 }

@@ -201,34 +201,23 @@ struct OnednnArgument {
   int id;  // DNNL_ARG_*
   memory::desc plain, chosen;
   bool is_output;
-  dnnl::reorder convert;             // empty when chosen == plain
-  memory::desc convert_scratchpad;  // the reorder's (user) scratchpad
+  ScratchpadPrimitive convert;  // empty when chosen == plain
 };
 
 OnednnArgument onednn_argument(int id, const memory::desc& plain, const memory::desc& chosen, bool is_output) {
-  OnednnArgument a{id, plain, chosen, is_output, {}, {}};
-  if (plain != chosen) {
-    const memory::desc& from = is_output ? chosen : plain;
-    const memory::desc& to = is_output ? plain : chosen;
-    dnnl::reorder::primitive_desc pd(onednn_engine(), from, onednn_engine(), to, user_scratchpad_attr());
-    a.convert = dnnl::reorder(pd);
-    a.convert_scratchpad = pd.scratchpad_desc();
-  }
+  OnednnArgument a{id, plain, chosen, is_output, {}};
+  if (plain != chosen) a.convert = is_output ? make_reorder(chosen, plain) : make_reorder(plain, chosen);
   return a;
 }
 
-// A cached convolution primitive with its arguments, in the order run_plan() takes their buffers. Every primitive
-// here takes a user scratchpad (from the host pool, per call): with oneDNN's own ("library") scratchpad a primitive
-// may only run and be destroyed on the thread that created it, and the cache hands it to any thread.
+// A cached convolution primitive with its arguments, in the order run_plan() takes their buffers.
 struct OnednnConvPlan {
-  dnnl::primitive primitive;
+  ScratchpadPrimitive primitive;
   std::vector<OnednnArgument> arguments;
-  memory::desc scratchpad;
 };
 
 void run_plan(const OnednnConvPlan& plan, const std::vector<void*>& buffers) {
   dnnl::engine& engine = onednn_engine();
-  dnnl::stream& stream = onednn_stream();
   std::unordered_map<int, memory> args;
   std::vector<std::pair<const OnednnArgument*, std::pair<memory, memory>>> outputs_to_convert;
   Tensors staging;  // owns the staged buffers until the stream is done with them
@@ -245,13 +234,11 @@ void run_plan(const OnednnConvPlan& plan, const std::vector<void*>& buffers) {
     if (a.is_output)
       outputs_to_convert.push_back({&a, {staged, user}});
     else
-      execute_with_host_scratchpad(a.convert, a.convert_scratchpad, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, staged}});
+      a.convert.execute({{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, staged}});
     args.emplace(a.id, staged);
   }
-  execute_with_host_scratchpad(plan.primitive, plan.scratchpad, std::move(args));
-  for (auto& [a, mems] : outputs_to_convert)
-    execute_with_host_scratchpad(a->convert, a->convert_scratchpad,
-                                 {{DNNL_ARG_FROM, mems.first}, {DNNL_ARG_TO, mems.second}});
+  plan.primitive.execute(std::move(args));
+  for (auto& [a, mems] : outputs_to_convert) a->convert.execute({{DNNL_ARG_FROM, mems.first}, {DNNL_ARG_TO, mems.second}});
 }
 
 // The forward primitive descriptor, also the hint the backward primitives need.
@@ -269,7 +256,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const OnednnConvDescs& d, b
 OnednnConvPlan make_forward_plan(const ConvGeometry& g, const Shape& x_strides, bool with_bias) {
   OnednnConvDescs d = onednn_descs(g, x_strides);
   auto pd = forward_pd(d, with_bias);
-  OnednnConvPlan plan{dnnl::convolution_forward(pd), {}, pd.scratchpad_desc()};
+  OnednnConvPlan plan{ScratchpadPrimitive::make<dnnl::convolution_forward>(pd), {}};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_SRC, d.src, pd.src_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_WEIGHTS, d.weights, pd.weights_desc(), false));
   if (with_bias) plan.arguments.push_back(onednn_argument(DNNL_ARG_BIAS, d.bias, pd.bias_desc(), false));
@@ -283,7 +270,7 @@ OnednnConvPlan make_backward_data_plan(const ConvGeometry& g) {
   bwd::desc desc(dnnl::algorithm::convolution_direct, any_layout(d.src), any_layout(d.weights), any_layout(d.dst),
                  d.strides, d.dilates, d.padding, d.padding);
   bwd::primitive_desc pd(desc, user_scratchpad_attr(), onednn_engine(), forward_pd(d, false));
-  OnednnConvPlan plan{bwd(pd), {}, pd.scratchpad_desc()};
+  OnednnConvPlan plan{ScratchpadPrimitive::make<bwd>(pd), {}};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_DST, d.dst, pd.diff_dst_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_WEIGHTS, d.weights, pd.weights_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_SRC, d.src, pd.diff_src_desc(), true));
@@ -296,7 +283,7 @@ OnednnConvPlan make_backward_weights_plan(const ConvGeometry& g, const Shape& x_
   bwd::desc desc(dnnl::algorithm::convolution_direct, any_layout(d.src), any_layout(d.weights), any_layout(d.dst),
                  d.strides, d.dilates, d.padding, d.padding);
   bwd::primitive_desc pd(desc, user_scratchpad_attr(), onednn_engine(), forward_pd(d, false));
-  OnednnConvPlan plan{bwd(pd), {}, pd.scratchpad_desc()};
+  OnednnConvPlan plan{ScratchpadPrimitive::make<bwd>(pd), {}};
   plan.arguments.push_back(onednn_argument(DNNL_ARG_SRC, d.src, pd.src_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_DST, d.dst, pd.diff_dst_desc(), false));
   plan.arguments.push_back(onednn_argument(DNNL_ARG_DIFF_WEIGHTS, d.weights, pd.diff_weights_desc(), true));

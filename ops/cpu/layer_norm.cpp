@@ -67,25 +67,17 @@ void layer_norm_f32(const Tensor& x, const Tensor* weight, const Tensor* bias, i
   normalization_flags flags = normalization_flags::none;
   if (weight) flags |= normalization_flags::use_scale;
   if (bias) flags |= normalization_flags::use_shift;
-  // A user scratchpad and the thread count in the key, as every cached primitive (see OnednnConvPlan in conv.cpp):
-  // the cache hands it to any thread, and its work split is fixed when it is made.
+  // The thread count is in the key, as in every cached primitive's: its work split is fixed when it is made.
   std::string key = fmt::format("layer_norm:{}:{}:{}:{}:t{}", rows, N, static_cast<unsigned>(flags), eps,
                                 omp_get_max_threads());
-  struct Primitive {
-    layer_normalization_forward primitive;
-    memory::desc scratchpad;
-  };
-  static PrimitiveCache<Primitive> cache;
-  const std::shared_ptr<const Primitive> prim = cache.get(key, [&] {
-    Primitive result;
-    HG_DNNL_CHECK({
-      layer_normalization_forward::primitive_desc pd(
-          layer_normalization_forward::desc(prop_kind::forward_training, data_md, stat_md, static_cast<float>(eps),
-                                            flags),
-          user_scratchpad_attr(), onednn_engine());
-      result.primitive = layer_normalization_forward(pd);
-      result.scratchpad = pd.scratchpad_desc();
-    });
+  static PrimitiveCache<ScratchpadPrimitive> cache;
+  const std::shared_ptr<const ScratchpadPrimitive> prim = cache.get(key, [&] {
+    ScratchpadPrimitive result;
+    HG_DNNL_CHECK(result = ScratchpadPrimitive::make<layer_normalization_forward>(
+                      layer_normalization_forward::primitive_desc(
+                          layer_normalization_forward::desc(prop_kind::forward_training, data_md, stat_md,
+                                                            static_cast<float>(eps), flags),
+                          user_scratchpad_attr(), onednn_engine())));
     return result;
   });
   const engine& eng = onednn_engine();
@@ -96,7 +88,7 @@ void layer_norm_f32(const Tensor& x, const Tensor* weight, const Tensor* bias, i
                                        {DNNL_ARG_VARIANCE, memory(stat_md, eng, rstd.data_ptr())}};
   if (weight) args.emplace(DNNL_ARG_SCALE, memory(param_md, eng, weight->data_ptr()));
   if (bias) args.emplace(DNNL_ARG_SHIFT, memory(param_md, eng, bias->data_ptr()));
-  execute_with_host_scratchpad(prim->primitive, prim->scratchpad, std::move(args));
+  prim->execute(std::move(args));
   float* r = rstd.data_ptr<float>();
   const float e = static_cast<float>(eps);
 #pragma omp simd

@@ -4,7 +4,7 @@
 // gemm_by_primitive say which and why); batched products go to a cached dnnl::matmul primitive, which
 // parallelises across the batch; linear (x·Wᵀ + b) goes to a cached dnnl::matmul primitive with the bias fused
 // into its output pass, or with a narrow output (1–15 columns) as the transposed product (linear_narrow_f32).
-// Every primitive takes its scratchpad from the host pool (execute_with_host_scratchpad).
+// Every primitive takes its scratchpad from the host pool (ScratchpadPrimitive).
 // float64 (used by gradient checks) has a plain blocked loop: oneDNN 2.6 has no f64 GEMM.
 #include <hopgrad/core/storage.h>
 #include <hopgrad/ops/cpu/cpu_backend.h>
@@ -69,15 +69,12 @@ void sgemm_one(const float* a, MatrixLayout la, const float* b, MatrixLayout lb,
            N, K);
 }
 
-// A created dnnl::matmul primitive, the scratchpad it takes on each call (user_scratchpad_attr()), and the
-// layout it reads its weights in: the caller's own, or one of oneDNN's blocked layouts that the weights are
-// reordered into on each call (to_weights).
+// A created dnnl::matmul primitive and the layout it reads its weights in: the caller's own, or one of oneDNN's
+// blocked layouts that the weights are reordered into on each call (to_weights).
 struct MatmulPrimitive {
-  dnnl::matmul primitive;
-  dnnl::memory::desc scratchpad;
+  ScratchpadPrimitive primitive;
   dnnl::memory::desc weights;
-  dnnl::reorder to_weights;  // empty when the primitive reads the caller's weights as they are
-  dnnl::memory::desc to_weights_scratchpad;
+  ScratchpadPrimitive to_weights;  // empty when the primitive reads the caller's weights as they are
 };
 
 // The primitive under `key`, created from `desc` on first use; `weights` is the layout the caller's weights are
@@ -90,16 +87,9 @@ std::shared_ptr<const MatmulPrimitive> cached_matmul(const std::string& key, con
     MatmulPrimitive result;
     HG_DNNL_CHECK({
       dnnl::matmul::primitive_desc pd(desc(), user_scratchpad_attr(), onednn_engine());
-      result.primitive = dnnl::matmul(pd);
-      result.scratchpad = pd.scratchpad_desc();
+      result.primitive = ScratchpadPrimitive::make<dnnl::matmul>(pd);
       result.weights = pd.weights_desc();
-      if (result.weights != weights) {
-        // A user scratchpad here too: the cache hands primitives to any thread (see OnednnConvPlan in conv.cpp).
-        dnnl::reorder::primitive_desc reorder_pd(onednn_engine(), weights, onednn_engine(), result.weights,
-                                                 user_scratchpad_attr());
-        result.to_weights = dnnl::reorder(reorder_pd);
-        result.to_weights_scratchpad = reorder_pd.scratchpad_desc();
-      }
+      if (result.weights != weights) result.to_weights = make_reorder(weights, result.weights);
     });
     return result;
   });
@@ -112,11 +102,10 @@ void run_matmul(const MatmulPrimitive& prim, std::unordered_map<int, dnnl::memor
   if (prim.to_weights) {
     weights_block = allocate_storage(prim.weights.get_size(), kCPU);
     dnnl::memory reordered(prim.weights, onednn_engine(), weights_block->data);
-    execute_with_host_scratchpad(prim.to_weights, prim.to_weights_scratchpad,
-                                 {{DNNL_ARG_FROM, args.at(DNNL_ARG_WEIGHTS)}, {DNNL_ARG_TO, reordered}});
+    prim.to_weights.execute({{DNNL_ARG_FROM, args.at(DNNL_ARG_WEIGHTS)}, {DNNL_ARG_TO, reordered}});
     args.insert_or_assign(DNNL_ARG_WEIGHTS, reordered);
   }
-  execute_with_host_scratchpad(prim.primitive, prim.scratchpad, std::move(args));
+  prim.primitive.execute(std::move(args));
 }
 
 // Strides as oneDNN wants them for a [rows, cols] matrix in `layout`.

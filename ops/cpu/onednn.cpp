@@ -29,8 +29,7 @@ dnnl::primitive_attr user_scratchpad_attr() {
   return attr;
 }
 
-void execute_with_host_scratchpad(const dnnl::primitive& primitive, const dnnl::memory::desc& scratchpad,
-                                  std::unordered_map<int, dnnl::memory> args) {
+void ScratchpadPrimitive::execute(std::unordered_map<int, dnnl::memory> args) const {
   std::shared_ptr<Storage> block;  // held until the stream is done with it
   if (const size_t bytes = scratchpad.get_size(); bytes > 0) {
     block = allocate_storage(bytes, kCPU);
@@ -38,6 +37,13 @@ void execute_with_host_scratchpad(const dnnl::primitive& primitive, const dnnl::
   }
   HG_DNNL_CHECK(primitive.execute(onednn_stream(), args));
   HG_DNNL_CHECK(onednn_stream().wait());
+}
+
+ScratchpadPrimitive make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to) {
+  ScratchpadPrimitive result;
+  HG_DNNL_CHECK(result = ScratchpadPrimitive::make<dnnl::reorder>(
+                    dnnl::reorder::primitive_desc(onednn_engine(), from, onednn_engine(), to, user_scratchpad_attr())));
+  return result;
 }
 
 }  // namespace hg::cpu

@@ -18,17 +18,30 @@ namespace hg::cpu {
 dnnl::engine& onednn_engine();
 dnnl::stream& onednn_stream();
 
-/// The attribute for a primitive that takes its scratchpad as an argument (scratchpad_mode::user), to be run
-/// with execute_with_host_scratchpad(). oneDNN's own (library) scratchpad is a malloc'ed buffer per thread that
-/// lives as long as any primitive needing it; a user scratchpad comes from hopgrad's host pool per call, so its
-/// pages serve tensors too between calls, and memory_stats counts them while they are in use.
+/// The attribute for a primitive that takes its scratchpad as an argument (scratchpad_mode::user), to be kept as
+/// a ScratchpadPrimitive. oneDNN's own (library) scratchpad is a malloc'ed buffer per thread that lives as long
+/// as any primitive needing it, and such a primitive may only run (and be destroyed) on the thread that made it;
+/// a user scratchpad comes from hopgrad's host pool per call, so a cached primitive serves any thread, its pages
+/// serve tensors too between calls, and memory_stats counts them while they are in use.
 dnnl::primitive_attr user_scratchpad_attr();
 
-/// Runs `primitive` (created with user_scratchpad_attr()) on the stream with `args` and waits for it; its
-/// scratchpad, of the size `scratchpad` (the primitive_desc's scratchpad_desc()) says, is a block of the host
-/// allocator held for the call.
-void execute_with_host_scratchpad(const dnnl::primitive& primitive, const dnnl::memory::desc& scratchpad,
-                                  std::unordered_map<int, dnnl::memory> args);
+/// A primitive created with user_scratchpad_attr() and the scratchpad it takes on each call (its
+/// primitive_desc's scratchpad_desc()). Every primitive the CPU backend caches is one.
+struct ScratchpadPrimitive {
+  dnnl::primitive primitive;  // empty when default-made
+  dnnl::memory::desc scratchpad;
+
+  /// The `Primitive` (dnnl::matmul, dnnl::reorder, ...) made from `pd`, with pd's scratchpad.
+  template <typename Primitive, typename PrimitiveDesc> static ScratchpadPrimitive make(const PrimitiveDesc& pd) {
+    return {Primitive(pd), pd.scratchpad_desc()};
+  }
+  explicit operator bool() const { return static_cast<bool>(primitive); }
+  /// Runs it on the stream with `args` and waits; the scratchpad is a block of the host pool held for the call.
+  void execute(std::unordered_map<int, dnnl::memory> args) const;
+};
+
+/// The reorder from layout `from` to layout `to`, with a user scratchpad.
+ScratchpadPrimitive make_reorder(const dnnl::memory::desc& from, const dnnl::memory::desc& to);
 
 /// How many primitives each PrimitiveCache keeps. A training step of the reference workloads needs a dozen at
 /// most (vit_tiny: 8 matmul, 2 layer-norm and 2 convolution primitives), so theirs are never rebuilt; varying

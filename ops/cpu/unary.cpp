@@ -239,26 +239,18 @@ void onednn_sqrt(const Tensor& x, Tensor& out) {
   using namespace dnnl;
   int64_t n = x.numel();
   memory::desc md({n}, memory::data_type::f32, memory::format_tag::a);
-  // A user scratchpad and the thread count in the key, as every cached primitive (see OnednnConvPlan in conv.cpp).
-  struct Primitive {
-    eltwise_forward primitive;
-    memory::desc scratchpad;
-  };
-  static PrimitiveCache<Primitive> cache;
-  const std::shared_ptr<const Primitive> prim =
+  // The thread count is in the key, as in every cached primitive's: its work split is fixed when it is made.
+  static PrimitiveCache<ScratchpadPrimitive> cache;
+  const std::shared_ptr<const ScratchpadPrimitive> prim =
       cache.get(fmt::format("eltwise_sqrt:{}:t{}", n, omp_get_max_threads()), [&] {
-        Primitive result;
-        HG_DNNL_CHECK({
-          eltwise_forward::primitive_desc pd(
-              eltwise_forward::desc(prop_kind::forward_inference, algorithm::eltwise_sqrt, md, 0.f, 0.f),
-              user_scratchpad_attr(), onednn_engine());
-          result.primitive = eltwise_forward(pd);
-          result.scratchpad = pd.scratchpad_desc();
-        });
+        ScratchpadPrimitive result;
+        HG_DNNL_CHECK(result = ScratchpadPrimitive::make<eltwise_forward>(eltwise_forward::primitive_desc(
+                          eltwise_forward::desc(prop_kind::forward_inference, algorithm::eltwise_sqrt, md, 0.f, 0.f),
+                          user_scratchpad_attr(), onednn_engine())));
         return result;
       });
   memory src(md, onednn_engine(), x.data_ptr()), dst(md, onednn_engine(), out.data_ptr());
-  execute_with_host_scratchpad(prim->primitive, prim->scratchpad, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  prim->execute({{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
 }
 
 }  // namespace

@@ -96,23 +96,29 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   HG_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1),
            "linear: input's last dimension must equal in_features {}; got input {} and weight {}", weight.size(1),
            x.sizes(), weight.sizes());
+  const int64_t in = weight.size(1), out_features = weight.size(0);
+  Tensor bias_row = bias;  // the bias as [out_features]
   if (bias.defined()) {
     check_matmul_inputs("linear", x, bias);
-    HG_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias must be [{}], got {}", weight.size(0),
-             bias.sizes());
+    // As PyTorch's addmm, a bias that broadcasts to one row is taken: a scalar, [1], [out] or [1, …, 1, out]; the
+    // expand is part of the graph, so its gradient is summed back to the bias's own shape.
+    bool one_row = bias.dim() == 0 || bias.size(-1) == 1 || bias.size(-1) == out_features;
+    for (int64_t d = 0; d + 1 < bias.dim(); ++d) one_row = one_row && bias.size(d) == 1;
+    HG_CHECK(one_row, "linear: bias must broadcast to [{}] (a scalar, [1], [{}] or [1, ..., 1, {}]), got {}",
+             out_features, out_features, out_features, bias.sizes());
+    if (bias.dim() != 1 || bias.size(0) != out_features) bias_row = bias.reshape({-1}).expand({out_features});
   }
-  const int64_t in = weight.size(1), out_features = weight.size(0);
   Shape out_shape = x.sizes();
   out_shape[out_shape.size() - 1] = out_features;
   int64_t rows = 1;  // the leading dims, flattened (explicit: a -1 in reshape is ambiguous when in = 0)
   for (int64_t d = 0; d + 1 < x.dim(); ++d) rows *= x.size(d);
   Tensor x2 = x.detach().reshape({rows, in});  // a view when x is contiguous
   Tensor out = empty({rows, out_features}, x.dtype(), x.device());
-  Tensor b = bias.defined() ? bias.detach() : Tensor();
+  Tensor b = bias.defined() ? bias_row.detach().contiguous() : Tensor();
   backend_for(x.device()).linear(x2, weight.detach(), bias.defined() ? &b : nullptr, out);
   out = out.view(out_shape);
-  if (any_requires_grad(x, weight, bias)) {
-    record_op("linear", {x, weight, bias}, out,
+  if (any_requires_grad(x, weight, bias_row)) {
+    record_op("linear", {x, weight, bias_row}, out,
               [sx = SavedTensor(x), sw = SavedTensor(weight), rows, in](const Tensors& g, const BackwardContext& c) {
                 Tensors r(3);
                 Tensor g2 = g[0].reshape({rows, g[0].size(-1)});

@@ -234,7 +234,8 @@ Tensor cumsum(const Tensor& x, int64_t dim);
 Tensor matmul(const Tensor& a, const Tensor& b);
 /// Batched matrix multiply of [B, M, K] and [B, K, N].
 Tensor bmm(const Tensor& a, const Tensor& b);
-/// y = x Wᵀ + b with W [out, in]; x [..., in].
+/// y = x Wᵀ + b with W [out, in]; x [..., in]; b [out], or anything that broadcasts to one row of it (a scalar,
+/// [1], [1, out]), as torch.nn.functional.linear.
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // ---- separation functions (ops/nn_sparsemax.cpp, ops/nn_entmax.cpp, ops/nn_softmax1.cpp) -----------------

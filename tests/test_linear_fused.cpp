@@ -114,12 +114,32 @@ TEST_CASE("gradcheck and gradgradcheck: linear (bias, no bias, batched, non-cont
                         {hgtest::uniform({2, 4}, -1, 1, 10), w, b});
 }
 
+TEST_CASE("linear: a bias that broadcasts to one row (scalar, [1], [1, out]) as torch, with its gradient") {
+  hg::Tensor x = hgtest::uniform({2, 3, 4}, -1, 1, 11), w = hgtest::uniform({5, 4}, -1, 1, 12);
+  for (hg::Shape shape : {hg::Shape{}, hg::Shape{1}, hg::Shape{1, 5}, hg::Shape{1, 1, 1}}) {
+    CAPTURE(shape);
+    hg::Tensor b = hgtest::uniform(shape, -1, 1, 13);
+    // The same sum written with broadcasting ops.
+    hgtest::check_close(hg::linear(x, w, b), hg::add(hg::matmul(x, w.t()), b), 1e-12, 1e-12);
+    hgtest::gradcheck([](const hg::Tensors& t) { return hg::linear(t[0], t[1], t[2]); }, {x, w, b});
+  }
+  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::linear(t[0], t[1], t[2]); },
+                        {hgtest::uniform({2, 4}, -1, 1, 14), w, hgtest::uniform({1}, -1, 1, 15)});
+  // float32 (the backend's fused bias) against the float64 result.
+  hg::Tensor b1 = hgtest::uniform({1}, -1, 1, 16);
+  hgtest::check_close(hg::linear(x.to(hg::kFloat32), w.to(hg::kFloat32), b1.to(hg::kFloat32)).to(hg::kFloat64),
+                      hg::linear(x, w, b1), 1e-5, 1e-5);
+}
+
 TEST_CASE("linear: bad inputs name the op and the shapes") {
   hg::Tensor w = hg::zeros({3, 4});
   CHECK_THROWS_WITH_AS(hg::linear(hg::zeros({2, 5}), w), doctest::Contains("linear: input's last dimension must equal in_features 4"),
                        hg::Error);
-  CHECK_THROWS_WITH_AS(hg::linear(hg::zeros({2, 4}), w, hg::zeros({4})), doctest::Contains("linear: bias must be [3]"),
+  CHECK_THROWS_WITH_AS(hg::linear(hg::zeros({2, 4}), w, hg::zeros({4})),
+                       doctest::Contains("linear: bias must broadcast to [3] (a scalar, [1], [3] or [1, ..., 1, 3]), got [4]"),
                        hg::Error);
+  CHECK_THROWS_WITH_AS(hg::linear(hg::zeros({2, 4}), w, hg::zeros({2, 3})),
+                       doctest::Contains("linear: bias must broadcast to [3]"), hg::Error);
   CHECK_THROWS_WITH_AS(hg::linear(hg::zeros({2, 4}, hg::kFloat64), w), doctest::Contains("linear: dtypes differ"),
                        hg::Error);
   CHECK_THROWS_WITH_AS(hg::linear(hg::zeros({2, 4}), w, hg::zeros({3}, hg::kFloat64)),

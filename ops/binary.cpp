@@ -178,7 +178,8 @@ Tensor pow(const Tensor& a, const Tensor& b) {
 }
 
 namespace {
-// maximum/minimum: the gradient goes to the selected input; ties split it evenly (as PyTorch).
+// maximum/minimum: the gradient goes to the selected input; ties split it evenly; an input loses it only where
+// the other is strictly selected, so a NaN pair (no order) passes it to both (as PyTorch).
 Tensor extremum(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
   const DType t = arith_dtype(name, a, b);
   Tensor out = run_binary(op, name, a, b, t, t);
@@ -187,10 +188,12 @@ Tensor extremum(BinaryOp op, const char* name, const Tensor& a, const Tensor& b)
     record_op(name, {a, b}, out,
               [sa = SavedTensor(a), sb = SavedTensor(b), is_max](const Tensors& g, const BackwardContext& c) {
                 Tensor x = sa.unpack(c), y = sb.unpack(c);
-                Tensor wins = (is_max ? gt(x, y) : lt(x, y)).to(g[0].dtype());
-                Tensor ties = eq(x, y).to(g[0].dtype());
-                Tensor share_a = add(wins, mul(ties, 0.5));
-                return Tensors{mul(g[0], share_a), mul(g[0], rsub(share_a, 1.0))};
+                Tensor a_wins = (is_max ? gt(x, y) : lt(x, y)).to(g[0].dtype());
+                Tensor b_wins = (is_max ? lt(x, y) : gt(x, y)).to(g[0].dtype());
+                Tensor half_ties = mul(eq(x, y).to(g[0].dtype()), 0.5);
+                Tensor share_a = rsub(add(b_wins, half_ties), 1.0);  // 1 − [b selected] − ½ [tie]
+                Tensor share_b = rsub(add(a_wins, half_ties), 1.0);
+                return Tensors{mul(g[0], share_a), mul(g[0], share_b)};
               });
   }
   return out;

@@ -110,9 +110,13 @@ Tensor prod_of_others(const Tensor& x, const std::vector<int64_t>& dims) {
   Tensor zeros_factor = where(is_zero, others_at_zero, zeros_product);
   // Where the factor of zeros is 0 so is the product of the others, but P / xᵢ may have overflowed to inf there,
   // and inf · 0 is NaN: a finite stand-in (0) keeps the value 0. Only its derivative for double backward is lost,
-  // and only where P / xᵢ overflowed.
+  // and only where P / xᵢ overflowed. When the others hold a NaN or an infinity the product of the others is NaN
+  // (inf · 0), and so is the stand-in; xᵢ's own value does not count.
+  Tensor nonfinite = where(lt(abs(x), kInf), zeros_like(x), 1.0);
+  Tensor others_nonfinite = sub(sum(nonfinite, dims, /*keepdim=*/true), nonfinite);
+  Tensor stand_in = where(gt(others_nonfinite, 0.5), full_like(x, std::numeric_limits<double>::quiet_NaN()), 0.0);
   Tensor others_nonzero = div(nonzero_product, nonzero);
-  Tensor finite = where(lt(abs(others_nonzero), kInf), others_nonzero, 0.0);
+  Tensor finite = where(lt(abs(others_nonzero), kInf), others_nonzero, stand_in);
   return mul(where(eq(zeros_factor, 0.0), finite, others_nonzero), zeros_factor);
 }
 

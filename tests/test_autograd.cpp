@@ -211,6 +211,26 @@ TEST_CASE("pow's gradients at the points where the formula is 0·inf, as PyTorch
   hgtest::gradcheck([](const hg::Tensors& t) { return hg::pow(0.0, t[0]); }, {hgtest::uniform({4}, 0.5, 2.0, 7)});
 }
 
+TEST_CASE("gradcheck: maximum and minimum, with broadcasting and ties; a NaN pair passes the gradient to both") {
+  auto x = hgtest::uniform({3, 4}, -1, 1, 11), y = hgtest::uniform({4}, -1, 1, 12);
+  hgtest::gradcheck([](const hg::Tensors& t) { return hg::maximum(t[0], t[1]); }, {x, y});
+  hgtest::gradcheck([](const hg::Tensors& t) { return hg::minimum(t[0].t(), t[1].unsqueeze(1)); }, {x, y});
+  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::maximum(t[0], t[1]) * t[0]; }, {x, y});
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (bool is_max : {true, false}) {
+    CAPTURE(is_max);
+    // a wins, b wins, a tie (halved), NaN on either side or both: each side loses the gradient only where the
+    // other is strictly selected (torch: grad.masked_fill(a < b, 0) and a tie's half).
+    hg::Tensor a = hg::from_vector<double>({2, -1, 0.5, nan, 0, nan}, {6}).requires_grad_();
+    hg::Tensor b = hg::from_vector<double>({-1, 2, 0.5, 0, nan, nan}, {6}).requires_grad_();
+    (is_max ? hg::maximum(a, b) : hg::minimum(a, b)).sum().backward();
+    std::vector<double> ga = is_max ? std::vector<double>{1, 0, 0.5, 1, 1, 1} : std::vector<double>{0, 1, 0.5, 1, 1, 1};
+    std::vector<double> gb = is_max ? std::vector<double>{0, 1, 0.5, 1, 1, 1} : std::vector<double>{1, 0, 0.5, 1, 1, 1};
+    CHECK(a.grad().to_vector<double>() == ga);
+    CHECK(b.grad().to_vector<double>() == gb);
+  }
+}
+
 TEST_CASE("gradcheck: matmul in all its shapes") {
   auto a = hgtest::uniform({2, 3, 4}, -1, 1, 1);
   auto b = hgtest::uniform({4, 5}, -1, 1, 2);

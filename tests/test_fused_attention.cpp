@@ -401,6 +401,29 @@ TEST_CASE("fused_attention: empty sizes") {
   CHECK(std::isnan(hg::sum(both_paths(hg::ones({2, 3, 0}), hg::ones({2, 2, 0}), v)).item<float>()));
 }
 
+TEST_CASE("fused_attention: backward of an empty output through sum (a stride-0 gradient) gives zero gradients") {
+  // No queries, or batch 0: sum()'s gradient is an expanded, empty tensor, which the kernels' layout checks refused.
+  for (hg::AttentionImpl impl : {hg::AttentionImpl::Fused, hg::AttentionImpl::Composite, hg::AttentionImpl::Auto}) {
+    hg::AttentionImplGuard guard(impl);
+    for (const auto& [q_shape, kv_batch] : {std::pair{hg::Shape{1, 0, 4}, int64_t{1}}, std::pair{hg::Shape{0, 2, 4}, int64_t{0}}}) {
+      CAPTURE(q_shape);
+      hg::Tensor q = hg::zeros(q_shape).requires_grad_();
+      hg::Tensor k = hg::ones({kv_batch, 3, 4}).requires_grad_(), v = hg::ones({kv_batch, 3, 4}).requires_grad_();
+      hg::sum(hg::scaled_dot_product_attention(q, k, v)).backward();
+      CHECK(q.grad().sizes() == q_shape);
+      CHECK(k.grad().sizes() == k.sizes());
+      CHECK(hg::max_abs_diff(k.grad(), hg::zeros_like(k)) == 0.0);
+      CHECK(hg::max_abs_diff(v.grad(), hg::zeros_like(v)) == 0.0);
+    }
+    for (const hg::Shape& shape : {hg::Shape{1, 0, 12}, hg::Shape{0, 3, 12}}) {
+      CAPTURE(shape);
+      hg::Tensor qkv = hg::ones(shape).requires_grad_();
+      hg::sum(hg::scaled_dot_product_attention_qkvpacked(qkv, 2)).backward();
+      CHECK(qkv.grad().sizes() == shape);
+    }
+  }
+}
+
 HG_BACKEND_TEST(attention_kernel_with_value_head_dim_0_still_writes_lse_and_weights) {
   // The output [B, H, L, 0] is empty, but the log-sum-exp and the kept weights are not, and the backward reads
   // them: they start as NaN here, so a kernel that skips them leaves NaN behind.

@@ -188,3 +188,25 @@ TEST_CASE("linear and matmul: more shapes than the primitive cache holds, then t
     }
   }
 }
+
+TEST_CASE("matmul: both operands broadcast along the batch (stride 0), float32 and float64, with gradients") {
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    CAPTURE(dtype);
+    hg::Tensor a0 = hgtest::uniform({3, 4}, -1, 1, 1).to(dtype), b0 = hgtest::uniform({4, 5}, -1, 1, 2).to(dtype);
+    hg::Tensor a = a0.detach().requires_grad_(), b = b0.detach().requires_grad_();
+    hg::Tensor expected = hg::matmul(a0, b0);
+    hg::Tensor y = hg::matmul(a.unsqueeze(0).expand({2, 3, 4}), b.unsqueeze(0).expand({2, 4, 5}));
+    REQUIRE(y.sizes() == hg::Shape{2, 3, 5});
+    for (int64_t i = 0; i < 2; ++i) hgtest::check_close(y.select(0, i), expected, 1e-6, 1e-6);
+    y.sum().backward();
+    // Each batch adds its gradient into the one shared matrix: twice that of a single product.
+    hg::Tensor ga = hg::matmul(hg::ones({3, 5}, dtype), b0.t()), gb = hg::matmul(a0.t(), hg::ones({3, 5}, dtype));
+    hgtest::check_close(a.grad(), hg::mul(ga, 2.0), 1e-5, 1e-5);
+    hgtest::check_close(b.grad(), hg::mul(gb, 2.0), 1e-5, 1e-5);
+    // 4-D batches broadcast from two sides, and bmm.
+    hg::Tensor y4 = hg::matmul(a0.expand({2, 3, 3, 4}), b0.expand({2, 3, 4, 5}));
+    for (int64_t i = 0; i < 2; ++i)
+      for (int64_t j = 0; j < 3; ++j) hgtest::check_close(y4.select(0, i).select(0, j), expected, 1e-6, 1e-6);
+    hgtest::check_close(hg::bmm(a0.expand({4, 3, 4}), b0.expand({4, 4, 5})).select(0, 3), expected, 1e-6, 1e-6);
+  }
+}

@@ -52,6 +52,30 @@ TEST_CASE("reduce: gradcheck prod over dims, with zeros, keepdim and non-contigu
   hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::prod(t[0], {-1}, true) * t[0]; }, {x});
 }
 
+TEST_CASE("reduce: prod's gradient where the others hold a zero and a NaN or infinity is NaN, as torch") {
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  auto grad_of = [](const std::vector<double>& v, hg::DType dtype) {
+    hg::Tensor x = f64(v).to(dtype).requires_grad_();
+    hg::prod(x).backward();
+    return x.grad().to(hg::kFloat64).to_vector<double>();
+  };
+  auto same = [](const std::vector<double>& got, const std::vector<double>& expected) {
+    bool ok = got.size() == expected.size();
+    for (size_t i = 0; ok && i < got.size(); ++i)
+      ok = (std::isnan(got[i]) && std::isnan(expected[i])) || got[i] == expected[i];
+    return ok;
+  };
+  for (hg::DType dtype : {hg::kFloat64, hg::kFloat32}) {
+    CAPTURE(dtype);
+    // Π of the others: 2·0 = 0 for the NaN itself; NaN·0 and NaN·2 for the others (these were 0 and NaN).
+    CHECK(same(grad_of({nan, 2, 0}, dtype), {0, nan, nan}));
+    CHECK(same(grad_of({inf, -inf, 0, 1}, dtype), {nan, nan, -inf, nan}));
+    // Finite values whose product of nonzeros overflows: the others of a nonzero element still multiply a zero.
+    const double big = dtype == hg::kFloat32 ? 3e38 : 1e300;
+    CHECK(same(grad_of({0, big, big}, dtype), {inf, 0, 0}));
+  }
+}
+
 TEST_CASE("reduce: gradcheck and gradgradcheck var and std") {
   auto x = hgtest::uniform({3, 4}, -1, 1, 2);
   auto y = hgtest::uniform({2, 3, 2}, -1, 1, 3);

@@ -329,10 +329,19 @@ void CpuBackend::matmul(const Tensor& a_in, const Tensor& b_in, Tensor& out) {
   };
   if (overlapping_batches(a)) a = a.contiguous();
   if (overlapping_batches(b)) b = b.contiguous();
-  if (B == 1) {
+  // Both operands broadcast along the batch (stride 0): every batch is the same product, so it is formed once
+  // and copied (oneDNN refuses a batch-1 source and weights with a batch-B destination).
+  const bool one_product = B == 1 || (a.stride(0) == 0 && b.stride(0) == 0);
+  if (one_product) {
     const MatrixLayout la = gemm_layout(M, K, a.stride(1), a.stride(2));
     const MatrixLayout lb = gemm_layout(K, N, b.stride(1), b.stride(2));
-    single_product(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, out.data_ptr<float>(), M, N, K);
+    float* c = out.data_ptr<float>();
+    single_product(a.data_ptr<float>(), la, b.data_ptr<float>(), lb, c, M, N, K);
+    const int64_t mn = M * N;
+    parallel_for(B - 1, std::max<int64_t>(1, kParallelGrain / mn),
+                 [&](int64_t lo, int64_t hi) {
+                   for (int64_t i = lo; i < hi; ++i) std::copy(c, c + mn, c + (i + 1) * mn);
+                 });
     return;
   }
   matmul_f32_batched(a, b, out);

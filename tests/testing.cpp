@@ -102,6 +102,34 @@ void gradcheck(const std::function<hg::Tensor(const hg::Tensors&)>& f, hg::Tenso
   hg::Tensor loss = hg::sum(hg::mul(out, w));
   loss.backward();
 
+  // The incoming gradient in the layouts autograd hands to backward functions besides a contiguous one: W itself
+  // read through doubled strides (a strided view), and a constant c expanded with stride 0 (sum's gradient),
+  // whose result must be c times the gradient of Σ f. Both are compared with the gradients above, so every
+  // backward kernel is also checked reading its incoming gradient through strides.
+  {
+    hg::Tensors wrt;
+    for (const auto& x : inputs)
+      if (x.defined()) wrt.push_back(x);
+    const hg::Tensor w_strided = hg::stack({w, hg::zeros_like(w)}, -1).select(-1, 0);
+    const double c = 0.75;
+    const hg::Tensor c_expanded = hg::full({}, c, hg::kFloat64).expand(out.sizes());
+    const hg::Tensors by_strided = hg::grad({f(inputs)}, wrt, {w_strided.to(out.dtype())}, false, false, true);
+    const hg::Tensors by_expanded = hg::grad({f(inputs)}, wrt, {c_expanded.to(out.dtype())}, false, false, true);
+    const hg::Tensors by_ones = hg::grad({hg::sum(f(inputs))}, wrt, {}, false, false, true);
+    size_t k = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (!inputs[i].defined()) continue;
+      const hg::Tensor zero = hg::zeros_like(inputs[i]);
+      const hg::Tensor reference = inputs[i].grad().defined() ? inputs[i].grad() : zero;
+      const hg::Tensor ones_grad = by_ones[k].defined() ? by_ones[k] : zero;
+      check_close(by_strided[k].defined() ? by_strided[k] : zero, reference, 1e-9, 1e-12,
+                  "gradcheck input " + std::to_string(i) + ": backward of a strided incoming gradient");
+      check_close(by_expanded[k].defined() ? by_expanded[k] : zero, hg::mul(ones_grad, c), 1e-9, 1e-12,
+                  "gradcheck input " + std::to_string(i) + ": backward of an expanded (stride-0) incoming gradient");
+      ++k;
+    }
+  }
+
   hg::NoGradGuard no_grad;
   for (size_t i = 0; i < inputs.size(); ++i) {
     hg::Tensor& x = inputs[i];

@@ -10,8 +10,9 @@
 // run in minutes: 200 repertoires of 200 sequences, 5 % of a positive repertoire's sequences carry the motif —
 // the paper has 1 % and 0.1 % of 10 000+; deterministic from --seed, nothing to download); with
 // --dataset=example the DeepRC example dataset from --data-dir/deeprc_example (100 random repertoires, made to be
-// overfitted). Cross-validation as DeepRC: stratified folds; for fold k, test = fold k, validation = fold k − 1,
-// training = the rest; the state with the best validation loss is restored before testing.
+// overfitted). Cross-validation with DeepRC's fold roles: for fold k, test = fold k, validation = fold k − 1,
+// training = the rest; the state with the best validation loss is restored before testing. The folds are
+// stratified by label (DeepRC's own split, without split files, is a random permutation into parts).
 //
 //   deeprc                                        # 5 folds × 15 epochs, about 2 min on 2 cores
 //   deeprc --witness-rate=0.01 --sequences=1000 --lr=1e-3 --epochs=50   # closer to the paper's "OM 1 %"

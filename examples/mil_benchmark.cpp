@@ -56,6 +56,7 @@ struct Options {
   std::vector<double> grid_bag_dropout = {0.0, 0.75};
   std::vector<int64_t> grid_width = {64};
   int64_t embedding_layers = 1, heads = 4, head_size = 16, hidden = 32;
+  double prob = 0.2;  ///< nph-topk / nph-random: the kept fraction / mask probability (the reference MILModel's prob)
   double weight_decay = 1e-2, clip = 1.0;
   bool resume = false;
   bool paper_protocol = false;
@@ -117,12 +118,15 @@ AnyMIL make_model(const Options& opt, const Config& c, int64_t features) {
     return {m.ptr(), [m](const hg::Tensor& x, const hg::Tensor& mask) mutable { return m(x, mask); }};
   }
   HG_CHECK(opt.model.rfind("nph-", 0) == 0, "mil_benchmark: unknown --model '{}'", opt.model);
+  // The reference MILModel's NPHPooling takes prob = 0.2 as its top-K fraction or mask probability.
+  nn::SeparationOptions separation(nn::separation_kind_from_string(opt.model.substr(4)));
+  separation.top_fraction(opt.prob).mask_prob(opt.prob);
   models::MILModel m(models::MILModelOptions(features)
                          .d_model(c.width)
                          .num_heads(opt.heads)
                          .scale(c.beta)
                          .dropout(c.bag_dropout)
-                         .separation(nn::SeparationOptions(nn::separation_kind_from_string(opt.model.substr(4)))));
+                         .separation(separation));
   return {m.ptr(), [m](const hg::Tensor& x, const hg::Tensor& mask) mutable { return m(x, mask); }};
 }
 
@@ -220,11 +224,11 @@ std::string config_json(const Options& opt, const std::string& dataset) {
   return fmt::format(
       R"({{"dataset": "{}", "model": "{}", "separation": "{}", "outer_folds": {}, "inner_folds": {}, )"
       R"("repetitions": {}, "grid_lr": {}, "grid_beta": {}, "grid_bag_dropout": {}, "grid_width": {}, )"
-      R"("embedding_layers": {}, "heads": {}, "head_size": {}, "hidden": {}, "weight_decay": {}, "clip": {}, )"
-      R"("epochs": {}, "batch_size": {}, "seed": {}}})",
+      R"("embedding_layers": {}, "heads": {}, "head_size": {}, "hidden": {}, "prob": {}, "weight_decay": {}, )"
+      R"("clip": {}, "epochs": {}, "batch_size": {}, "seed": {}}})",
       dataset, opt.model, opt.separation, opt.outer_folds, opt.inner_folds, opt.repetitions, list(opt.grid_lr),
       list(opt.grid_beta), list(opt.grid_bag_dropout), list(opt.grid_width), opt.embedding_layers, opt.heads,
-      opt.head_size, opt.hidden, opt.weight_decay, opt.clip, opt.common.epochs, opt.common.batch_size,
+      opt.head_size, opt.hidden, opt.prob, opt.weight_decay, opt.clip, opt.common.epochs, opt.common.batch_size,
       opt.common.seed);
 }
 
@@ -375,7 +379,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"elephant", "fox", "tiger", "musk1"}).description(""));
   app.add_option("--model", opt.model,
                  "hopfield (Ramsauer et al.), attention or gated (Ilse et al.), nph-<separation> (nonparametric "
-                 "MILModel, e.g. nph-softmax, nph-sparsemax, nph-topk, nph-random, nph-linear, nph-favor)")
+                 "MILModel, e.g. nph-softmax, nph-sparsemax, nph-topk, nph-random, nph-linear, nph-favor; the "
+                 "reference MILModel runs FavorPooling with the ReLU kernel for both its 'favor' and 'linear': "
+                 "nph-relu_features)")
       ->type_name("NAME");
   app.add_option("--separation", opt.separation,
                  "separation of the hopfield/attention pooling: softmax, sparsemax, entmax15, topk, ...")
@@ -408,6 +414,8 @@ int main(int argc, char** argv) {
   app.add_option("--head-size", opt.head_size, "width of one head (hopfield)")->check(hg::train::in_range(1, 1024));
   app.add_option("--hidden", opt.hidden, "output block hidden width (hopfield; 0 = none), attention width (attention)")
       ->check(hg::train::in_range(0, 4096));
+  app.add_option("--prob", opt.prob, "nph-topk: the fraction of scores kept; nph-random: the mask probability")
+      ->check(hg::train::in_range(0.001, 1));
   app.add_option("--weight-decay", opt.weight_decay, "AdamW weight decay")->check(hg::train::in_range(0, 1));
   app.add_option("--clip", opt.clip, "gradient norm clip")->check(hg::train::positive());
   app.add_flag("--resume", opt.resume, "continue <out-dir>/<dataset>_<model>_folds.csv, skipping finished folds");

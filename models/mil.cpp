@@ -1,5 +1,6 @@
 // Multiple-instance learning models (see mil.h).
 #include <hopgrad/models/mil.h>
+#include <hopgrad/models/nonparametric.h>
 
 #include <ostream>
 
@@ -210,25 +211,16 @@ MILModelImpl::MILModelImpl(const MILModelOptions& options_) : Module("MILModel")
   input_projection = register_module("input_projection", nn::Linear(options.input_size(), d));
   input_norm = register_module("input_norm", nn::LayerNorm(nn::LayerNormOptions({d})));
   input_dropout = register_module("input_dropout", nn::Dropout(options.dropout()));
-  // The reference's pooling (C.3): queries W_q(R), keys W_k(Y), values W_v(keys) with a square W_v, heads of
-  // width d_model / H, out-projection; none of hflayers' input LayerNorms.
-  pooling = register_module(
-      "pooling", nn::HopfieldPooling(nn::HopfieldPoolingOptions(nn::HopfieldOptions(d)
-                                                                    .num_heads(options.num_heads())
-                                                                    .hidden_size(d / options.num_heads())
-                                                                    .scaling(options.scale())
-                                                                    .pattern_projection_as_connected(true)
-                                                                    .normalize_stored_pattern(false)
-                                                                    .normalize_stored_pattern_affine(false)
-                                                                    .normalize_state_pattern(false)
-                                                                    .normalize_state_pattern_affine(false)
-                                                                    .normalize_pattern_projection(false)
-                                                                    .normalize_pattern_projection_affine(false)
-                                                                    .dropout(forms_weights(options.separation())
-                                                                                 ? options.attention_dropout()
-                                                                                 : 0.0)
-                                                                    .separation(options.separation()))
-                                         .quantity(options.num_pattern())));
+  // The reference's pooling (C.3), built as for its other models: queries W_q(R), keys W_k(Y), values W_v(keys)
+  // with a square W_v, heads of width d_model / H, out-projection, none of hflayers' input LayerNorms; attention
+  // dropout for the dense kinds only (NPHPooling and FavorPooling have none); R drawn by reset_parameters.
+  pooling = register_module("pooling", nn::HopfieldPooling(nonparametric_pooling_options(PoolingOptions(d)
+                                                                      .num_heads(options.num_heads())
+                                                                      .head_dim(d / options.num_heads())
+                                                                      .scale(options.scale())
+                                                                      .dropout(options.attention_dropout())
+                                                                      .num_pattern(options.num_pattern())
+                                                                      .separation(options.separation()))));
   output_norm = register_module("output_norm", nn::LayerNorm(nn::LayerNormOptions({d})));
   output_dropout = register_module("output_dropout", nn::Dropout(options.dropout()));
   classifier = register_module("classifier", nn::Linear(d * options.num_pattern(), 1));
@@ -236,9 +228,13 @@ MILModelImpl::MILModelImpl(const MILModelOptions& options_) : Module("MILModel")
 }
 
 void MILModelImpl::reset_parameters() {
-  // The reference initialises its learned query with torch.randn: N(0, 1), not hflayers' N(0, 0.02²).
+  // The reference's learned query: torch.randn (HopfieldPooling) or torch.rand (NPHPooling, FavorPooling), not
+  // hflayers' N(0, 0.02²).
   NoGradGuard no_grad;
-  nn::init::normal_(pooling->pooling_weights, 0.0, 1.0);
+  if (reference_query_init(options.separation().kind()) == QueryInit::Uniform)
+    nn::init::uniform_(pooling->pooling_weights, 0.0, 1.0);
+  else
+    nn::init::normal_(pooling->pooling_weights, 0.0, 1.0);
 }
 
 MILOutput MILModelImpl::forward(const Tensor& instances, const Tensor& padding_mask) {

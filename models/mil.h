@@ -158,8 +158,9 @@ struct MILModelOptions {
   HG_ARG(int64_t, num_pattern) = 1;
   /// Dropout after the input and after the pooling block (the reference's `dropout`).
   HG_ARG(double, dropout) = 0.2;
-  /// The pooling's attention dropout: the reference's HopfieldPooling keeps its default 0.1 here. Not applied
-  /// with the separations that form no weights (linear, random features), as the reference's FavorPooling.
+  /// The pooling's attention dropout: the reference's HopfieldPooling keeps its default 0.1 here. Applied for the
+  /// dense separations only: not for the feature kinds (linear, random features: the reference's FavorPooling)
+  /// nor for top-K, random mask and window (its NPHPooling), which have none.
   HG_ARG(double, attention_dropout) = 0.1;
   /// The pooling's separation: softmax, sparsemax, top-K, random mask, linear, random features, ... or LwPF.
   HG_ARG(nn::SeparationOptions, separation);
@@ -167,7 +168,8 @@ struct MILModelOptions {
 
 /// x → Linear(d → d_model) → LayerNorm → Dropout                                   (instance embedding)
 ///   → HopfieldPooling: queries R W_Q, keys K = Y W_K, values K W_V (C.3: values are projected keys),
-///     R ~ N(0, 1) learned, β = scale                                               ([B, Q, d_model])
+///     R learned, drawn N(0, 1) or, for top-K, random mask, linear and random features,
+///     U[0, 1) (reference_query_init), β = scale                                    ([B, Q, d_model])
 ///   → GELU → LayerNorm → Dropout → flatten → Linear(Q·d_model → 1)
 class MILModelImpl : public nn::Module {
  public:

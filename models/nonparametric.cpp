@@ -17,6 +17,7 @@ QueryInit reference_query_init(nn::SeparationKind kind) {
   switch (kind) {
     case K::TopK:
     case K::RandomMask:
+    case K::Window:
     case K::Linear:
     case K::RandomFeatures:
     case K::ReluFeatures:
@@ -26,7 +27,7 @@ QueryInit reference_query_init(nn::SeparationKind kind) {
   }
 }
 
-nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& o) {
+nn::HopfieldPoolingOptions nonparametric_pooling_options(const PoolingOptions& o) {
   HG_CHECK(o.d_model() > 0 && o.num_heads() > 0 && o.num_pattern() > 0 && o.update_steps() >= 1,
            "nonparametric pooling: d_model, num_heads, num_pattern and update_steps must be positive, got d_model={}, "
            "num_heads={}, num_pattern={}, update_steps={}",
@@ -59,7 +60,11 @@ nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& o) {
                               .normalize_pattern_projection_affine(false)
                               .pattern_projection_as_connected(true)
                               .separation(o.separation());
-  nn::HopfieldPooling pooling(nn::HopfieldPoolingOptions(h).quantity(o.num_pattern()));
+  return nn::HopfieldPoolingOptions(h).quantity(o.num_pattern());
+}
+
+nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& o) {
+  nn::HopfieldPooling pooling(nonparametric_pooling_options(o));
   NoGradGuard no_grad;
   if (o.query_init().value_or(reference_query_init(o.separation().kind())) == QueryInit::Uniform)
     nn::init::uniform_(pooling->pooling_weights, 0.0, 1.0);

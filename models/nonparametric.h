@@ -34,7 +34,7 @@
 namespace hg::models {
 
 /// How the learned pooling queries R start: the reference draws them N(0, 1) in HopfieldPooling (dense kinds)
-/// and U[0, 1) in NPHPooling / FavorPooling (top-K, random mask, linear, random features).
+/// and U[0, 1) in NPHPooling / FavorPooling (top-K, random mask, window, linear, random features).
 enum class QueryInit { Normal, Uniform };
 
 /// The reference's initialisation for a separation kind (Uniform for the NPH and Favor poolings).
@@ -62,7 +62,11 @@ struct PoolingOptions {
   HG_ARG(std::optional<QueryInit>, query_init);
 };
 
-/// The HopfieldPooling configured as the reference's pooling layer (no LayerNorms, values from the keys).
+/// The HopfieldPooling options of the reference's pooling layer (no LayerNorms, values from the keys, attention
+/// dropout for the dense kinds only).
+nn::HopfieldPoolingOptions nonparametric_pooling_options(const PoolingOptions& options);
+/// The HopfieldPooling configured as the reference's pooling layer, its queries drawn as the reference draws
+/// them (query_init, or reference_query_init of the kind).
 nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& options);
 
 /// BITModel(d_model = input bits, n_heads 8, d_keys = d_values = 8, update_steps 3, β 0.25, dropout 0.1,

@@ -93,6 +93,30 @@ TEST_CASE("mil models: output shapes, attention shapes and parameter names") {
   CHECK_FALSE(lin.attention.defined());
 }
 
+TEST_CASE("MILModel: attention dropout and query initialisation by kind, as the reference's poolings") {
+  using K = nn::SeparationKind;
+  // HopfieldPooling (dense kinds): dropout 0.1, R ~ N(0, 1); NPHPooling (top-K, random mask, window) and
+  // FavorPooling (linear, random features): no dropout, R ~ U[0, 1).
+  for (K kind : {K::Softmax, K::Sparsemax, K::TopK, K::RandomMask, K::Window, K::Linear, K::RandomFeatures}) {
+    CAPTURE(nn::to_string(kind));
+    hg::manual_seed(5);
+    models::MILModel m(models::MILModelOptions(5).d_model(64).num_heads(4).num_pattern(8).separation(
+        nn::SeparationOptions(kind)));
+    const bool dense = kind == K::Softmax || kind == K::Sparsemax;
+    CHECK(m->pooling->options.hopfield().dropout() == (dense ? 0.1 : 0.0));
+    const Tensor r = m->pooling->pooling_weights.detach();
+    const double lo = hg::amin(r, {}).item<float>(), hi = hg::amax(r, {}).item<float>();
+    if (dense) {
+      CHECK(lo < -1.0);  // 512 normal draws
+      CHECK(hi > 1.0);
+    } else {
+      CHECK(lo >= 0.0);
+      CHECK(hi < 1.0);
+      CHECK(hg::mean(r).item<float>() == doctest::Approx(0.5).epsilon(0.1));
+    }
+  }
+}
+
 TEST_CASE("mil models: padded instances change nothing, attention sums to 1 over the real instances") {
   Zoo zoo;
   for (auto& m : zoo.all()) {

@@ -12,7 +12,9 @@
 // --dataset=example the DeepRC example dataset from --data-dir/deeprc_example (100 random repertoires, made to be
 // overfitted). Cross-validation with DeepRC's fold roles: for fold k, test = fold k, validation = fold k − 1,
 // training = the rest; the state with the best validation loss is restored before testing. The folds are
-// stratified by label (DeepRC's own split, without split files, is a random permutation into parts).
+// stratified by label (DeepRC's own split, without split files, is a random permutation into parts). Training
+// repertoires are sub-sampled per epoch as DeepRC's training loader does (--sample-sequences, 10 000 draws with
+// replacement, the distinct sequences kept); evaluation sees every sequence.
 //
 //   deeprc                                        # 5 folds × 15 epochs, about 2 min on 2 cores
 //   deeprc --witness-rate=0.01 --sequences=1000 --lr=1e-3 --epochs=50   # closer to the paper's "OM 1 %"
@@ -65,6 +67,7 @@ struct Options {
   int64_t kernel_size = 9;
   int64_t attention_units = 32;
   double reduction = 0;  ///< 0: auto (see resolve_reduction)
+  int64_t sample_sequences = 10000;  ///< training-time draws per repertoire (DeepRC's sample_n_sequences); 0: all
   std::string separation = "softmax";
   std::string forgetting = "none";
   double adam_eps = 1e-4;
@@ -248,10 +251,11 @@ std::string config_json(const Options& opt) {
   return fmt::format(
       R"({{"dataset": "{}", "repertoires": {}, "sequences": {}, "witness_rate": {}, "motifs": {}, "motif_length": {}, )"
       R"("kernels": {}, "kernel_size": {}, "attention_units": {}, "reduction": {}, "separation": "{}", )"
-      R"("forgetting": "{}", "adam_eps": {}, "folds": {}, "epochs": {}, "batch_size": {}, "lr": {}, "seed": {}}})",
+      R"("forgetting": "{}", "adam_eps": {}, "folds": {}, "epochs": {}, "batch_size": {}, "lr": {}, "seed": {}, )"
+      R"("sample_sequences": {}}})",
       opt.dataset, opt.repertoires, opt.sequences, opt.witness_rate, opt.motifs, opt.motif_length, opt.kernels,
       opt.kernel_size, opt.attention_units, opt.reduction, opt.separation, opt.forgetting, opt.adam_eps, opt.folds,
-      opt.common.epochs, opt.common.batch_size, opt.common.lr, opt.common.seed);
+      opt.common.epochs, opt.common.batch_size, opt.common.lr, opt.common.seed, opt.sample_sequences);
 }
 
 struct FoldResult {
@@ -344,8 +348,15 @@ int run(const Options& opt) {
     hg::models::DeepRC model(model_options);
     model->to(device);
     hg::optim::Adam optimizer(model->parameters(), hg::optim::AdamOptions(opt.common.lr).eps(opt.adam_eps));
-    // Each minibatch padded to its longest sequence and normalised there, as DeepRC (collate_repertoires).
-    auto loader = hg::data::make_data_loader(hg::data::make_subset(data.bags, train),
+    // Each minibatch padded to its longest sequence and normalised there, as DeepRC (collate_repertoires); each
+    // training repertoire sub-sampled per epoch as DeepRC's training loader does (evaluation sees every sequence).
+    std::shared_ptr<hg::data::SubsampledRepertoireDataset> sampled;
+    if (opt.sample_sequences > 0)
+      sampled = std::make_shared<hg::data::SubsampledRepertoireDataset>(
+          data.bags, opt.sample_sequences, opt.common.seed + static_cast<uint64_t>(k));
+    const std::shared_ptr<hg::data::Dataset<hg::data::Bag>> training_bags =
+        sampled ? std::shared_ptr<hg::data::Dataset<hg::data::Bag>>(sampled) : data.bags;
+    auto loader = hg::data::make_data_loader(hg::data::make_subset(training_bags, train),
                                              hg::data::DataLoaderOptions()
                                                  .batch_size(opt.common.batch_size)
                                                  .shuffle(true)
@@ -396,6 +407,7 @@ int run(const Options& opt) {
                                  show_progress);
       double support = 0, grad_norm = 0;
       int64_t bags = 0, steps = 0;
+      if (sampled) sampled->set_epoch(epoch);
       for (const hg::data::BagBatch& batch : loader) {
         const hg::models::DeepRCOutput out = model(batch.instances.to(device), batch.padding_mask.to(device));
         const hg::Tensor loss = hg::binary_cross_entropy_with_logits(out.logits.squeeze(1), batch.labels.to(device));
@@ -545,6 +557,11 @@ int main(int argc, char** argv) {
       hg::train::in_range(1, 64));
   app.add_option("--attention-units", opt.attention_units, "attention network width")->type_name("N")->check(
       hg::train::in_range(1, 4096));
+  app.add_option("--sample-sequences", opt.sample_sequences,
+                 "training-time sub-sampling: per repertoire and epoch, this many sequences drawn with replacement, "
+                 "the distinct ones kept (DeepRC's 10000); 0: every sequence. Evaluation always sees every sequence")
+      ->type_name("N")
+      ->check(hg::train::in_range(0, int64_t{1} << 30));
   app.add_option("--reduction", opt.reduction,
                  "share of each repertoire's sequences kept by attention, in (0, 1]; 0: auto — 0.1 (DeepRC's top "
                  "10 %) for dense separations, 1 (no reduction) for sparse ones and forgetting units")

@@ -659,6 +659,61 @@ TEST_CASE("data mil_bags: one bag per MIL bag, views of the features, float labe
   CHECK(batch.sizes.to_vector<int64_t>() == std::vector<int64_t>{2, 3});
 }
 
+TEST_CASE("data SubsampledRepertoireDataset: DeepRC's per-epoch draws with replacement, distinct, reproducible") {
+  const auto sim = simulate_repertoires(
+      SimulatedRepertoireOptions().num_repertoires(4).sequences_per_repertoire(200).sequence_length(10, 14).seed(3));
+  auto data = std::make_shared<const DeepRCDataset>(sim.dataset);
+  auto repertoires = std::make_shared<RepertoireDataset>(data, data->binary_targets("status", "True"));
+  // A subset of positions is encoded as a repertoire of those sequences; all of them give the plain bag.
+  Repertoire chosen;
+  const Repertoire& full = data->repertoires[1];
+  for (int64_t s : {3, 50, 199}) {
+    chosen.sequences.push_back(full.sequences[static_cast<size_t>(s)]);
+    chosen.counts.push_back(full.counts[static_cast<size_t>(s)]);
+  }
+  CHECK(hg::max_abs_diff(repertoires->get(1, {3, 50, 199}).instances, encode_repertoire(chosen)) == 0.0);
+  std::vector<int64_t> every(200);
+  std::iota(every.begin(), every.end(), 0);
+  CHECK(hg::max_abs_diff(repertoires->get(1, every).instances, repertoires->get(1).instances) == 0.0);
+  CHECK_THROWS_WITH_AS(repertoires->get(1, {5, 5}), doctest::Contains("must be ascending and in [0, 200)"), hg::Error);
+  CHECK_THROWS_WITH_AS(repertoires->get(1, {200}), doctest::Contains("got 200 at entry 0"), hg::Error);
+
+  // 10 000 draws from 200 sequences keep every one (a miss has probability 200·e⁻⁵⁰).
+  SubsampledRepertoireDataset reference(repertoires, 10000, 7);
+  CHECK(reference.draw(2, 1) == every);
+  CHECK(hg::max_abs_diff(reference.get(2).instances, repertoires->get(2).instances) == 0.0);
+  // 150 draws from 200: about 200·(1 − e^(−0.75)) = 106 distinct positions, ascending, a function of (seed, epoch,
+  // repertoire) only.
+  SubsampledRepertoireDataset few(repertoires, 150, 7);
+  const std::vector<int64_t> a = few.draw(0, 1);
+  CHECK(std::is_sorted(a.begin(), a.end()));
+  CHECK(std::adjacent_find(a.begin(), a.end()) == a.end());
+  CHECK(a.size() >= 85);
+  CHECK(a.size() <= 125);
+  CHECK(few.draw(0, 1) == a);
+  CHECK(SubsampledRepertoireDataset(repertoires, 150, 7).draw(0, 1) == a);
+  CHECK(few.draw(0, 2) != a);
+  CHECK(few.draw(1, 1) != a);
+  CHECK(SubsampledRepertoireDataset(repertoires, 150, 8).draw(0, 1) != a);
+  few.set_epoch(1);
+  CHECK(few.get(0).instances.size(0) == static_cast<int64_t>(a.size()));
+  CHECK(hg::max_abs_diff(few.get(0).instances, repertoires->get(0, a).instances) == 0.0);
+  // Through a DataLoader with workers, the bags are the draws of the epoch set before it runs.
+  auto sampled = std::make_shared<SubsampledRepertoireDataset>(repertoires, 150, 7);
+  auto loader = make_data_loader(sampled, DataLoaderOptions().batch_size(1).num_workers(2), repertoires->collate());
+  for (int64_t epoch : {3, 4}) {
+    sampled->set_epoch(epoch);
+    int64_t i = 0;
+    for (BagBatch& batch : loader) {
+      CHECK(batch.instances.size(1) == static_cast<int64_t>(few.draw(i, epoch).size()));
+      ++i;
+    }
+    CHECK(i == 4);
+  }
+  CHECK_THROWS_WITH_AS(SubsampledRepertoireDataset(repertoires, 0, 7), doctest::Contains("must be positive, got 0"),
+                       hg::Error);
+}
+
 TEST_CASE("data RepertoireDataset: DeepRC repertoires (simulated or read) as bags of encoded sequences") {
   const auto sim = simulate_repertoires(
       SimulatedRepertoireOptions().num_repertoires(6).sequences_per_repertoire(20).sequence_length(10, 14).seed(2));

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include <hopgrad/core/philox.h>
 #include <hopgrad/ops/ops.h>
 
 namespace hg::data {
@@ -60,6 +61,54 @@ Bag RepertoireDataset::get(int64_t index) const {
   index = wrap_index(index, size(), "RepertoireDataset");
   return Bag{encode_repertoire(data_->repertoires[static_cast<size_t>(index)], encoding_), targets_.select(0, index),
              Tensor()};
+}
+
+Bag RepertoireDataset::get(int64_t index, const std::vector<int64_t>& sequences) const {
+  index = wrap_index(index, size(), "RepertoireDataset");
+  const Repertoire& full = data_->repertoires[static_cast<size_t>(index)];
+  Repertoire chosen;
+  chosen.id = full.id;
+  chosen.sequences.reserve(sequences.size());
+  chosen.counts.reserve(sequences.size());
+  for (size_t j = 0; j < sequences.size(); ++j) {
+    const int64_t s = sequences[j];
+    HG_CHECK(s >= 0 && s < full.size() && (j == 0 || s > sequences[j - 1]),
+             "RepertoireDataset: sequence positions must be ascending and in [0, {}) for repertoire {} ('{}'), got {} "
+             "at entry {}",
+             full.size(), index, full.id, s, j);
+    chosen.sequences.push_back(full.sequences[static_cast<size_t>(s)]);
+    chosen.counts.push_back(full.counts[static_cast<size_t>(s)]);
+  }
+  return Bag{encode_repertoire(chosen, encoding_), targets_.select(0, index), Tensor()};
+}
+
+SubsampledRepertoireDataset::SubsampledRepertoireDataset(std::shared_ptr<const RepertoireDataset> base,
+                                                         int64_t sequences, uint64_t seed)
+    : base_(std::move(base)), sequences_(sequences), seed_(seed) {
+  HG_CHECK(base_ != nullptr, "SubsampledRepertoireDataset: the dataset is null");
+  HG_CHECK(sequences > 0, "SubsampledRepertoireDataset: the number of draws must be positive, got {}", sequences);
+}
+
+std::vector<int64_t> SubsampledRepertoireDataset::draw(int64_t index, int64_t epoch) const {
+  index = wrap_index(index, size(), "SubsampledRepertoireDataset");
+  HG_CHECK(epoch >= 0, "SubsampledRepertoireDataset: epoch must be ≥ 0, got {}", epoch);
+  const int64_t n = base_->data().repertoires[static_cast<size_t>(index)].size();
+  if (n == 0) return {};
+  // Counters (epoch · R + index) · draws + j under a key of its own: no two (epoch, repertoire, draw) share one.
+  const uint64_t key = seed_ ^ 0x5eb5a3b1c0de5eedull;
+  const uint64_t first = (static_cast<uint64_t>(epoch) * static_cast<uint64_t>(size()) + static_cast<uint64_t>(index)) *
+                         static_cast<uint64_t>(sequences_);
+  std::vector<char> taken(static_cast<size_t>(n), 0);
+  for (int64_t j = 0; j < sequences_; ++j)
+    taken[philox::uniform_index(philox::philox4x32(key, first + static_cast<uint64_t>(j)), static_cast<uint64_t>(n))] = 1;
+  std::vector<int64_t> positions;
+  for (int64_t s = 0; s < n; ++s)
+    if (taken[static_cast<size_t>(s)]) positions.push_back(s);
+  return positions;
+}
+
+Bag SubsampledRepertoireDataset::get(int64_t index) const {
+  return base_->get(index, draw(index, epoch_.load(std::memory_order_relaxed)));
 }
 
 }  // namespace hg::data

@@ -9,6 +9,7 @@
 //   auto loader = hg::data::make_data_loader(repertoires, hg::data::DataLoaderOptions().batch_size(4),
 //                                            repertoires->collate());
 //   // BagBatch: instances [4, max_n, L_max, 23], padding_mask [4, max_n], labels [4]
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +39,9 @@ class RepertoireDataset : public Dataset<Bag> {
                     RepertoireEncodingOptions encoding = {});
   int64_t size() const override { return data_->size(); }
   Bag get(int64_t index) const override;
+  /// Repertoire `index` with only the sequences at `sequences` (ascending positions in it), encoded as a
+  /// repertoire of its own: its longest chosen sequence, normalised over the chosen ones.
+  Bag get(int64_t index, const std::vector<int64_t>& sequences) const;
   const DeepRCDataset& data() const { return *data_; }
   const RepertoireEncodingOptions& encoding() const { return encoding_; }
   /// The collate for a DataLoader over these bags (or a subset of them): collate_repertoires with this encoding's
@@ -48,6 +52,32 @@ class RepertoireDataset : public Dataset<Bag> {
   std::shared_ptr<const DeepRCDataset> data_;
   Tensor targets_;
   RepertoireEncodingOptions encoding_;
+};
+
+/// DeepRC's training-time sub-sampling (spec E.3; its training loader's sample_n_sequences): each fetch of
+/// repertoire i draws `sequences` positions uniformly with replacement and keeps the distinct ones in the
+/// repertoire's order — at most `sequences` of them, and (almost surely) all when the repertoire is several times
+/// smaller. The draw is a function of (seed, epoch, i) alone (Philox counters), not of the worker, the thread
+/// count or the fetches before it, so a run resumed at an epoch draws what the uninterrupted run drew. Training
+/// calls set_epoch before each epoch; evaluation reads the RepertoireDataset itself, every sequence.
+///
+///   auto sampled = std::make_shared<hg::data::SubsampledRepertoireDataset>(repertoires, 10000, seed);
+///   auto loader = hg::data::make_data_loader(hg::data::make_subset(sampled, train), options, repertoires->collate());
+///   for (int epoch = 1; ...) { sampled->set_epoch(epoch); for (auto& batch : loader) ... }
+class SubsampledRepertoireDataset : public Dataset<Bag> {
+ public:
+  SubsampledRepertoireDataset(std::shared_ptr<const RepertoireDataset> base, int64_t sequences, uint64_t seed);
+  int64_t size() const override { return base_->size(); }
+  Bag get(int64_t index) const override;
+  void set_epoch(int64_t epoch) { epoch_.store(epoch, std::memory_order_relaxed); }
+  /// The positions repertoire `index` gets at `epoch` (ascending, distinct).
+  std::vector<int64_t> draw(int64_t index, int64_t epoch) const;
+
+ private:
+  std::shared_ptr<const RepertoireDataset> base_;
+  int64_t sequences_;
+  uint64_t seed_;
+  std::atomic<int64_t> epoch_{0};
 };
 
 /// A minibatch of repertoires as DeepRC forms it (spec E.2): every bag's sequences padded with zeros to the

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include <hopgrad/autograd/function.h>
+#include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/ops/backend.h>
 #include <hopgrad/ops/ops.h>
 
@@ -257,7 +258,14 @@ Tensor pow(const Tensor& a, double e) {
   DType t = result_type(a, e);
   HG_CHECK(is_floating(t) || e >= 0, "pow: integers to negative integer powers are not allowed ({} to the power {})",
            a.desc(), e);
-  Tensor out = run_scalar(BinaryOp::Pow, "pow", a, e, false, t, t);
+  Tensor out;
+  if (is_floating(a.dtype()) && (e == 0.5 || e == -0.5)) {
+    // As torch: x^0.5 is √x and x^−0.5 is 1/√x (NaN at −inf and −0 kept signed, where C's pow gives +inf, +0).
+    NoGradGuard no_grad;
+    out = e == 0.5 ? sqrt(a) : rsqrt(a);
+  } else {
+    out = run_scalar(BinaryOp::Pow, "pow", a, e, false, t, t);
+  }
   if (any_requires_grad(a)) {
     record_op("pow", {a}, out, [sa = SavedTensor(a), e](const Tensors& g, const BackwardContext& c) {
       if (e == 0.0) return Tensors{zeros_like(g[0])};

@@ -231,6 +231,28 @@ TEST_CASE("gradcheck: maximum and minimum, with broadcasting and ties; a NaN pai
   }
 }
 
+TEST_CASE("pow with a scalar exponent of ±0.5 is sqrt / rsqrt, as torch (C's pow differs at −inf and −0)") {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (hg::DType dtype : {hg::kFloat32, hg::kFloat64}) {
+    CAPTURE(dtype);
+    const hg::Tensor x = hg::from_vector<double>({-inf, -0.0, 4.0, -1.0, 0.25}, {5}).to(dtype);
+    const auto half = hg::pow(x, 0.5).to(hg::kFloat64).to_vector<double>();
+    CHECK(std::isnan(half[0]));
+    CHECK((half[1] == 0.0 && std::signbit(half[1])));
+    CHECK(half[2] == 2.0);
+    CHECK(std::isnan(half[3]));
+    CHECK(half[4] == 0.5);
+    const auto minus_half = hg::pow(x, -0.5).to(hg::kFloat64).to_vector<double>();
+    CHECK(std::isnan(minus_half[0]));
+    CHECK(minus_half[1] == -inf);
+    CHECK(minus_half[2] == 0.5);
+    CHECK(minus_half[4] == 2.0);
+  }
+  hgtest::gradcheck([](const hg::Tensors& t) { return hg::pow(t[0], 0.5) + hg::pow(t[0], -0.5); },
+                    {hgtest::uniform({3, 4}, 0.5, 2.0, 9)});
+  hgtest::gradgradcheck([](const hg::Tensors& t) { return hg::pow(t[0], 0.5); }, {hgtest::uniform({4}, 0.5, 2.0, 10)});
+}
+
 TEST_CASE("gradcheck: matmul in all its shapes") {
   auto a = hgtest::uniform({2, 3, 4}, -1, 1, 1);
   auto b = hgtest::uniform({4, 5}, -1, 1, 2);

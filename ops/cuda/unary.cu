@@ -205,7 +205,7 @@ void CudaBackend::relu_backward(const Tensor& grad_out, const Tensor& y, Tensor&
 template <typename T>
 void elu_backward_kernel(const Tensor& g, const Tensor& x, T s, T sa, Tensor& grad_x) {
   gpu_kernel<T, T, T>(grad_x, {&g, &x}, [s, sa] __device__(T dy, T v) {
-    const T negative = sa * exp(v < T(0) || v != v ? v : T(0));
+    const T negative = sa * math::exp(v < T(0) || v != v ? v : T(0));
     return dy * (v > T(0) ? s : negative);
   });
 }

@@ -103,8 +103,9 @@ class Backend {
   /// floating dtype; grad_x may be strided.
   virtual void gelu_backward(const Tensor& grad_out, const Tensor& x, GeluApproximation approximate,
                              Tensor& grad_x) = 0;
-  /// ReLU's backward in one pass (PyTorch's threshold_backward at 0): grad_x = y > 0 ? grad_out : 0, y = relu(x)
-  /// (so a NaN y passes no gradient, as the composite where(y > 0, g, 0)). Shapes and dtypes as gelu_backward's.
+  /// ReLU's backward in one pass (PyTorch's threshold_backward at 0): grad_x = y <= 0 ? 0 : grad_out, y = relu(x)
+  /// (so a NaN y passes the gradient on, as torch; the composite is where(!(y <= 0), g, 0)). Shapes and dtypes as
+  /// gelu_backward's.
   virtual void relu_backward(const Tensor& grad_out, const Tensor& y, Tensor& grad_x) = 0;
   /// ELU's and SELU's backward in one pass, from the input: grad_x = grad_out ⊙ (x > 0 ? scale : scale·α·e^x)
   /// (ELU: scale 1; SELU: λ, α), e^x evaluated at min(x, 0) (a NaN x gives NaN). Shapes and dtypes as

@@ -112,13 +112,14 @@ class Shape {
   uint8_t n_ = 0;
 };
 
-/// Row-major (C-contiguous) strides for a shape.
+/// Row-major (C-contiguous) strides for a shape. The running product saturates at INT64_MAX: only an empty
+/// tensor's sizes can get there (empty() refuses larger nonempty shapes), and its strides address nothing.
 inline Shape contiguous_strides(const Shape& sizes) {
   Shape s(sizes.size(), 1);
   int64_t acc = 1;
   for (size_t i = sizes.size(); i-- > 0;) {
     s[i] = acc;
-    acc *= std::max<int64_t>(sizes[i], 1);
+    if (__builtin_mul_overflow(acc, std::max<int64_t>(sizes[i], 1), &acc)) acc = INT64_MAX;
   }
   return s;
 }

@@ -1,5 +1,7 @@
 #include <hopgrad/core/tensor.h>
 
+#include <algorithm>
+
 #include <hopgrad/autograd/grad_mode.h>
 #include <hopgrad/autograd/meta.h>
 #include <hopgrad/autograd/node.h>
@@ -69,7 +71,17 @@ Tensor make_tensor(std::shared_ptr<Storage> storage, const Shape& sizes, const S
 Tensor empty(IntArrayRef sizes, DType dtype, Device device) {
   Shape shape(sizes);
   for (int64_t s : shape) HG_CHECK(s >= 0, "empty: negative size in shape {}", shape);
-  auto storage = allocate_storage(static_cast<size_t>(shape.numel()) * hg::element_size(dtype), device);
+  // The element count and byte size with overflow checks (a wrapped product made a tensor of those sizes with a
+  // few bytes, or none, behind it); a zero size makes any shape empty, as torch.
+  int64_t numel = 1;
+  size_t bytes = 0;
+  bool overflow = false;
+  if (std::find(shape.begin(), shape.end(), int64_t{0}) == shape.end()) {
+    for (int64_t s : shape) overflow = overflow || __builtin_mul_overflow(numel, s, &numel);
+    overflow = overflow || __builtin_mul_overflow(static_cast<size_t>(numel), hg::element_size(dtype), &bytes);
+  }
+  HG_CHECK(!overflow, "empty: shape {} of {} has more elements than memory can address", shape, dtype);
+  auto storage = allocate_storage(bytes, device);
   return make_tensor(std::move(storage), shape, contiguous_strides(shape), 0, dtype);
 }
 

@@ -37,6 +37,21 @@ TEST_CASE("tensor: factories give the requested shape, dtype and values") {
   CHECK(hg::zeros_like(b).dtype() == hg::kBool);
 }
 
+TEST_CASE("tensor: empty refuses a shape whose element count overflows; an empty tensor's huge sizes are fine") {
+  const int64_t big = int64_t{1} << 40;
+  // 2^80 and 2^66 elements wrapped around to 0 and made a tensor of those sizes with no memory behind it.
+  CHECK_THROWS_WITH_AS(hg::empty({big, big}), doctest::Contains("empty: shape [1099511627776, 1099511627776] of float32 "
+                                                                  "has more elements than memory can address"),
+                       hg::Error);
+  CHECK_THROWS_AS(hg::zeros({int64_t{1} << 32, int64_t{1} << 32, 4}), hg::Error);
+  CHECK_THROWS_AS(hg::empty({int64_t{1} << 61, 8}), hg::Error);  // the bytes overflow, not the count
+  // With a zero size the tensor is empty whatever the others (as torch), and its strides do not overflow.
+  const hg::Tensor e = hg::empty({0, big, big});
+  CHECK(e.numel() == 0);
+  CHECK(e.stride(2) == 1);
+  CHECK(e.stride(1) == big);
+}
+
 TEST_CASE("tensor: from_blob wraps memory without copying and runs the deleter") {
   static int deleted = 0;
   float* data = new float[6]{1, 2, 3, 4, 5, 6};

@@ -498,6 +498,19 @@ TEST_CASE("data matlab: broken files name the offset and what was expected") {
                        hg::Error);
   CHECK_THROWS_WITH_AS(parse(mat_file({matrix(kDouble, {2, -1}, "x", {})})), doctest::Contains("dimension 1 is -1"),
                        hg::Error);
+  // An empty array whose other dims are huge: refused (its 2^62 empty columns were walked by to_dense), and an
+  // empty array of sane dims densifies to an empty tensor.
+  const int32_t huge = std::numeric_limits<int32_t>::max();
+  CHECK_THROWS_WITH_AS(parse(mat_file({matrix(kDouble, {0, huge, huge}, "e", {element(miDOUBLE, Bytes{})})})),
+                       doctest::Contains("array 'e' has dims 0×2147483647×2147483647: its nonzero dims multiply to more "
+                                         "than 2^48"),
+                       hg::Error);
+  CHECK_THROWS_AS(parse(mat_file({matrix(kDouble, {0, huge, huge, huge}, "e", {element(miDOUBLE, Bytes{})})})),
+                  hg::Error);
+  const hg::Tensor empty = parse(mat_file({matrix(kDouble, {0, 1000, 3}, "e", {element(miDOUBLE, Bytes{})})}))
+                               .at("e")
+                               .to_dense(hg::kFloat32);
+  CHECK(empty.sizes() == hg::Shape{0, 3000});
   CHECK_THROWS_WITH_AS(parse(mat_file({matrix(42, {1, 1}, "x", {element(miDOUBLE, packed<double>({1}))})})),
                        doctest::Contains("array 'x' has class id 42, expected 1..15"), hg::Error);
 

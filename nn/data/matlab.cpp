@@ -277,13 +277,16 @@ MatArray parse_matrix(ByteSpan data, const ByteCursor& outer, uint64_t data_offs
   const Element dims = expect_element(in, "the dimensions", {miINT32});
   HG_CHECK(dims.data.size() % 4 == 0 && dims.data.size() >= 8,
            "{}: the dimensions hold {} bytes, expected at least two int32", in.where(dims.offset), dims.data.size());
-  int64_t numel = 1;
+  // numel, and the product of the nonzero dims (extent): an empty array's other dims still size its loops and
+  // strides ([0, 2^31, 2^31] would make 2^62 empty columns), so they are bounded too.
+  int64_t numel = 1, extent = 1;
   for (size_t i = 0; i < dims.data.size(); i += 4) {
     int32_t d;
     std::memcpy(&d, dims.data.data() + i, 4);
     HG_CHECK(d >= 0, "{}: dimension {} is {}, expected ≥ 0", in.where(dims.offset), i / 4, d);
     a.dims.push_back(d);
     numel = (d != 0 && numel > kMaxElements / d) ? kMaxElements + 1 : numel * d;
+    if (d != 0) extent = extent > kMaxElements / d ? kMaxElements + 1 : extent * d;
   }
   const Element name = expect_element(in, "the array name", {miINT8, miUINT8, miUTF8});
   a.name.assign(name.data.begin(), name.data.end());
@@ -306,6 +309,8 @@ MatArray parse_matrix(ByteSpan data, const ByteCursor& outer, uint64_t data_offs
   }
   HG_CHECK(numel <= kMaxElements, "{}: array '{}' has dims {}, more than 2^48 elements", in.where(dims.offset),
            a.name, fmt::join(a.dims, "×"));
+  HG_CHECK(extent <= kMaxElements, "{}: array '{}' has dims {}: its nonzero dims multiply to more than 2^48",
+           in.where(dims.offset), a.name, fmt::join(a.dims, "×"));
   if (a.mat_class == MatClass::Sparse) {
     read_sparse(a, in);
   } else if (a.mat_class == MatClass::Char) {
@@ -407,6 +412,7 @@ Tensor MatArray::to_dense(DType dtype) const {
            "elements, more than the {} allowed (max(2^24, 256 × the file's size in bytes))",
            who, name, r, c, nnz(), r, c, max_dense_elements);
   Tensor dense = hg::zeros({r, c}, dtype);  // row-major [rows, cols]
+  if (dense.numel() == 0) return dense;      // nothing to copy (and no empty columns to walk)
   if (dtype == kFloat64) {
     fill_dense(*this, dense.data_ptr<double>());
   } else {

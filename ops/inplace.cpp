@@ -78,10 +78,13 @@ const Tensor& mul_(const Tensor& self, const Tensor& other) {
   Tensor dst = self;
   backend_for(self.device()).binary(BinaryOp::Mul, self, o, dst);
   // Saved before commit() bumps the version: an `other` that shares self's memory (x.mul_(x)) was overwritten,
-  // and its backward refuses to read it.
+  // and its backward refuses to read it. When `other` is self itself, this node becomes its history: it is kept
+  // as an output is (without that history), or tensor and node would own each other.
+  const bool other_is_self = other.unsafe_impl() == self.unsafe_impl();
   if (track)
     record_op("mul_", {self, other}, self,
-              [so = SavedTensor(other), old = SavedTensor(old_self)](const Tensors& g, const BackwardContext& c) {
+              [so = SavedTensor(other, /*is_output=*/other_is_self), old = SavedTensor(old_self)](
+                  const Tensors& g, const BackwardContext& c) {
                 Tensors r(2);
                 if (c.needs_input_grad(0)) r[0] = mul(g[0], so.unpack(c));
                 if (c.needs_input_grad(1)) r[1] = mul(g[0], old.unpack(c));

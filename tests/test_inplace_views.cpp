@@ -136,9 +136,16 @@ TEST_CASE("inplace views: refused writes name the op and what to do instead") {
 TEST_CASE("inplace views: x.mul_(x) is refused at backward, not differentiated with the overwritten x") {
   // mul_ keeps its operand for backward; here the operand is the tensor it overwrote (PyTorch refuses too).
   Tensor z = vec({1, 2, 3}).requires_grad_();
-  Tensor b = z * 1.0;
-  b.mul_(b);
-  CHECK_THROWS_WITH_AS(hg::sum(b).backward(), doctest::Contains("modified by an in-place operation"), hg::Error);
+  std::weak_ptr<hg::TensorImpl> product;
+  {
+    Tensor b = z * 1.0;
+    b.mul_(b);
+    product = b.impl_ptr();
+    CHECK_THROWS_WITH_AS(hg::sum(b).backward(), doctest::Contains("modified by an in-place operation"), hg::Error);
+  }
+  // The node saved the tensor whose history it became: kept without that history, or the pair keeps each
+  // other alive (a leak of the tensor and its graph on every such call).
+  CHECK(product.expired());
 }
 
 TEST_CASE("inplace views: a recurrence written into a buffer is differentiated and leaves no reference cycle") {

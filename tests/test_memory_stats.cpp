@@ -305,3 +305,11 @@ TEST_CASE("memory_stats [cuda]: allocated, peak, reserved and reset on a GPU" * 
   check_peak_and_reset(gpu);
   check_ops_and_autograd(gpu);
 }
+
+TEST_CASE("host allocator: a request beyond the machine's memory and swap is an error, not an OOM kill later") {
+  // 4 TiB of float32: mmap may promise it under overcommit, but writing it (every tensor is written) would end in
+  // the OOM killer.
+  CHECK_THROWS_WITH_AS(hg::zeros({int64_t{1} << 40}), doctest::Contains("more than the machine's memory and swap"),
+                       hg::Error);
+  CHECK(hg::zeros({1 << 20}).numel() == 1 << 20);
+}

@@ -1,5 +1,6 @@
 // CPU memory: allocation, strided copies with dtype conversion, fills.
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 
 #include <algorithm>
 #include <atomic>
@@ -250,7 +251,23 @@ HostAllocator& host_allocator() {
 
 }  // namespace
 
+namespace {
+// RAM plus swap: a request beyond it cannot be backed whatever the kernel's overcommit policy lets mmap promise,
+// and once written (every tensor is) it would end in the OOM killer rather than an error.
+size_t memory_the_machine_has() {
+  static const size_t total = [] {
+    struct sysinfo info {};
+    if (sysinfo(&info) != 0) return std::numeric_limits<size_t>::max();
+    return (static_cast<size_t>(info.totalram) + static_cast<size_t>(info.totalswap)) * info.mem_unit;
+  }();
+  return total;
+}
+}  // namespace
+
 std::shared_ptr<Storage> CpuBackend::allocate(size_t nbytes, Device device) {
+  HG_CHECK(nbytes <= memory_the_machine_has(),
+           "out of host memory allocating {} bytes ({:.1f} GiB): more than the machine's memory and swap ({:.1f} GiB)",
+           nbytes, static_cast<double>(nbytes) / (1 << 30), static_cast<double>(memory_the_machine_has()) / (1 << 30));
   const size_t rounded = HostAllocator::round(nbytes);
   void* p = host_allocator().take(rounded);
   HG_CHECK(p != nullptr, "out of host memory allocating {} bytes", nbytes);

@@ -32,14 +32,15 @@ int main(int argc, char** argv) {
           hg::binary_cross_entropy_with_logits(model->forward(bags), labels).backward();
           optimizer->step();
         };
-        // GEMMs only, as hopgrad runs them. Forward: embedding 2·B·N·230·128; with one query the pooling folds
-        // W_K into it and applies W_V after the weighted sum (nn/hopfield/hopfield.cpp), 2 · 2·B·128·128 instead
-        // of the twin's K and V projections of every instance, 2 · 2·B·N·128·128; scores and weighted sum
-        // 2 · 2·B·N·128; out-projection and classifier 2·B·128·(128 + 1). Backward: the embedding's weight
-        // gradient only (the bags need none), twice the forward for the rest.
+        // GEMMs only, as hopgrad runs them. Forward: embedding 2·B·N·230·128; the query, expanded to the B bags,
+        // projected by W_Q (2·B·128·128); with one query the pooling folds W_K into it and applies W_V after the
+        // weighted sum (nn/hopfield/hopfield.cpp), 2 · 2·B·128·128 instead of the twin's K and V projections of
+        // every instance, 2 · 2·B·N·128·128; scores and weighted sum 2 · 2·B·N·128; out-projection and
+        // classifier 2·B·128·(128 + 1). Backward: the embedding's weight gradient only (the bags need none),
+        // twice the forward for the rest.
         const double instances = num_bags * kInstances;
         const double embedding = 2 * instances * kFeatures * kWidth;
-        const double pooling = 2 * (2.0 * num_bags * kWidth * kWidth) + 2 * (2 * instances * kWidth) +
+        const double pooling = 3 * (2.0 * num_bags * kWidth * kWidth) + 2 * (2 * instances * kWidth) +
                                2.0 * num_bags * kWidth * (kWidth + 1);
         return {step, 2 * embedding + 3 * pooling};
       });

@@ -181,14 +181,18 @@ else
   progress "fma_peak · ${threads} threads"
   "$build/bench/bench_fma_peak" --threads="$threads" --min-repeats=100 --csv="$csv" || failures+=("fma_peak")
 fi
-hopgrad_first=1
+# Which side goes first: alternating from one (workload, threads) cell to the next, and each cell's order flipped
+# from round to round (cell c of round r: hopgrad first when c + r is even), so a first-or-second bias averages
+# out over the rounds. (A flag flipped once per cell kept every cell's order fixed whenever a round had an even
+# number of cells: hopgrad always first at 1 thread, PyTorch always first at 2.)
 for ((round = 1; round <= rounds; round++)); do
+  cell=0
   for run in "${runs[@]}"; do
     read -r w s <<<"$run"
     for t in "${thread_counts[@]}"; do
-      if ((hopgrad_first)); then run_side "$w" "$s" hopgrad "$t"; run_side "$w" "$s" pytorch "$t"
+      if (((cell + round) % 2 == 1)); then run_side "$w" "$s" hopgrad "$t"; run_side "$w" "$s" pytorch "$t"
       else run_side "$w" "$s" pytorch "$t"; run_side "$w" "$s" hopgrad "$t"; fi
-      hopgrad_first=$((1 - hopgrad_first))
+      cell=$((cell + 1))
       ! has_same_work "$w" || run_side "$w" "$s" pytorch "$t" --same-work
     done
   done

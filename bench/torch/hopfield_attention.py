@@ -14,6 +14,11 @@ BATCH, PATTERNS, WIDTH, HEADS = 32, 64, 128, 4
 def make(setup):
     batch = BATCH * setup.batch_scale
     attention = torch.nn.MultiheadAttention(WIDTH, HEADS, batch_first=True).to(setup.device)
+    with torch.no_grad():  # the Hopfield layer's (hflayers') init: N(0, 0.02²) weights, zero biases
+        for weight in (attention.in_proj_weight, attention.out_proj.weight):
+            weight.normal_(0.0, 0.02)
+        attention.in_proj_bias.zero_()
+        attention.out_proj.bias.zero_()
     x = torch.randn(batch, PATTERNS, WIDTH, generator=setup.gen).to(setup.device).requires_grad_()
 
     def step():

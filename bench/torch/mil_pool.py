@@ -48,12 +48,16 @@ def make(setup):
     num_bags = BAGS * setup.batch_scale
     model = torch.nn.Sequential(torch.nn.Linear(FEATURES, WIDTH), torch.nn.ReLU(), HopfieldPooling(WIDTH, setup.same_work),
                                 torch.nn.Linear(WIDTH, 1)).to(setup.device)
+    with torch.no_grad():  # hflayers' (and hopgrad's) projection init: N(0, 0.02²) weights, zero biases
+        for projection in (model[2].in_proj, model[2].out_proj):
+            projection.weight.normal_(0.0, 0.02)
+            projection.bias.zero_()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     bags = torch.randn(num_bags, INSTANCES, FEATURES, generator=setup.gen).to(setup.device)
     labels = torch.randint(0, 2, (num_bags, 1), generator=setup.gen).float().to(setup.device)
 
     def step():
-        optimizer.zero_grad()
+        optimizer.zero_grad(set_to_none=True)  # as hopgrad's zero_grad (torch 1.13 defaults to zero-filling)
         F.binary_cross_entropy_with_logits(model(bags), labels).backward()
         optimizer.step()
 

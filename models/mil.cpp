@@ -6,8 +6,6 @@
 
 #include <fmt/format.h>
 
-#include <hopgrad/autograd/grad_mode.h>
-#include <hopgrad/nn/init.h>
 #include <hopgrad/nn/layers/activation.h>
 #include <hopgrad/ops/ops.h>
 
@@ -230,11 +228,7 @@ MILModelImpl::MILModelImpl(const MILModelOptions& options_) : Module("MILModel")
 void MILModelImpl::reset_parameters() {
   // The reference's learned query: torch.randn (HopfieldPooling) or torch.rand (NPHPooling, FavorPooling), not
   // hflayers' N(0, 0.02²).
-  NoGradGuard no_grad;
-  if (reference_query_init(options.separation().kind()) == QueryInit::Uniform)
-    nn::init::uniform_(pooling->pooling_weights, 0.0, 1.0);
-  else
-    nn::init::normal_(pooling->pooling_weights, 0.0, 1.0);
+  draw_pooling_queries(pooling, reference_query_init(options.separation().kind()));
 }
 
 MILOutput MILModelImpl::forward(const Tensor& instances, const Tensor& padding_mask) {

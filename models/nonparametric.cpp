@@ -63,13 +63,17 @@ nn::HopfieldPoolingOptions nonparametric_pooling_options(const PoolingOptions& o
   return nn::HopfieldPoolingOptions(h).quantity(o.num_pattern());
 }
 
-nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& o) {
-  nn::HopfieldPooling pooling(nonparametric_pooling_options(o));
+void draw_pooling_queries(nn::HopfieldPooling& pooling, QueryInit init) {
   NoGradGuard no_grad;
-  if (o.query_init().value_or(reference_query_init(o.separation().kind())) == QueryInit::Uniform)
+  if (init == QueryInit::Uniform)
     nn::init::uniform_(pooling->pooling_weights, 0.0, 1.0);
   else
     nn::init::normal_(pooling->pooling_weights, 0.0, 1.0);
+}
+
+nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& o) {
+  nn::HopfieldPooling pooling(nonparametric_pooling_options(o));
+  draw_pooling_queries(pooling, o.query_init().value_or(reference_query_init(o.separation().kind())));
   return pooling;
 }
 

@@ -65,6 +65,8 @@ struct PoolingOptions {
 /// The HopfieldPooling options of the reference's pooling layer (no LayerNorms, values from the keys, attention
 /// dropout for the dense kinds only).
 nn::HopfieldPoolingOptions nonparametric_pooling_options(const PoolingOptions& options);
+/// Draws the pooling's learned queries R: N(0, 1) or U[0, 1) (not hflayers' N(0, 0.02²)).
+void draw_pooling_queries(nn::HopfieldPooling& pooling, QueryInit init);
 /// The HopfieldPooling configured as the reference's pooling layer, its queries drawn as the reference draws
 /// them (query_init, or reference_query_init of the kind).
 nn::HopfieldPooling make_nonparametric_pooling(const PoolingOptions& options);

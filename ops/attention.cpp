@@ -171,10 +171,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
                   const Operands o = operands(q, k, v, m);
                   const Tensor out4 = sout.unpack(ctx).detach().reshape(
                       {o.q.size(0), o.q.size(1), o.q.size(2), o.v.size(3)});
-                  Tensor grad4 = as_4d(g[0], o.batch, o.q.size(2), o.v.size(3));  // read through strides
-                  // An empty tensor counts as contiguous whatever its strides (sum's expanded gradient of an empty
-                  // output keeps stride 0): the kernel's layout check gets fresh strides; there is nothing to read.
-                  if (grad4.numel() == 0) grad4 = empty(grad4.sizes(), grad4.dtype(), grad4.device());
+                  const Tensor grad4 = as_4d(g[0], o.batch, o.q.size(2), o.v.size(3));  // read through strides
                   Tensor gq = empty(o.q.sizes(), q.dtype(), q.device());
                   Tensor gk = empty(o.k.sizes(), q.dtype(), q.device());
                   Tensor gv = empty(o.v.sizes(), q.dtype(), q.device());
@@ -308,7 +305,6 @@ Tensor scaled_dot_product_attention_qkvpacked(const Tensor& qkv, int64_t num_hea
                   const Tensor mask4 = m.defined() ? as_4d(m.detach(), batch, L, L) : Tensor();
                   Tensor grad_out = g[0].reshape({B, L, E});
                   if (E > 1 && grad_out.stride(2) != 1) grad_out = grad_out.contiguous();
-                  if (grad_out.numel() == 0) grad_out = empty(grad_out.sizes(), grad_out.dtype(), grad_out.device());
                   Tensor grad = empty({B, L, 3 * E}, packed.dtype(), packed.device());
                   Tensor gq = heads_of(grad, 0, num_heads, d), gk = heads_of(grad, 1, num_heads, d),
                          gv = heads_of(grad, 2, num_heads, d);

@@ -23,7 +23,8 @@ std::string kernel_name(const char* kernel, const Tensor& t) {
                                                : fmt::format("{} kernel ({})", kernel, t.device());
 }
 
-bool rows_view(const Tensor& t) { return t.dim() == 4 && (t.size(3) <= 1 || t.stride(3) == 1); }
+// An empty view has nothing to read, whatever its strides (sum's gradient of an empty output is expanded, stride 0).
+bool rows_view(const Tensor& t) { return t.dim() == 4 && (t.numel() == 0 || t.size(3) <= 1 || t.stride(3) == 1); }
 
 }  // namespace
 

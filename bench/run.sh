@@ -15,6 +15,7 @@
 #   bench/run.sh --update-docs                           # also writes the table into docs/performance.md
 #   bench/run.sh --rounds=3                              # the whole alternating sequence three times
 #   bench/run.sh --device=cuda --batch-scales=1,8        # on a GPU: both sides there, reference and 8× batches
+#   bench/run.sh --no-build                              # BUILD_DIR's programs as they are (built elsewhere)
 #
 # --device=cuda: model, optimizer state and data on the GPU, every timed step ending with a device synchronize on
 # both sides, PyTorch with TF32 off; one host thread unless --threads says otherwise; instead of the CPU's FMA peak,
@@ -33,7 +34,7 @@ python=${PYTHON:-/usr/bin/python3}  # here Debian's, which has torch (not the py
 canonical=(hopfield_attention vit_tiny deeprc mil_pool memory_retrieval mlp_small matmul)
 
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
-workloads="" threads="" update_docs=0 common=() sizes=() device=cpu batch_scales=1 rounds=1
+workloads="" threads="" update_docs=0 common=() sizes=() device=cpu batch_scales=1 rounds=1 no_build=0
 for arg in "$@"; do
   case $arg in
     --workloads=*) workloads=${arg#*=} ;;
@@ -44,6 +45,7 @@ for arg in "$@"; do
     --min-repeats=* | --warmup=* | --seed=*) common+=("$arg") ;;
     --sizes=*) sizes=("$arg") ;;
     --update-docs) update_docs=1 ;;
+    --no-build) no_build=1 ;;
     -h | --help) usage ;;
     *) echo "run.sh: unknown argument '$arg'" >&2; usage 2 >&2 ;;
   esac
@@ -92,23 +94,30 @@ if ! on_gpu; then
 fi
 
 # ---- build ----------------------------------------------------------------------------------------------------
-if [[ ! -f $build/build.ninja ]]; then
-  if on_gpu; then cuda_flags=(-DHOPGRAD_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES:-90}")
-  else cuda_flags=(-DHOPGRAD_CUDA=OFF); fi
-  cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${cuda_flags[@]}" -DHOPGRAD_BUILD_BENCH=ON \
-        -DHOPGRAD_BUILD_EXAMPLES=OFF >/dev/null
-fi
-build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt")
-[[ $build_type == Release ]] || echo "run.sh: warning: $build is a '$build_type' build; timings need Release" >&2
 if on_gpu; then targets=(bench_gemm_efficiency); else targets=(bench_fma_peak); fi
 for w in "${selected[@]}"; do targets+=("bench_$w"); done
 mkdir -p "$out"
-echo "== building ${targets[*]} in $build" >&2
-if ! ninja -C "$build" -j"${JOBS:-2}" "${targets[@]}" >"$out/build.log" 2>&1; then
-  grep -E -A5 'error|FAILED' "$out/build.log" | head -40 >&2
-  echo "run.sh: the build failed (full log: $out/build.log)" >&2
-  exit 1
+if ((no_build)); then
+  # Programs built on another machine and copied here: ninja would see every source as newer and start over.
+  for t in "${targets[@]}"; do
+    [[ -x $build/bench/$t ]] || { echo "run.sh: --no-build: no program $build/bench/$t" >&2; exit 1; }
+  done
+else
+  if [[ ! -f $build/build.ninja ]]; then
+    if on_gpu; then cuda_flags=(-DHOPGRAD_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCHITECTURES:-90}")
+    else cuda_flags=(-DHOPGRAD_CUDA=OFF); fi
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release "${cuda_flags[@]}" -DHOPGRAD_BUILD_BENCH=ON \
+          -DHOPGRAD_BUILD_EXAMPLES=OFF >/dev/null
+  fi
+  echo "== building ${targets[*]} in $build" >&2
+  if ! ninja -C "$build" -j"${JOBS:-2}" "${targets[@]}" >"$out/build.log" 2>&1; then
+    grep -E -A5 'error|FAILED' "$out/build.log" | head -40 >&2
+    echo "run.sh: the build failed (full log: $out/build.log)" >&2
+    exit 1
+  fi
 fi
+build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt" 2>/dev/null)
+[[ $build_type == Release ]] || echo "run.sh: warning: $build is a '${build_type:-unknown}' build; timings need Release" >&2
 
 # ---- what and where ---------------------------------------------------------------------------------------------
 csv=$out/results.csv
@@ -120,7 +129,9 @@ started=$(date +%s)
   echo "cpu=$(cpu_field 'model name') (x86 family $(cpu_field 'cpu family'), model $(cpu_field model))"
   echo "cpus=$(nproc)"
   echo "hopgrad=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo '+local changes')"
-  echo "compiler=$("$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$build/CMakeCache.txt")" --version | head -1)"
+  # the compiler the build was configured with (which, with --no-build, need not exist here)
+  echo "compiler=$(sed -n 's/^set(CMAKE_CXX_COMPILER_\(ID\|VERSION\) "\(.*\)")$/\2/p' \
+    "$build"/CMakeFiles/*/CMakeCXXCompiler.cmake 2>/dev/null | paste -sd' ')"
   echo "onednn=$(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || true)"
   echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?'))"
   echo "python=$($python -c 'import platform; print(platform.python_version())')"

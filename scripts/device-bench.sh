@@ -10,6 +10,9 @@
 #   5. time vit_tiny and hopfield_attention with each attention route forced (--attention=fused, composite);
 #   6. leave under $OUT: meta.txt, build.log, tests.log, bench.log, results.csv, gemm.csv, attention.csv,
 #      report.md (8 files).
+# The phase profile (not in the default list) runs between the tests and the benchmarks: each --profile workload
+# (workload:batch-scale) under Nsight Compute, timing every kernel (gpu__time_duration.sum, clocks left alone), and
+# writes bench/kernel_profile.py's table of where each step's kernel time goes to profile.txt.
 # The report is printed last, so the call's output tail holds it. Each phase gets what is left of a time budget
 # (BUDGET_S, default 570 s), so a slow phase shortens the next rather than losing everything to the call's limit;
 # what a killed phase wrote still comes back.
@@ -17,6 +20,7 @@
 #   scripts/device-bench.sh                            # all phases (into $OUT, or a temporary folder without it)
 #   scripts/device-bench.sh --phases=build,test        # a subset: build, test, bench (bench needs build)
 #   scripts/device-bench.sh --batch-scales=1,4 --workloads=vit_tiny,deeprc
+#   scripts/device-bench.sh --phases=test,profile,bench --profile=vit_tiny:8,deeprc:8
 #   scripts/device-bench.sh --no-gpu                   # here, without a GPU: unpack, configure, build, then stop
 #                                                      # (also HOPGRAD_DEVICE_BENCH_NO_GPU=1)
 #   scripts/device-bench.sh --pack                     # here: build for sm_90 (generic x86-64, no -march=native)
@@ -42,7 +46,7 @@ prefix=${PREFIX:-/tmp/hopgrad-debs}
 python=${PYTHON:-python3}
 jobs=${JOBS:-$(nproc)}
 phases=build,test,bench batch_scales=1,8 workloads=vit_tiny,deeprc,mlp_small,mil_pool,hopfield_attention,memory_retrieval,matmul
-no_gpu=${HOPGRAD_DEVICE_BENCH_NO_GPU:-0} pack=0
+no_gpu=${HOPGRAD_DEVICE_BENCH_NO_GPU:-0} pack=0 profile=vit_tiny:8,deeprc:8
 
 usage() { sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 for arg in "$@"; do
@@ -52,6 +56,7 @@ for arg in "$@"; do
     --workloads=*) workloads=${arg#*=} ;;
     --no-gpu) no_gpu=1 ;;
     --pack) pack=1 ;;
+    --profile=*) profile=${arg#*=} ;;
     -h | --help) usage ;;
     *) echo "device-bench: unknown argument '$arg'" >&2; usage 2 >&2 ;;
   esac
@@ -217,6 +222,34 @@ if wants test; then
     grep -E -A8 'ERROR|FATAL|error:' "$out/tests.log" | head -60
     say "the CUDA tests FAILED (status $test_status; $out/tests.log): the benchmarks run anyway"
     status=1
+  fi
+fi
+
+# ---- the kernels' profile ------------------------------------------------------------------------------------
+if wants profile; then
+  command -v ncu >/dev/null || PATH=$PATH:$(ls -d /opt/nvidia/nsight-compute/*/ 2>/dev/null | tail -1)
+  if ! command -v ncu >/dev/null; then
+    say "no ncu (Nsight Compute) here: no profile"
+  else
+    prof_dir=$(mktemp -d -t hopgrad-profile-XXXXXX)
+    : >"$out/profile.txt"
+    IFS=, read -ra profile_runs <<<"$profile"
+    for run in "${profile_runs[@]}"; do
+      w=${run%%:*} s=${run#*:}
+      [[ $s == "$run" ]] && s=1
+      say "profile: bench_$w ×$s under ncu (1 warm-up and 3 timed steps; $(left) s left)"
+      # 4 steps: --warmup=1 and --min-repeats=3 (under the profiler a step takes long enough that no more follow)
+      timeout "$(limit 60)" ncu --clock-control none --metrics gpu__time_duration.sum -f -o "$prof_dir/$w" \
+        "$build/bench/bench_$w" --device=cuda --threads=1 --batch-scale="$s" --warmup=1 --min-repeats=3 \
+        --csv="$prof_dir/$w.results.csv" >"$prof_dir/$w.log" 2>&1 || { say "ncu on bench_$w failed:"; tail -5 "$prof_dir/$w.log"; }
+      if [[ -f $prof_dir/$w.ncu-rep ]]; then
+        ncu -i "$prof_dir/$w.ncu-rep" --csv --page raw --metrics gpu__time_duration.sum >"$prof_dir/$w.csv" 2>&1
+        "$python" "$root/bench/kernel_profile.py" "$prof_dir/$w.csv" --steps=4 --top=30 \
+          --title="== $w ×$s (bench_$w --device=cuda --batch-scale=$s)" >>"$out/profile.txt" 2>&1
+        echo >>"$out/profile.txt"
+      fi
+    done
+    cat "$out/profile.txt"
   fi
 fi
 

@@ -964,7 +964,7 @@ HG_BACKEND_TEST(parity_matmul_and_linear_operand_layouts) {
           Tensor xs = strided ? x2.t().contiguous().t() : x2, ws = strided ? every_other(w.unsqueeze(0)).select(0, 0) : w;
           Tensor o = empty_on({c.M, c.N}, dtype, device);
           B.linear(xs, ws, with_bias ? &bias : nullptr, o);
-          hgtest::check_close(o, with_bias ? el + bias.to(hg::kFloat64) : el, tol, tol, "linear");
+          hgtest::check_close(o, with_bias ? el + bias.to(hg::kCPU, hg::kFloat64) : el, tol, tol, "linear");
           results.push_back(o);
         }
       }
@@ -1366,12 +1366,15 @@ HG_BACKEND_TEST(parity_conv2d_groups_geometry_strided_input_and_empty_batch) {
     p.dilation[0] = d0, p.dilation[1] = d1, p.groups = g;
     return p;
   };
-  // groups ≤ images (batched over images) and groups > images (batched over groups), stride, padding,
+  // Small images (under 1024 output positions: the CUDA backend's one GEMM per group over the chunk) and large
+  // ones (its per-image products, batched over images when groups ≤ images, else over groups); stride, padding,
   // dilation, 1×1 kernels, and an empty batch.
   const Case cases[] = {{3, 4, 6, 5, 6, 3, 2, 2, cp(1, 1, 1, 0, 1, 1, 2)},
                         {1, 8, 7, 7, 4, 3, 3, 4, cp(2, 1, 1, 2, 2, 1, 4)},
                         {2, 3, 5, 9, 5, 1, 1, 1, cp(1, 2, 0, 0, 1, 1, 1)},
-                        {0, 2, 4, 4, 2, 2, 2, 1, cp(1, 1, 0, 0, 1, 1, 1)}};
+                        {0, 2, 4, 4, 2, 2, 2, 1, cp(1, 1, 0, 0, 1, 1, 1)},
+                        {2, 2, 34, 33, 4, 3, 3, 2, cp(1, 1, 1, 1, 1, 1, 2)},   // 34·33 positions, batched over images
+                        {1, 4, 32, 33, 4, 1, 1, 4, cp(1, 1, 0, 0, 1, 1, 4)}};  // 32·33, batched over groups
   uint64_t seed = 2500;
   for (const Case& c : cases) {
     const auto& p = c.p;

@@ -16,7 +16,9 @@ HG_BACKEND_TEST(linear_matches_matmul_plus_bias) {
           CAPTURE(shape);
           CAPTURE(with_bias);
           CAPTURE(transposed_input);
-          auto leaf = [&](hg::Tensor t) { return t.to(device, dtype).requires_grad_(); };
+          // A copy each: .to() returns the tensor itself when nothing changes (float64 on the CPU), and x and xr
+          // must be two leaves, or each gradient would be accumulated twice into one.
+          auto leaf = [&](hg::Tensor t) { return t.to(device, dtype).clone().requires_grad_(); };
           hg::Tensor x_storage = transposed_input ? hgtest::uniform({shape[1], shape[0]}, -1, 1, 1)
                                                   : hgtest::uniform(shape, -1, 1, 1);
           hg::Tensor x = leaf(x_storage), xr = leaf(x_storage);

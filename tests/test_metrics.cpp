@@ -188,8 +188,13 @@ HG_BACKEND_TEST(metrics_on_device) {
         metrics::f1_score(host_pred, host_target, metrics::Average::Macro));
   CHECK(metrics::roc_auc(scores, binary) ==
         doctest::Approx(pairwise_auc(scores.to_vector<double>(), binary.to_vector<int64_t>())));
-  return {metrics::confusion_matrix(logits, target, 4),
+  // The metrics are host values whatever the inputs' device (the confusion matrix documented as a CPU tensor):
+  // moved to `device` here only for the CPU-against-CUDA comparison of their values.
+  const Tensor confusion = metrics::confusion_matrix(logits, target, 4);
+  CHECK(confusion.device() == hg::kCPU);
+  return {confusion.to(device),
           hg::from_vector<double>({metrics::accuracy(logits, target), metrics::balanced_accuracy(logits, target),
                                    metrics::f1_score(scores > 0, binary), metrics::roc_auc(scores, binary)},
-                                  {4})};
+                                  {4})
+              .to(device)};
 }

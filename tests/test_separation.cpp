@@ -241,9 +241,9 @@ HG_BACKEND_TEST(separation_ops_are_distributions_along_any_dim) {
     // Every −inf → zeros, never NaN; the gradient of a dead row is 0.
     Tensor dead = hg::full({2, 3}, -kInf, hg::TensorOptions(hg::kFloat64).device(device)).requires_grad_();
     Tensor w = op.apply(dead, -1);
-    CHECK_MESSAGE(hg::max_abs_diff(w, hg::zeros({2, 3}, hg::kFloat64)) == 0.0, std::string(op.name));
+    CHECK_MESSAGE(hg::max_abs_diff(w, hg::zeros_like(w)) == 0.0, std::string(op.name));
     hg::sum(w * hg::arange(6.0, hg::TensorOptions(hg::kFloat64).device(device)).reshape({2, 3})).backward();
-    CHECK_MESSAGE(hg::max_abs_diff(dead.grad(), hg::zeros({2, 3}, hg::kFloat64)) == 0.0, std::string(op.name));
+    CHECK_MESSAGE(hg::max_abs_diff(dead.grad(), hg::zeros_like(dead)) == 0.0, std::string(op.name));
   }
   return outputs;
 }
@@ -433,8 +433,8 @@ HG_BACKEND_TEST(separation_fully_masked_rows_give_zeros) {
     Tensor weights;
     hg::Generator gen(3);
     Tensor out = sep->attend(q, k, v, beta_on(1.2, device), mask, {}, 0.0, &weights, &gen);
-    CHECK(hg::max_abs_diff(weights.select(0, 0).select(0, 1), hg::zeros({4}, hg::kFloat64)) == 0.0);
-    CHECK(hg::max_abs_diff(out.select(0, 0).select(0, 1), hg::zeros({3}, hg::kFloat64)) == 0.0);
+    CHECK(hg::max_abs_diff(weights.select(0, 0).select(0, 1), hg::zeros({4}, hg::kFloat64).to(device)) == 0.0);
+    CHECK(hg::max_abs_diff(out.select(0, 0).select(0, 1), hg::zeros({3}, hg::kFloat64).to(device)) == 0.0);
     CHECK(hg::max_abs_diff(hg::masked_fill(weights, mask, 0.0), weights) == 0.0);  // excluded pairs get 0
     hg::sum(out * out).backward();
     for (const Tensor& t : {out, q.grad(), k.grad(), v.grad()})

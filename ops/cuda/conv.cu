@@ -9,6 +9,11 @@
 //   backward weight:  grad_w[g] [Cout_g, CK] += grad_out[g] [Cout_g, nb·P] · col[g]ᵀ [nb·P, CK]   (one GEMM per
 //                     group over the whole chunk; grad_out's chunk is first permuted to [Cout, nb·P])
 // The per-image GEMMs run as one strided-batched cuBLAS call over images (or over groups, whichever is longer).
+// Below kSmallImage output positions per image, per-image products are too small for cuBLAS (a DeepRC sequence
+// of 20 positions: [32, 207]·[207, 20] each, 12 % of one GEMM's rate), so the whole chunk is one GEMM per group
+// through a [Cout, nb·P] buffer, as the weight gradient always is:
+//   forward:          rows[g] [Cout_g, nb·P] = w[g] · col[g];  out[n, c, p] = bias[c] + rows[c, n·P + p]
+//   backward input:   rows = grad_out's chunk permuted to [Cout, nb·P];  col[g] = w[g]ᵀ · rows[g]
 // col2im gathers (each input pixel sums the columns that read it), so no atomics and a deterministic result.
 #include <hopgrad/ops/cuda/common.cuh>
 #include <hopgrad/ops/cuda/gemm.h>
@@ -18,6 +23,7 @@ namespace hg::cuda {
 namespace {
 
 constexpr int64_t kColumnBytes = int64_t{256} << 20;
+constexpr int64_t kSmallImage = 1024;  // output positions per image below which a chunk is one GEMM per group
 
 // x [N, Cin, H, W], w [Cout, Cin_g, KH, KW], out [N, Cout, OH, OW].
 struct ConvGeometry {
@@ -27,11 +33,13 @@ struct ConvGeometry {
   __host__ __device__ int64_t cout_g() const { return Cout / G; }
   __host__ __device__ int64_t CK() const { return cin_g() * KH * KW; }
   __host__ __device__ int64_t P() const { return OH * OW; }
-  // Images per chunk: as many as keep the column buffer of `element` bytes under kColumnBytes (at least one).
-  int64_t chunk(int64_t element) const {
-    int64_t per_image = std::max<int64_t>(G * CK() * P() * element, 1);
+  // Images per chunk: as many as keep the column buffer of `element` bytes (and, with rows, the [Cout, nb·P] rows
+  // buffer) under kColumnBytes each (at least one).
+  int64_t chunk(int64_t element, bool rows = false) const {
+    int64_t per_image = std::max<int64_t>(std::max(G * CK(), rows ? Cout : 0) * P() * element, 1);
     return std::clamp<int64_t>(kColumnBytes / per_image, 1, N);
   }
+  bool small_images() const { return P() < kSmallImage; }
 };
 
 ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& out, const ConvParams& p) {
@@ -78,6 +86,27 @@ template <typename T> __global__ void col2im_kernel(const T* col, ConvGeometry g
     }
     grad_x[n0 * g.Cin * HW + i] = acc;
   }
+}
+
+// out[n0 + n, c, p] = bias[c · bias_stride] (0 without one) + rows[c, n·P + p]; one thread per output element of the
+// chunk, coalesced along p on both sides.
+template <typename T>
+__global__ void rows_to_output_kernel(const T* rows, const T* bias, int64_t bias_stride, ConvGeometry g, int64_t n0,
+                                      int64_t nb, T* out) {
+  const int64_t P = g.P(), L = nb * P;
+  HG_GRID_STRIDE_LOOP(i, nb * g.Cout * P) {
+    int64_t p = i % P, c = (i / P) % g.Cout, n = i / (P * g.Cout);
+    out[n0 * g.Cout * P + i] = (bias ? bias[c * bias_stride] : T(0)) + rows[c * L + n * P + p];
+  }
+}
+
+// grad_out[n0 : n0 + nb] [nb, Cout, P] copied to rows [Cout, nb·P] (rows[c, n·P + p] = grad_out[n0 + n, c, p]).
+void output_to_rows(const Tensor& grad_out, const ConvGeometry& g, int64_t n0, int64_t nb, Tensor& rows) {
+  const int64_t P = g.P(), L = nb * P;
+  Tensor chunk = make_tensor(grad_out.storage(), Shape{g.Cout, nb, P}, Shape{P, g.Cout * P, 1},
+                             grad_out.offset() + n0 * g.Cout * P, grad_out.dtype());
+  Tensor view = make_tensor(rows.storage(), Shape{g.Cout, nb, P}, Shape{L, P, 1}, rows.offset(), rows.dtype());
+  device_copy(chunk, view);
 }
 
 template <typename T> void im2col(const T* x, const ConvGeometry& g, int64_t n0, int64_t nb, T* col, int device) {
@@ -131,28 +160,45 @@ void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* b
   HG_CHECK(out.is_contiguous(), "conv2d (cuda): output must be contiguous, got {}", out.desc());
   if (out.numel() == 0) return;
   DeviceGuard guard(out.device());
-  // The bias goes in first (beta = 1 below adds the products to it); without one, out starts at 0.
   if (bias_in) {
     HG_CHECK(bias_in->numel() == out.size(1), "conv2d (cuda): bias {} does not match {} output channels",
              bias_in->desc(), out.size(1));
     HG_CHECK(bias_in->dim() == 1, "conv2d (cuda): bias must be 1-D, got {}", bias_in->desc());
-    Tensor bias = make_tensor(bias_in->storage(), out.sizes(), Shape{0, bias_in->stride(0), 0, 0}, bias_in->offset(),
-                              bias_in->dtype());  // bias[c] at every (n, c, h, w)
-    device_copy(bias, out);
-  } else {
-    fill(out, 0.0);
   }
-  if (x_in.numel() == 0 || w_in.numel() == 0) return;  // nothing to sum: the bias alone (or 0)
+  const ConvGeometry g = conv_geometry(x_in.sizes(), w_in.sizes(), out.sizes(), p);
+  const bool small = g.small_images() && x_in.numel() > 0 && w_in.numel() > 0;
+  // Per-image products add to out: the bias goes in first (beta = 1 below), or 0. The small-image path writes
+  // bias + products itself.
+  if (!small) {
+    if (bias_in) {
+      Tensor bias = make_tensor(bias_in->storage(), out.sizes(), Shape{0, bias_in->stride(0), 0, 0},
+                                bias_in->offset(), bias_in->dtype());  // bias[c] at every (n, c, h, w)
+      device_copy(bias, out);
+    } else {
+      fill(out, 0.0);
+    }
+    if (x_in.numel() == 0 || w_in.numel() == 0) return;  // nothing to sum: the bias alone (or 0)
+  }
   Tensor x = as_contiguous(x_in), w = as_contiguous(w_in);
-  ConvGeometry g = conv_geometry(x.sizes(), w.sizes(), out.sizes(), p);
   const int device = out.device().index;
   HG_CUDA_DISPATCH_FLOATING(out.dtype(), "conv2d", [&] {
     using T = scalar_t;
-    const int64_t nb_max = g.chunk(sizeof(T)), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    const int64_t nb_max = g.chunk(sizeof(T), small), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
     Tensor col = empty({g.G * CK * nb_max * P}, out.dtype(), out.device());
+    Tensor rows = small ? empty({g.Cout * nb_max * P}, out.dtype(), out.device()) : Tensor();
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
       im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
+      if (small) {
+        // rows[g] [Cout_g, L] = w[g] [Cout_g, CK] · col[g] [CK, L], batched over groups; then bias + rows → out
+        gemm<T>(device, g.G, cout_g, L, CK, T(1), GemmOperand{w.data_ptr<T>(), CK, false, cout_g * CK},
+                GemmOperand{col.data_ptr<T>(), L, false, CK * L}, T(0), rows.data_ptr<T>(), L, cout_g * L);
+        const T* bias = bias_in ? bias_in->data_ptr<T>() : nullptr;
+        rows_to_output_kernel<T><<<grid_for(nb * g.Cout * P, device), kBlockSize>>>(
+            rows.data_ptr<T>(), bias, bias_in ? bias_in->stride(0) : 0, g, n0, nb, out.data_ptr<T>());
+        HG_CUDA_CHECK_LAUNCH();
+        continue;
+      }
       // out[n, g] [Cout_g, P] += w[g] [Cout_g, CK] · col[g, :, n·P ...] [CK, P]
       GroupImageOperand a{{w.data_ptr<T>(), CK, false, 0}, cout_g * CK, 0};
       GroupImageOperand b{{col.data_ptr<T>(), L, false, 0}, CK * L, P};
@@ -174,14 +220,23 @@ void CudaBackend::conv2d_backward_input(const Tensor& grad_out_in, const Tensor&
   const int device = grad_x.device().index;
   HG_CUDA_DISPATCH_FLOATING(grad_x.dtype(), "conv2d_backward_input", [&] {
     using T = scalar_t;
-    const int64_t nb_max = g.chunk(sizeof(T)), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
+    const bool small = g.small_images();
+    const int64_t nb_max = g.chunk(sizeof(T), small), CK = g.CK(), P = g.P(), cout_g = g.cout_g();
     Tensor col = empty({g.G * CK * nb_max * P}, grad_x.dtype(), grad_x.device());
+    Tensor rows = small ? empty({g.Cout * nb_max * P}, grad_x.dtype(), grad_x.device()) : Tensor();
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
-      // col[g, :, n·P ...] [CK, P] = w[g]ᵀ [CK, Cout_g] · grad_out[n, g] [Cout_g, P]
-      GroupImageOperand a{{w.data_ptr<T>(), CK, true, 0}, cout_g * CK, 0};
-      GroupImageOperand b{{grad_out.data_ptr<T>() + n0 * g.Cout * P, P, false, 0}, cout_g * P, g.Cout * P};
-      gemm_groups_images<T>(g, nb, CK, P, cout_g, a, b, T(0), col.data_ptr<T>(), L, CK * L, P, device);
+      if (small) {
+        // col[g] [CK, L] = w[g]ᵀ [CK, Cout_g] · rows[g] [Cout_g, L], batched over groups
+        output_to_rows(grad_out, g, n0, nb, rows);
+        gemm<T>(device, g.G, CK, L, cout_g, T(1), GemmOperand{w.data_ptr<T>(), CK, true, cout_g * CK},
+                GemmOperand{rows.data_ptr<T>(), L, false, cout_g * L}, T(0), col.data_ptr<T>(), L, CK * L);
+      } else {
+        // col[g, :, n·P ...] [CK, P] = w[g]ᵀ [CK, Cout_g] · grad_out[n, g] [Cout_g, P]
+        GroupImageOperand a{{w.data_ptr<T>(), CK, true, 0}, cout_g * CK, 0};
+        GroupImageOperand b{{grad_out.data_ptr<T>() + n0 * g.Cout * P, P, false, 0}, cout_g * P, g.Cout * P};
+        gemm_groups_images<T>(g, nb, CK, P, cout_g, a, b, T(0), col.data_ptr<T>(), L, CK * L, P, device);
+      }
       col2im_kernel<T><<<grid_for(nb * g.Cin * g.H * g.W, device), kBlockSize>>>(col.data_ptr<T>(), g, n0, nb,
                                                                                  grad_x.data_ptr<T>());
       HG_CUDA_CHECK_LAUNCH();
@@ -204,19 +259,13 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
     const int64_t CK = g.CK(), P = g.P(), cout_g = g.cout_g();
     // The chunk also bounds grad_rows [Cout, nb·P], which outgrows the column buffer when Cout > G·CK (a 1×1
     // convolution from 3 to 512 channels: otherwise a second copy of the whole grad_out).
-    const int64_t nb_max = std::min(g.chunk(sizeof(T)),
-                                    std::max<int64_t>(1, kColumnBytes / std::max<int64_t>(
-                                                             1, g.Cout * P * static_cast<int64_t>(sizeof(T)))));
+    const int64_t nb_max = g.chunk(sizeof(T), /*rows=*/true);
     Tensor col = empty({g.G * CK * nb_max * P}, x.dtype(), x.device());
     Tensor grad_rows = empty({g.Cout * nb_max * P}, x.dtype(), x.device());  // [Cout, nb·P]
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
       im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
-      // grad_out[n0 : n0 + nb] [nb, Cout, P] seen as [Cout, nb, P], copied to grad_rows [Cout, nb·P]
-      Tensor chunk = make_tensor(grad_out.storage(), Shape{g.Cout, nb, P}, Shape{P, g.Cout * P, 1},
-                                 grad_out.offset() + n0 * g.Cout * P, x.dtype());
-      Tensor rows = make_tensor(grad_rows.storage(), Shape{g.Cout, nb, P}, Shape{L, P, 1}, 0, x.dtype());
-      device_copy(chunk, rows);
+      output_to_rows(grad_out, g, n0, nb, grad_rows);
       // grad_w[g] [Cout_g, CK] (+)= grad_rows[g] [Cout_g, L] · col[g]ᵀ [L, CK], batched over groups
       gemm<T>(device, g.G, cout_g, CK, L, T(1), GemmOperand{grad_rows.data_ptr<T>(), L, false, cout_g * L},
               GemmOperand{col.data_ptr<T>(), L, true, CK * L}, n0 == 0 ? T(0) : T(1), grad_w.data_ptr<T>(), CK,

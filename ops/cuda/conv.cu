@@ -46,19 +46,33 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& out, con
   return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], out[2], out[3], p.groups, p};
 }
 
-// col [G, CK, nb·P] of images [n0, n0 + nb) of contiguous x; one thread per column element.
-template <typename T> __global__ void im2col_kernel(const T* x, ConvGeometry g, int64_t n0, int64_t nb, T* col) {
+// col [G, CK, nb·P] of images [n0, n0 + nb) of contiguous x. A thread owns one column position l (its image and
+// output pixel found once) and `rows` consecutive rows ck of one group (blockIdx.y), walking (c, kh, kw) by
+// increments: one thread per element, each decoding its indices with six divisions, ran DeepRC's im2col at a
+// tenth of the memory's bandwidth.
+template <typename T>
+__global__ void im2col_kernel(const T* x, ConvGeometry g, int64_t n0, int64_t nb, int64_t rows, T* col) {
   const int64_t P = g.P(), L = nb * P, CK = g.CK();
-  HG_GRID_STRIDE_LOOP(i, g.G * CK * L) {
-    int64_t l = i % L, rest = i / L;
-    int64_t ck = rest % CK, group = rest / CK;
-    int64_t kw = ck % g.KW, kh = (ck / g.KW) % g.KH, c = ck / (g.KW * g.KH);
-    int64_t n = l / P, p = l % P, oh = p / g.OW, ow = p % g.OW;
-    int64_t h = oh * g.p.stride[0] - g.p.padding[0] + kh * g.p.dilation[0];
-    int64_t w = ow * g.p.stride[1] - g.p.padding[1] + kw * g.p.dilation[1];
-    T v = T(0);
-    if (h >= 0 && h < g.H && w >= 0 && w < g.W) v = x[(((n0 + n) * g.Cin + group * g.cin_g() + c) * g.H + h) * g.W + w];
-    col[i] = v;
+  const int64_t row_blocks = (CK + rows - 1) / rows;
+  const int64_t group = blockIdx.y / row_blocks, ck0 = (blockIdx.y % row_blocks) * rows;
+  const int64_t ck_end = min(CK, ck0 + rows);
+  HG_GRID_STRIDE_LOOP(l, L) {
+    int64_t n, p, oh, ow, rest, c, kh, kw;
+    divmod(l, P, n, p);
+    divmod(p, g.OW, oh, ow);
+    divmod(ck0, g.KW, rest, kw);
+    divmod(rest, g.KH, c, kh);
+    const int64_t top = oh * g.p.stride[0] - g.p.padding[0], left = ow * g.p.stride[1] - g.p.padding[1];
+    const T* image = x + ((n0 + n) * g.Cin + group * g.cin_g()) * g.H * g.W;
+    T* dst = col + (group * CK + ck0) * L + l;
+    for (int64_t ck = ck0; ck < ck_end; ++ck, dst += L) {
+      const int64_t h = top + kh * g.p.dilation[0], w = left + kw * g.p.dilation[1];
+      *dst = h >= 0 && h < g.H && w >= 0 && w < g.W ? image[(c * g.H + h) * g.W + w] : T(0);
+      if (++kw == g.KW) {
+        kw = 0;
+        if (++kh == g.KH) kh = 0, ++c;
+      }
+    }
   }
 }
 
@@ -110,7 +124,11 @@ void output_to_rows(const Tensor& grad_out, const ConvGeometry& g, int64_t n0, i
 }
 
 template <typename T> void im2col(const T* x, const ConvGeometry& g, int64_t n0, int64_t nb, T* col, int device) {
-  im2col_kernel<T><<<grid_for(g.G * g.CK() * nb * g.P(), device), kBlockSize>>>(x, g, n0, nb, col);
+  // 32 rows per thread, more where the grid's y would pass its limit of 65535 (groups × row blocks)
+  int64_t rows = 32;
+  while (g.G * ((g.CK() + rows - 1) / rows) > 65535) rows *= 2;
+  dim3 grid(grid_for(nb * g.P(), device), static_cast<unsigned>(g.G * ((g.CK() + rows - 1) / rows)));
+  im2col_kernel<T><<<grid, kBlockSize>>>(x, g, n0, nb, rows, col);
   HG_CUDA_CHECK_LAUNCH();
 }
 

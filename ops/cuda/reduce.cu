@@ -81,6 +81,9 @@ __global__ void __launch_bounds__(kMaxRowThreads)
 // Columns: one thread per output o, a sequential loop over its share of the reduced range (blockIdx.y = split).
 //   x:   element at byte offset outer(o) + inner(r)
 //   out: [splits, outputs] partial results (splits = gridDim.y = 1: the final [outputs])
+// The loop loads kUnroll elements before adding them, in order: the same sum as one at a time, with kUnroll loads in
+// flight per thread instead of one (a bias gradient, [33280, 576] summed over rows, ran at ~0.3 TB/s).
+constexpr int kUnroll = 8;
 template <typename T, typename Op>
 __global__ void reduce_columns_kernel(const char* x, OffsetCalculator<1> outer, OffsetCalculator<1> inner,
                                       int64_t outputs, int64_t count, int64_t chunk, Op op, T scale, bool apply_scale,
@@ -92,7 +95,19 @@ __global__ void reduce_columns_kernel(const char* x, OffsetCalculator<1> outer, 
     outer.get(o, base);
     using Acc = acc_t<T, Op>;
     Acc sum = Op::identity();
-    for (int64_t r = begin; r < end; ++r) {
+    int64_t r = begin;
+    for (; r + kUnroll <= end; r += kUnroll) {
+      T v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        int64_t offset[1];
+        inner.get(r + u, offset);
+        v[u] = *reinterpret_cast<const T*>(x + base[0] + offset[0]);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) sum = op(sum, Acc(v[u]));
+    }
+    for (; r < end; ++r) {
       int64_t offset[1];
       inner.get(r, offset);
       sum = op(sum, Acc(*reinterpret_cast<const T*>(x + base[0] + offset[0])));

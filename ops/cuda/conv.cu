@@ -50,6 +50,7 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& out, con
 // output pixel found once) and `rows` consecutive rows ck of one group (blockIdx.y), walking (c, kh, kw) by
 // increments: one thread per element, each decoding its indices with six divisions, ran DeepRC's im2col at a
 // tenth of the memory's bandwidth.
+constexpr int kIm2colUnroll = 4;
 template <typename T>
 __global__ void im2col_kernel(const T* x, ConvGeometry g, int64_t n0, int64_t nb, int64_t rows, T* col) {
   const int64_t P = g.P(), L = nb * P, CK = g.CK();
@@ -65,13 +66,22 @@ __global__ void im2col_kernel(const T* x, ConvGeometry g, int64_t n0, int64_t nb
     const int64_t top = oh * g.p.stride[0] - g.p.padding[0], left = ow * g.p.stride[1] - g.p.padding[1];
     const T* image = x + ((n0 + n) * g.Cin + group * g.cin_g()) * g.H * g.W;
     T* dst = col + (group * CK + ck0) * L + l;
-    for (int64_t ck = ck0; ck < ck_end; ++ck, dst += L) {
-      const int64_t h = top + kh * g.p.dilation[0], w = left + kw * g.p.dilation[1];
-      *dst = h >= 0 && h < g.H && w >= 0 && w < g.W ? image[(c * g.H + h) * g.W + w] : T(0);
-      if (++kw == g.KW) {
-        kw = 0;
-        if (++kh == g.KH) kh = 0, ++c;
+    // kIm2colUnroll loads, then their stores: that many loads in flight per thread rather than one
+    for (int64_t ck = ck0; ck < ck_end; ck += kIm2colUnroll, dst += kIm2colUnroll * L) {
+      T v[kIm2colUnroll];
+#pragma unroll
+      for (int u = 0; u < kIm2colUnroll; ++u) {
+        if (ck + u >= ck_end) break;
+        const int64_t h = top + kh * g.p.dilation[0], w = left + kw * g.p.dilation[1];
+        v[u] = h >= 0 && h < g.H && w >= 0 && w < g.W ? image[(c * g.H + h) * g.W + w] : T(0);
+        if (++kw == g.KW) {
+          kw = 0;
+          if (++kh == g.KH) kh = 0, ++c;
+        }
       }
+#pragma unroll
+      for (int u = 0; u < kIm2colUnroll; ++u)
+        if (ck + u < ck_end) dst[u * L] = v[u];
     }
   }
 }
@@ -104,23 +114,59 @@ template <typename T> __global__ void col2im_kernel(const T* col, ConvGeometry g
 
 // out[n0 + n, c, p] = bias[c · bias_stride] (0 without one) + rows[c, n·P + p]; one thread per output element of the
 // chunk, coalesced along p on both sides.
+// Both permutations below give a thread kPermuteUnroll elements a grid stride apart, loaded before any is stored.
+constexpr int kPermuteUnroll = 4;
 template <typename T>
 __global__ void rows_to_output_kernel(const T* rows, const T* bias, int64_t bias_stride, ConvGeometry g, int64_t n0,
                                       int64_t nb, T* out) {
-  const int64_t P = g.P(), L = nb * P;
-  HG_GRID_STRIDE_LOOP(i, nb * g.Cout * P) {
-    int64_t p = i % P, c = (i / P) % g.Cout, n = i / (P * g.Cout);
-    out[n0 * g.Cout * P + i] = (bias ? bias[c * bias_stride] : T(0)) + rows[c * L + n * P + p];
+  const int64_t P = g.P(), L = nb * P, total = nb * g.Cout * P;
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; first < total;
+       first += kPermuteUnroll * step) {
+    T v[kPermuteUnroll];
+#pragma unroll
+    for (int u = 0; u < kPermuteUnroll; ++u) {
+      const int64_t i = first + u * step;
+      if (i >= total) break;
+      int64_t rest, p, n, c;
+      divmod(i, P, rest, p);
+      divmod(rest, g.Cout, n, c);
+      v[u] = (bias ? bias[c * bias_stride] : T(0)) + rows[c * L + n * P + p];
+    }
+#pragma unroll
+    for (int u = 0; u < kPermuteUnroll; ++u)
+      if (first + u * step < total) out[n0 * g.Cout * P + first + u * step] = v[u];
   }
 }
 
-// grad_out[n0 : n0 + nb] [nb, Cout, P] copied to rows [Cout, nb·P] (rows[c, n·P + p] = grad_out[n0 + n, c, p]).
-void output_to_rows(const Tensor& grad_out, const ConvGeometry& g, int64_t n0, int64_t nb, Tensor& rows) {
-  const int64_t P = g.P(), L = nb * P;
-  Tensor chunk = make_tensor(grad_out.storage(), Shape{g.Cout, nb, P}, Shape{P, g.Cout * P, 1},
-                             grad_out.offset() + n0 * g.Cout * P, grad_out.dtype());
-  Tensor view = make_tensor(rows.storage(), Shape{g.Cout, nb, P}, Shape{L, P, 1}, rows.offset(), rows.dtype());
-  device_copy(chunk, view);
+// rows[c, n·P + p] = grad_out[n0 + n, c, p]: grad_out's chunk [nb, Cout, P] as rows [Cout, nb·P].
+template <typename T>
+__global__ void output_to_rows_kernel(const T* grad_out, ConvGeometry g, int64_t n0, int64_t nb, T* rows) {
+  const int64_t P = g.P(), L = nb * P, total = g.Cout * L;
+  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
+  const T* chunk = grad_out + n0 * g.Cout * P;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; first < total;
+       first += kPermuteUnroll * step) {
+    T v[kPermuteUnroll];
+#pragma unroll
+    for (int u = 0; u < kPermuteUnroll; ++u) {
+      const int64_t i = first + u * step;
+      if (i >= total) break;
+      int64_t c, l, n, p;
+      divmod(i, L, c, l);
+      divmod(l, P, n, p);
+      v[u] = chunk[(n * g.Cout + c) * P + p];
+    }
+#pragma unroll
+    for (int u = 0; u < kPermuteUnroll; ++u)
+      if (first + u * step < total) rows[first + u * step] = v[u];
+  }
+}
+
+template <typename T>
+void output_to_rows(const T* grad_out, const ConvGeometry& g, int64_t n0, int64_t nb, T* rows, int device) {
+  output_to_rows_kernel<T><<<grid_for(g.Cout * nb * g.P(), device), kBlockSize>>>(grad_out, g, n0, nb, rows);
+  HG_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T> void im2col(const T* x, const ConvGeometry& g, int64_t n0, int64_t nb, T* col, int device) {
@@ -246,7 +292,7 @@ void CudaBackend::conv2d_backward_input(const Tensor& grad_out_in, const Tensor&
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
       if (small) {
         // col[g] [CK, L] = w[g]ᵀ [CK, Cout_g] · rows[g] [Cout_g, L], batched over groups
-        output_to_rows(grad_out, g, n0, nb, rows);
+        output_to_rows<T>(grad_out.data_ptr<T>(), g, n0, nb, rows.data_ptr<T>(), device);
         gemm<T>(device, g.G, CK, L, cout_g, T(1), GemmOperand{w.data_ptr<T>(), CK, true, cout_g * CK},
                 GemmOperand{rows.data_ptr<T>(), L, false, cout_g * L}, T(0), col.data_ptr<T>(), L, CK * L);
       } else {
@@ -283,7 +329,7 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
       im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
-      output_to_rows(grad_out, g, n0, nb, grad_rows);
+      output_to_rows<T>(grad_out.data_ptr<T>(), g, n0, nb, grad_rows.data_ptr<T>(), device);
       // grad_w[g] [Cout_g, CK] (+)= grad_rows[g] [Cout_g, L] · col[g]ᵀ [L, CK], batched over groups
       gemm<T>(device, g.G, cout_g, CK, L, T(1), GemmOperand{grad_rows.data_ptr<T>(), L, false, cout_g * L},
               GemmOperand{col.data_ptr<T>(), L, true, CK * L}, n0 == 0 ? T(0) : T(1), grad_w.data_ptr<T>(), CK,

@@ -123,7 +123,15 @@ __global__ void layer_norm_params_partials_kernel(const double* partial_weight, 
                                                   int64_t splits, int64_t N, T* grad_weight, T* grad_bias) {
   HG_GRID_STRIDE_LOOP(j, N) {
     double sum_w = 0, sum_b = 0;
-    for (int64_t s = 0; s < splits; ++s) sum_w += partial_weight[s * N + j], sum_b += partial_bias[s * N + j];
+    int64_t s = 0;
+    for (; s + kUnroll <= splits; s += kUnroll) {  // kUnroll loads of each in flight, added in order
+      double w[kUnroll], b[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) w[u] = partial_weight[(s + u) * N + j], b[u] = partial_bias[(s + u) * N + j];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) sum_w += w[u], sum_b += b[u];
+    }
+    for (; s < splits; ++s) sum_w += partial_weight[s * N + j], sum_b += partial_bias[s * N + j];
     if (grad_weight) grad_weight[j] = static_cast<T>(sum_w);
     if (grad_bias) grad_bias[j] = static_cast<T>(sum_b);
   }

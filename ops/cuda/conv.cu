@@ -46,37 +46,46 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Shape& out, con
   return {x[0], x[1], x[2], x[3], w[0], w[2], w[3], out[2], out[3], p.groups, p};
 }
 
-// col [G, CK, nb·P] of images [n0, n0 + nb) of contiguous x. A thread owns one column position l (its image and
-// output pixel found once) and `rows` consecutive rows ck of one group (blockIdx.y), walking (c, kh, kw) by
-// increments: one thread per element, each decoding its indices with six divisions, ran DeepRC's im2col at a
-// tenth of the memory's bandwidth.
+// col [G, CK, nb·P] of images [n0, n0 + nb) of x, read through its strides (DeepRC's one-hot sequences arrive as a
+// [N, L, 23] buffer seen as [N, 23, 1, L]: a contiguous copy of it cost more than the convolution's GEMM). A
+// thread owns one column position l (its image and output pixel found once) and `rows` consecutive rows ck of one
+// group (blockIdx.y), walking (c, kh, kw) by increments (one thread per element, each decoding its indices with
+// six divisions, ran at a tenth of the memory's bandwidth), kIm2colUnroll loads before their stores. Index is
+// int32_t when every offset fits: half the integer work of int64_t.
+struct Im2colStrides {
+  int64_t n, c, h, w;
+};
 constexpr int kIm2colUnroll = 4;
-template <typename T>
-__global__ void im2col_kernel(const T* x, ConvGeometry g, int64_t n0, int64_t nb, int64_t rows, T* col) {
-  const int64_t P = g.P(), L = nb * P, CK = g.CK();
-  const int64_t row_blocks = (CK + rows - 1) / rows;
-  const int64_t group = blockIdx.y / row_blocks, ck0 = (blockIdx.y % row_blocks) * rows;
-  const int64_t ck_end = min(CK, ck0 + rows);
-  HG_GRID_STRIDE_LOOP(l, L) {
-    int64_t n, p, oh, ow, rest, c, kh, kw;
-    divmod(l, P, n, p);
-    divmod(p, g.OW, oh, ow);
-    divmod(ck0, g.KW, rest, kw);
-    divmod(rest, g.KH, c, kh);
-    const int64_t top = oh * g.p.stride[0] - g.p.padding[0], left = ow * g.p.stride[1] - g.p.padding[1];
-    const T* image = x + ((n0 + n) * g.Cin + group * g.cin_g()) * g.H * g.W;
+template <typename T, typename Index>
+__global__ void im2col_kernel(const T* x, Im2colStrides xs, ConvGeometry g, int64_t n0, int64_t nb, int64_t rows,
+                              T* col) {
+  const Index P = static_cast<Index>(g.P()), L = static_cast<Index>(nb * g.P()), CK = static_cast<Index>(g.CK());
+  const Index OW = static_cast<Index>(g.OW), KW = static_cast<Index>(g.KW), KH = static_cast<Index>(g.KH);
+  const Index H = static_cast<Index>(g.H), W = static_cast<Index>(g.W);
+  const Index sh = static_cast<Index>(g.p.stride[0]), sw = static_cast<Index>(g.p.stride[1]);
+  const Index dh = static_cast<Index>(g.p.dilation[0]), dw = static_cast<Index>(g.p.dilation[1]);
+  const Index xc = static_cast<Index>(xs.c), xh = static_cast<Index>(xs.h), xw = static_cast<Index>(xs.w);
+  const Index row_blocks = (CK + static_cast<Index>(rows) - 1) / static_cast<Index>(rows);
+  const Index group = static_cast<Index>(blockIdx.y) / row_blocks;
+  const Index ck0 = (static_cast<Index>(blockIdx.y) % row_blocks) * static_cast<Index>(rows);
+  const Index ck_end = min(CK, ck0 + static_cast<Index>(rows));
+  for (Index l = static_cast<Index>(blockIdx.x * blockDim.x + threadIdx.x); l < L;
+       l += static_cast<Index>(blockDim.x * gridDim.x)) {
+    const Index n = l / P, p = l - n * P, oh = p / OW, ow = p - oh * OW;
+    Index kw = ck0 % KW, kh = (ck0 / KW) % KH, c = ck0 / (KW * KH);
+    const Index top = oh * sh - static_cast<Index>(g.p.padding[0]), left = ow * sw - static_cast<Index>(g.p.padding[1]);
+    const T* image = x + (n0 + n) * xs.n + group * static_cast<Index>(g.cin_g()) * xc;
     T* dst = col + (group * CK + ck0) * L + l;
-    // kIm2colUnroll loads, then their stores: that many loads in flight per thread rather than one
-    for (int64_t ck = ck0; ck < ck_end; ck += kIm2colUnroll, dst += kIm2colUnroll * L) {
+    for (Index ck = ck0; ck < ck_end; ck += kIm2colUnroll, dst += kIm2colUnroll * L) {
       T v[kIm2colUnroll];
 #pragma unroll
       for (int u = 0; u < kIm2colUnroll; ++u) {
         if (ck + u >= ck_end) break;
-        const int64_t h = top + kh * g.p.dilation[0], w = left + kw * g.p.dilation[1];
-        v[u] = h >= 0 && h < g.H && w >= 0 && w < g.W ? image[(c * g.H + h) * g.W + w] : T(0);
-        if (++kw == g.KW) {
+        const Index h = top + kh * dh, w = left + kw * dw;
+        v[u] = h >= 0 && h < H && w >= 0 && w < W ? image[c * xc + h * xh + w * xw] : T(0);
+        if (++kw == KW) {
           kw = 0;
-          if (++kh == g.KH) kh = 0, ++c;
+          if (++kh == KH) kh = 0, ++c;
         }
       }
 #pragma unroll
@@ -169,12 +178,21 @@ void output_to_rows(const T* grad_out, const ConvGeometry& g, int64_t n0, int64_
   HG_CUDA_CHECK_LAUNCH();
 }
 
-template <typename T> void im2col(const T* x, const ConvGeometry& g, int64_t n0, int64_t nb, T* col, int device) {
+// x: [N, Cin, H, W] with any strides (non-negative: a view of a buffer, as the autograd passes it).
+template <typename T> void im2col(const Tensor& x, const ConvGeometry& g, int64_t n0, int64_t nb, T* col, int device) {
   // 32 rows per thread, more where the grid's y would pass its limit of 65535 (groups × row blocks)
   int64_t rows = 32;
   while (g.G * ((g.CK() + rows - 1) / rows) > 65535) rows *= 2;
   dim3 grid(grid_for(nb * g.P(), device), static_cast<unsigned>(g.G * ((g.CK() + rows - 1) / rows)));
-  im2col_kernel<T><<<grid, kBlockSize>>>(x, g, n0, nb, rows, col);
+  const Im2colStrides xs{x.stride(0), x.stride(1), x.stride(2), x.stride(3)};
+  // the furthest element of x (image n0 + nb − 1) and of col, both below 2^31 for 32-bit offsets
+  int64_t x_extent = 0;
+  for (int64_t d = 0; d < 4; ++d) x_extent += (x.size(d) - 1) * x.stride(d);
+  const bool narrow = x_extent < (int64_t{1} << 31) && g.G * g.CK() * nb * g.P() < (int64_t{1} << 31);
+  if (narrow)
+    im2col_kernel<T, int32_t><<<grid, kBlockSize>>>(x.data_ptr<T>(), xs, g, n0, nb, rows, col);
+  else
+    im2col_kernel<T, int64_t><<<grid, kBlockSize>>>(x.data_ptr<T>(), xs, g, n0, nb, rows, col);
   HG_CUDA_CHECK_LAUNCH();
 }
 
@@ -243,7 +261,8 @@ void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* b
     }
     if (x_in.numel() == 0 || w_in.numel() == 0) return;  // nothing to sum: the bias alone (or 0)
   }
-  Tensor x = as_contiguous(x_in), w = as_contiguous(w_in);
+  const Tensor& x = x_in;  // im2col reads it through its strides
+  Tensor w = as_contiguous(w_in);
   const int device = out.device().index;
   HG_CUDA_DISPATCH_FLOATING(out.dtype(), "conv2d", [&] {
     using T = scalar_t;
@@ -252,7 +271,7 @@ void CudaBackend::conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor* b
     Tensor rows = small ? empty({g.Cout * nb_max * P}, out.dtype(), out.device()) : Tensor();
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
-      im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
+      im2col<T>(x, g, n0, nb, col.data_ptr<T>(), device);
       if (small) {
         // rows[g] [Cout_g, L] = w[g] [Cout_g, CK] · col[g] [CK, L], batched over groups; then bias + rows → out
         gemm<T>(device, g.G, cout_g, L, CK, T(1), GemmOperand{w.data_ptr<T>(), CK, false, cout_g * CK},
@@ -315,7 +334,8 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
   if (grad_w.numel() == 0) return;
   DeviceGuard guard(grad_w.device());
   if (x_in.numel() == 0 || grad_out_in.numel() == 0) return fill(grad_w, 0.0);
-  Tensor x = as_contiguous(x_in), grad_out = as_contiguous(grad_out_in);
+  const Tensor& x = x_in;  // im2col reads it through its strides
+  Tensor grad_out = as_contiguous(grad_out_in);
   ConvGeometry g = conv_geometry(x.sizes(), grad_w.sizes(), grad_out.sizes(), p);
   const int device = grad_w.device().index;
   HG_CUDA_DISPATCH_FLOATING(grad_w.dtype(), "conv2d_backward_weight", [&] {
@@ -328,7 +348,7 @@ void CudaBackend::conv2d_backward_weight(const Tensor& x_in, const Tensor& grad_
     Tensor grad_rows = empty({g.Cout * nb_max * P}, x.dtype(), x.device());  // [Cout, nb·P]
     for (int64_t n0 = 0; n0 < g.N; n0 += nb_max) {
       const int64_t nb = std::min(nb_max, g.N - n0), L = nb * P;
-      im2col<T>(x.data_ptr<T>(), g, n0, nb, col.data_ptr<T>(), device);
+      im2col<T>(x, g, n0, nb, col.data_ptr<T>(), device);
       output_to_rows<T>(grad_out.data_ptr<T>(), g, n0, nb, grad_rows.data_ptr<T>(), device);
       // grad_w[g] [Cout_g, CK] (+)= grad_rows[g] [Cout_g, L] · col[g]ᵀ [L, CK], batched over groups
       gemm<T>(device, g.G, cout_g, CK, L, T(1), GemmOperand{grad_rows.data_ptr<T>(), L, false, cout_g * L},

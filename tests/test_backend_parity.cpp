@@ -1377,7 +1377,11 @@ HG_BACKEND_TEST(parity_conv2d_groups_geometry_strided_input_and_empty_batch) {
                         {2, 3, 5, 9, 5, 1, 1, 1, cp(1, 2, 0, 0, 1, 1, 1)},
                         {0, 2, 4, 4, 2, 2, 2, 1, cp(1, 1, 0, 0, 1, 1, 1)},
                         {2, 2, 34, 33, 4, 3, 3, 2, cp(1, 1, 1, 1, 1, 1, 2)},   // 34·33 positions, batched over images
-                        {1, 4, 32, 33, 4, 1, 1, 4, cp(1, 1, 0, 0, 1, 1, 4)}};  // 32·33, batched over groups
+                        {1, 4, 32, 33, 4, 1, 1, 4, cp(1, 1, 0, 0, 1, 1, 4)},   // 32·33, batched over groups
+                        // one-dimensional (H = 1: CUDA's im2col stages the images' slices in shared memory), a tile
+                        // of 256 positions spanning many short images; stride, padding, dilation and groups
+                        {40, 3, 1, 14, 4, 1, 9, 1, cp(1, 1, 0, 2, 1, 1, 1)},
+                        {7, 4, 1, 17, 6, 1, 3, 2, cp(1, 2, 0, 1, 1, 2, 2)}};
   uint64_t seed = 2500;
   for (const Case& c : cases) {
     const auto& p = c.p;

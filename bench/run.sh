@@ -128,12 +128,16 @@ started=$(date +%s)
   cpu_field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'; }
   echo "cpu=$(cpu_field 'model name') (x86 family $(cpu_field 'cpu family'), model $(cpu_field model))"
   echo "cpus=$(nproc)"
-  echo "hopgrad=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo '+local changes')"
+  # programs built elsewhere (scripts/device-bench.sh --pack) name the commit they were built from
+  packed=$(sed -n 's/^HG_COMMIT=//p' "$build/source-dir.txt" 2>/dev/null)
+  if [[ -n $packed ]]; then echo "hopgrad=$packed (built elsewhere, scripts/device-bench.sh --pack)"
+  else echo "hopgrad=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo '+local changes')"; fi
   # the compiler the build was configured with (which, with --no-build, need not exist here)
   echo "compiler=$(sed -n 's/^set(CMAKE_CXX_COMPILER_\(ID\|VERSION\) "\(.*\)")$/\2/p' \
     "$build"/CMakeFiles/*/CMakeCXXCompiler.cmake 2>/dev/null | paste -sd' ')"
   echo "onednn=$(dpkg-query -W -f='${Version}' libdnnl2 2>/dev/null || true)"
-  echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?'))"
+  if on_gpu; then echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+  else echo "torch=$($python -c 'import torch; print(torch.__version__)' 2>/dev/null) (Debian python3-torch $(dpkg-query -W -f='${Version}' python3-torch 2>/dev/null || echo '?'))"; fi
   echo "python=$($python -c 'import platform; print(platform.python_version())')"
   if on_gpu; then
     echo "device=$device"

@@ -83,7 +83,9 @@ if ((pack)); then
   # for run.sh's build type and compiler lines
   cp "$build/CMakeCache.txt" "$staging/"
   cp "$build"/CMakeFiles/*/CMakeCXXCompiler.cmake "$staging/CMakeFiles/pack/"
-  echo "HG_SOURCE_DIR=$root" >"$staging/source-dir.txt"
+  { echo "HG_SOURCE_DIR=$root"
+    echo "HG_COMMIT=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- || echo '+local changes')"
+  } >"$staging/source-dir.txt"
   # Every program holds the same kernels (about 13 MB each): one archive with a window wider than all of them
   # stores them about once (about 6 MB for 120 MB), inside what travels with the repository.
   rm -rf "$dest" && mkdir -p "$dest"
@@ -107,6 +109,7 @@ status=0
 export PATH=$PATH:/usr/local/cuda/bin
 {
   echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+  # the checkout's commit (the programs' own, with --pack, is in run.sh's lines below, which the report reads)
   echo "hopgrad=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)$(git -C "$root" diff --quiet HEAD -- 2>/dev/null || echo '+local changes')"
   echo "host=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
   echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"

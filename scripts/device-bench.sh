@@ -10,6 +10,9 @@
 #   5. time vit_tiny and hopfield_attention with each attention route forced (--attention=fused, composite);
 #   6. leave under $OUT: meta.txt, build.log, tests.log, bench.log, results.csv, gemm.csv, attention.csv,
 #      report.md (8 files).
+# The phase sanitize (not in the default list) runs after the tests: every CUDA case under compute-sanitizer's
+# memcheck, and the cases of the kernels that share memory within a block under racecheck (sanitize.log). The
+# memcheck summary counts API errors too: the case that asks for more device memory than there is adds 4.
 # The phase profile (not in the default list) runs between the tests and the benchmarks: each --profile workload
 # (workload:batch-scale) under Nsight Compute, timing every kernel (gpu__time_duration.sum, clocks left alone), and
 # writes bench/kernel_profile.py's table of where each step's kernel time goes to profile.txt.
@@ -21,6 +24,7 @@
 #   scripts/device-bench.sh --phases=build,test        # a subset: build, test, bench (bench needs build)
 #   scripts/device-bench.sh --batch-scales=1,4 --workloads=vit_tiny,deeprc
 #   scripts/device-bench.sh --phases=test,profile,bench --profile=vit_tiny:8,deeprc:8
+#   scripts/device-bench.sh --phases=test,sanitize
 #   scripts/device-bench.sh --no-gpu                   # here, without a GPU: unpack, configure, build, then stop
 #                                                      # (also HOPGRAD_DEVICE_BENCH_NO_GPU=1)
 #   scripts/device-bench.sh --pack                     # here: build for sm_90 (generic x86-64, no -march=native)
@@ -225,6 +229,22 @@ if wants test; then
     grep -E -A8 'ERROR|FATAL|error:' "$out/tests.log" | head -60
     say "the CUDA tests FAILED (status $test_status; $out/tests.log): the benchmarks run anyway"
     status=1
+  fi
+fi
+
+# ---- compute-sanitizer ------------------------------------------------------------------------------------------
+if wants sanitize; then
+  if ! command -v compute-sanitizer >/dev/null; then
+    say "no compute-sanitizer here: no sanitize phase"
+  else
+    say "compute-sanitizer: memcheck over every CUDA case, racecheck over the shared-memory kernels' ($(left) s left)"
+    (cd "$build/tests" &&
+      timeout "$(limit 60)" compute-sanitizer --tool memcheck --leak-check no --print-limit 20 ./hopgrad_tests \
+        -tc="*cuda*" --duration=false &&
+      timeout "$(limit 60)" compute-sanitizer --tool racecheck --print-limit 20 ./hopgrad_tests \
+        -tc="*conv*cuda*,*layer_norm*cuda*,*reduce*cuda*,*softmax*cuda*,*attention*cuda*" --duration=false) \
+      >"$out/sanitize.log" 2>&1 || status=1
+    grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|^\[doctest\] test cases' "$out/sanitize.log"
   fi
 fi
 

@@ -121,55 +121,56 @@ template <typename T> __global__ void col2im_kernel(const T* col, ConvGeometry g
   }
 }
 
-// out[n0 + n, c, p] = bias[c · bias_stride] (0 without one) + rows[c, n·P + p]; one thread per output element of the
-// chunk, coalesced along p on both sides.
-// Both permutations below give a thread kPermuteUnroll elements a grid stride apart, loaded before any is stored.
+// A grid-stride loop over [0, total) giving a thread kPermuteUnroll indices a grid stride apart, all loaded
+// (load(i)) before any is stored (store(i, v)): that many loads in flight per thread instead of one.
 constexpr int kPermuteUnroll = 4;
-template <typename T>
-__global__ void rows_to_output_kernel(const T* rows, const T* bias, int64_t bias_stride, ConvGeometry g, int64_t n0,
-                                      int64_t nb, T* out) {
-  const int64_t P = g.P(), L = nb * P, total = nb * g.Cout * P;
+template <typename T, typename Load, typename Store>
+__device__ __forceinline__ void unrolled_grid_loop(int64_t total, Load load, Store store) {
   const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
   for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; first < total;
        first += kPermuteUnroll * step) {
     T v[kPermuteUnroll];
 #pragma unroll
-    for (int u = 0; u < kPermuteUnroll; ++u) {
-      const int64_t i = first + u * step;
-      if (i >= total) break;
-      int64_t rest, p, n, c;
-      divmod(i, P, rest, p);
-      divmod(rest, g.Cout, n, c);
-      v[u] = (bias ? bias[c * bias_stride] : T(0)) + rows[c * L + n * P + p];
-    }
+    for (int u = 0; u < kPermuteUnroll; ++u)
+      if (first + u * step < total) v[u] = load(first + u * step);
 #pragma unroll
     for (int u = 0; u < kPermuteUnroll; ++u)
-      if (first + u * step < total) out[n0 * g.Cout * P + first + u * step] = v[u];
+      if (first + u * step < total) store(first + u * step, v[u]);
   }
+}
+
+// out[n0 + n, c, p] = bias[c · bias_stride] (0 without one) + rows[c, n·P + p], over the chunk's outputs in order
+// (coalesced along p on both sides).
+template <typename T>
+__global__ void rows_to_output_kernel(const T* rows, const T* bias, int64_t bias_stride, ConvGeometry g, int64_t n0,
+                                      int64_t nb, T* out) {
+  const int64_t P = g.P(), L = nb * P, Cout = g.Cout;
+  T* chunk = out + n0 * Cout * P;
+  unrolled_grid_loop<T>(
+      nb * Cout * P,
+      [=] __device__(int64_t i) {
+        int64_t rest, p, n, c;
+        divmod(i, P, rest, p);
+        divmod(rest, Cout, n, c);
+        return (bias ? bias[c * bias_stride] : T(0)) + rows[c * L + n * P + p];
+      },
+      [=] __device__(int64_t i, T v) { chunk[i] = v; });
 }
 
 // rows[c, n·P + p] = grad_out[n0 + n, c, p]: grad_out's chunk [nb, Cout, P] as rows [Cout, nb·P].
 template <typename T>
 __global__ void output_to_rows_kernel(const T* grad_out, ConvGeometry g, int64_t n0, int64_t nb, T* rows) {
-  const int64_t P = g.P(), L = nb * P, total = g.Cout * L;
-  const int64_t step = static_cast<int64_t>(blockDim.x) * gridDim.x;
-  const T* chunk = grad_out + n0 * g.Cout * P;
-  for (int64_t first = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; first < total;
-       first += kPermuteUnroll * step) {
-    T v[kPermuteUnroll];
-#pragma unroll
-    for (int u = 0; u < kPermuteUnroll; ++u) {
-      const int64_t i = first + u * step;
-      if (i >= total) break;
-      int64_t c, l, n, p;
-      divmod(i, L, c, l);
-      divmod(l, P, n, p);
-      v[u] = chunk[(n * g.Cout + c) * P + p];
-    }
-#pragma unroll
-    for (int u = 0; u < kPermuteUnroll; ++u)
-      if (first + u * step < total) rows[first + u * step] = v[u];
-  }
+  const int64_t P = g.P(), L = nb * P, Cout = g.Cout;
+  const T* chunk = grad_out + n0 * Cout * P;
+  unrolled_grid_loop<T>(
+      Cout * L,
+      [=] __device__(int64_t i) {
+        int64_t c, l, n, p;
+        divmod(i, L, c, l);
+        divmod(l, P, n, p);
+        return chunk[(n * Cout + c) * P + p];
+      },
+      [=] __device__(int64_t i, T v) { rows[i] = v; });
 }
 
 template <typename T>

@@ -245,7 +245,7 @@ template <typename T> void im2col(const Tensor& x, const ConvGeometry& g, int64_
   int64_t rows = 32;
   while (g.G * ((g.CK() + rows - 1) / rows) > 65535) rows *= 2;
   dim3 grid(grid_for(nb * g.P(), device), static_cast<unsigned>(g.G * ((g.CK() + rows - 1) / rows)));
-  // the furthest element of x (image n0 + nb − 1) and of col, both below 2^31 for 32-bit offsets
+  // the furthest element of x and of the chunk's col, both below 2^31 for 32-bit offsets
   int64_t x_extent = 0;
   for (int64_t d = 0; d < 4; ++d) x_extent += (x.size(d) - 1) * x.stride(d);
   const bool narrow = x_extent < (int64_t{1} << 31) && g.G * g.CK() * nb * g.P() < (int64_t{1} << 31);

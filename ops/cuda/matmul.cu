@@ -167,7 +167,7 @@ bool make_lt_plan(cublasLtHandle_t lt, int64_t M, int64_t N, int64_t K, const Ge
 // out = x·wᵀ + bias in one call; false when cuBLASLt has no algorithm for the case (nothing was enqueued).
 bool linear_bias_lt(int device, int64_t M, int64_t N, int64_t K, const GemmOperand& a, const GemmOperand& b,
                     const float* bias, float* c, int64_t ldc) {
-  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int, int, int, int>;
+  using Key = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, int64_t, int64_t, int64_t, int, int, int>;
   struct Cache {
     std::mutex mutex;
     std::map<int, cublasLtHandle_t> handles;  // per device, created on its first product
@@ -176,7 +176,7 @@ bool linear_bias_lt(int device, int64_t M, int64_t N, int64_t K, const GemmOpera
   static auto* cache = new Cache();  // never destroyed, as the cuBLAS handles
   const std::array<int, 4> alignments = {alignment_of(b.ptr), alignment_of(a.ptr), alignment_of(c), alignment_of(c)};
   const Key key{device, M, N, K, a.transposed, b.transposed, a.ld, b.ld, ldc,
-                alignments[0], alignments[1], alignments[2], alignment_of(bias)};
+                alignments[0], alignments[1], alignments[2]};
   // Held while the call is enqueued: the plan's descriptor takes this call's bias pointer.
   std::lock_guard lock(cache->mutex);
   cublasLtHandle_t& lt = cache->handles[device];
